@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TFSCONVERT_FIXTURES ?= $(CURDIR)/.cache/fixtures
+# Quieter TensorFlow start-up in demos and tests.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test setup java bench clean
+
+setup: $(STAMP) java
+
+# Re-installs only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[all]'
+	touch $@
+
+java:
+	@scripts/check-java.sh
+
+demo: setup
+	@scripts/demo.sh
+
+test: setup
+	$(PY) -m fixtures build
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/inspect_speed.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

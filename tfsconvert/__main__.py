@@ -1,0 +1,3 @@
+from tfsconvert.cli import main
+
+main()

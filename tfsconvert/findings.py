@@ -1,0 +1,36 @@
+"""The stable finding codes (DESIGN.md §4.2) with their default severities."""
+
+from __future__ import annotations
+
+from tfsconvert.model import Finding
+
+SEVERITY = {
+    "not-a-savedmodel": "error",
+    "no-version-directory": "error",
+    "bad-version-name": "warning",
+    "duplicate-version": "warning",
+    "missing-serve-tag": "error",
+    "missing-default-signature": "warning",
+    "unnamed-signature-io": "warning",
+    "missing-variables": "error",
+    "corrupt-model-file": "error",
+    "load-failed": "error",
+    "unknown-op": "error",
+    "input-alias-not-found": "error",
+    "missing-input": "error",
+    "dtype-mismatch": "error",
+    "shape-mismatch": "error",
+    "golden-mismatch": "error",
+    "signature-not-found": "error",
+    "bad-warmup-file": "error",
+    "breaking-signature-change": "error",
+    "sandbox-limit": "error",
+    "server-timeout": "error",
+}
+
+
+def finding(code: str, message: str, hint: str, path=None, severity: str | None = None) -> Finding:
+    """A Finding with the code's default severity unless one is given."""
+    if code not in SEVERITY:
+        raise ValueError(f"unknown finding code {code!r}")
+    return Finding(code, severity or SEVERITY[code], message, hint, None if path is None else str(path))

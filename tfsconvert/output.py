@@ -1,0 +1,117 @@
+"""Rendering: rich tables for people, JSON for machines. Data on stdout, progress on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tfsconvert.errors import TfsConvertError
+from tfsconvert.model import Finding, ModelDescription, Signature, VersionInfo
+
+stdout = Console(soft_wrap=True, highlight=False)
+stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+
+_SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def print_json(data: dict) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextmanager
+def status(message: str) -> Iterator[None]:
+    """A spinner on stderr while slow work runs (silent when stderr is not a terminal)."""
+    if stderr.is_terminal:
+        with stderr.status(message):
+            yield
+    else:
+        yield
+
+
+def render_error(error: TfsConvertError, as_json: bool) -> None:
+    """The one line (plus hint) a user sees for a TfsConvertError."""
+    if as_json:
+        print_json({"error": error.to_json()})
+        return
+    line = Text.assemble(("error", "bold red"), f" [{error.code}]: ", error.message)
+    stderr.print(line)
+    if error.hint:
+        stderr.print(Text.assemble(("  fix: ", "bold"), error.hint))
+
+
+def _tensor_table(title: str, tensors: dict[str, dict]) -> Table:
+    """A table of aliases -> TensorSpec JSON dicts."""
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for column in ("alias", "dtype", "shape", "tensor"):
+        table.add_column(column)
+    for alias, spec in tensors.items():
+        shape = "unknown rank" if spec["shape"] is None else "[" + ", ".join(map(str, spec["shape"])) + "]"
+        native = spec.get("native_dtype")
+        table.add_row(alias, spec["dtype"] + (f" ({native})" if native else ""), shape, spec["name"] or "")
+    return table
+
+
+def _is_tensor_map(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(v, dict) and "dtype" in v for v in value.values())
+
+
+def _render_signature(key: str, sig: Signature) -> None:
+    stdout.print(Text.assemble("  signature ", (key, "bold"), f"  method: {sig.method or '-'}"))
+    data = sig.to_json()
+    stdout.print(_tensor_table("    inputs", data["inputs"]))
+    stdout.print(_tensor_table("    outputs", data["outputs"]))
+
+
+def _render_details(details: dict) -> None:
+    for key, value in details.items():
+        if _is_tensor_map(value):
+            stdout.print(_tensor_table(f"  {key}", value))
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            stdout.print(f"  {key}:")
+            for item in value:
+                stdout.print("    - " + ", ".join(f"{k}={v}" for k, v in item.items()))
+        else:
+            stdout.print(f"  {key}: {_short(value)}")
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(map(str, value))
+        return text if len(text) <= 200 else text[:197] + "..."
+    return str(value)
+
+
+def _render_version(v: VersionInfo) -> None:
+    label = f"version {v.version}" if v.version is not None else "model"
+    stdout.print(Text.assemble((label, "bold green"), f"  {v.path}"))
+    if v.tags:
+        stdout.print("  tag-sets: " + "; ".join("{" + ", ".join(t) + "}" for t in v.tags))
+    for key, sig in v.signatures.items():
+        _render_signature(key, sig)
+    _render_details(v.details)
+
+
+def render_findings(findings: list[Finding]) -> None:
+    if not findings:
+        stdout.print(Text("no problems found", style="green"))
+        return
+    for f in findings:
+        stdout.print(Text.assemble((f"{f.severity:<7}", _SEVERITY_STYLE[f.severity]), f" {f.code}: ", f.message))
+        stdout.print(Text.assemble("        ", ("fix: ", "bold"), f.hint))
+
+
+def render_description(desc: ModelDescription) -> None:
+    """Human view of `inspect`."""
+    stdout.print(Text.assemble((desc.path, "bold"), "  format: ", (desc.format, "bold magenta")))
+    for v in desc.versions:
+        _render_version(v)
+    for item in desc.ignored:
+        stdout.print(f"not a version: {item['name']!r} ({item['reason']})")
+    render_findings(desc.diagnostics)

@@ -1,0 +1,187 @@
+"""TensorFlow's on-disk protobuf messages, declared here so reading them never imports TensorFlow.
+
+Only the fields a deployer needs are declared (field numbers from tensorflow/core/protobuf and
+tensorflow/core/framework). Binary parsing keeps undeclared fields as unknown fields; text
+parsing skips them. Parsing itself is done by the real protobuf runtime.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf.message import DecodeError, Message
+
+F = descriptor_pb2.FieldDescriptorProto
+ParseError = text_format.ParseError
+
+# DataType enum (tensorflow/core/framework/types.proto); *_REF types are value + 100.
+DTYPE_NAMES = {
+    0: "DT_INVALID", 1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16",
+    6: "DT_INT8", 7: "DT_STRING", 8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 11: "DT_QINT8",
+    12: "DT_QUINT8", 13: "DT_QINT32", 14: "DT_BFLOAT16", 15: "DT_QINT16", 16: "DT_QUINT16",
+    17: "DT_UINT16", 18: "DT_COMPLEX128", 19: "DT_HALF", 20: "DT_RESOURCE", 21: "DT_VARIANT",
+    22: "DT_UINT32", 23: "DT_UINT64", 24: "DT_FLOAT8_E5M2", 25: "DT_FLOAT8_E4M3FN",
+    29: "DT_INT4", 30: "DT_UINT4",
+}
+
+# (name, number, type or message name, repeated?) per message; "map:K,V" declares a map field.
+_MESSAGES: dict[str, list[tuple]] = {
+    "TensorShapeProto": [("dim", 2, "TensorShapeProto.Dim", True), ("unknown_rank", 3, "bool", False)],
+    "TensorShapeProto.Dim": [("size", 1, "int64", False), ("name", 2, "string", False)],
+    "TensorProto": [
+        ("dtype", 1, "DataType", False), ("tensor_shape", 2, "TensorShapeProto", False),
+        ("version_number", 3, "int32", False), ("tensor_content", 4, "bytes", False),
+        ("float_val", 5, "float", True), ("double_val", 6, "double", True),
+        ("int_val", 7, "int32", True), ("string_val", 8, "bytes", True),
+        ("scomplex_val", 9, "float", True), ("int64_val", 10, "int64", True),
+        ("bool_val", 11, "bool", True), ("dcomplex_val", 12, "double", True),
+        ("half_val", 13, "int32", True), ("uint32_val", 16, "uint32", True),
+        ("uint64_val", 17, "uint64", True),
+    ],
+    "AttrValue": [
+        ("list", 1, "AttrValue.ListValue", False), ("s", 2, "bytes", False), ("i", 3, "int64", False),
+        ("f", 4, "float", False), ("b", 5, "bool", False), ("type", 6, "DataType", False),
+        ("shape", 7, "TensorShapeProto", False), ("tensor", 8, "TensorProto", False),
+        ("placeholder", 9, "string", False), ("func", 10, "NameAttrList", False),
+    ],
+    "AttrValue.ListValue": [
+        ("s", 2, "bytes", True), ("i", 3, "int64", True), ("f", 4, "float", True),
+        ("b", 5, "bool", True), ("type", 6, "DataType", True), ("shape", 7, "TensorShapeProto", True),
+        ("tensor", 8, "TensorProto", True), ("func", 9, "NameAttrList", True),
+    ],
+    "NameAttrList": [("name", 1, "string", False), ("attr", 2, "map:string,AttrValue", False)],
+    "NodeDef": [
+        ("name", 1, "string", False), ("op", 2, "string", False), ("input", 3, "string", True),
+        ("device", 4, "string", False), ("attr", 5, "map:string,AttrValue", False),
+    ],
+    "OpDef": [
+        ("name", 1, "string", False), ("input_arg", 2, "OpDef.ArgDef", True),
+        ("output_arg", 3, "OpDef.ArgDef", True),
+    ],
+    "OpDef.ArgDef": [
+        ("name", 1, "string", False), ("type", 3, "DataType", False), ("type_attr", 4, "string", False),
+    ],
+    "OpList": [("op", 1, "OpDef", True)],
+    "FunctionDef": [
+        ("signature", 1, "OpDef", False), ("node_def", 3, "NodeDef", True),
+        ("ret", 4, "map:string,string", False), ("attr", 5, "map:string,AttrValue", False),
+    ],
+    "FunctionDefLibrary": [("function", 1, "FunctionDef", True)],
+    "VersionDef": [
+        ("producer", 1, "int32", False), ("min_consumer", 2, "int32", False),
+        ("bad_consumers", 3, "int32", True),
+    ],
+    "GraphDef": [
+        ("node", 1, "NodeDef", True), ("library", 2, "FunctionDefLibrary", False),
+        ("version", 3, "int32", False), ("versions", 4, "VersionDef", False),
+    ],
+    "TensorInfo": [
+        ("name", 1, "string", False), ("dtype", 2, "DataType", False),
+        ("tensor_shape", 3, "TensorShapeProto", False), ("coo_sparse", 4, "TensorInfo.CooSparse", False),
+    ],
+    "TensorInfo.CooSparse": [
+        ("values_tensor_name", 1, "string", False), ("indices_tensor_name", 2, "string", False),
+        ("dense_shape_tensor_name", 3, "string", False),
+    ],
+    "SignatureDef": [
+        ("inputs", 1, "map:string,TensorInfo", False), ("outputs", 2, "map:string,TensorInfo", False),
+        ("method_name", 3, "string", False), ("defaults", 4, "map:string,TensorProto", False),
+    ],
+    "MetaGraphDef": [
+        ("meta_info_def", 1, "MetaGraphDef.MetaInfoDef", False), ("graph_def", 2, "GraphDef", False),
+        ("signature_def", 5, "map:string,SignatureDef", False),
+    ],
+    "MetaGraphDef.MetaInfoDef": [
+        ("meta_graph_version", 1, "string", False), ("stripped_op_list", 2, "OpList", False),
+        ("tags", 4, "string", True), ("tensorflow_version", 5, "string", False),
+        ("tensorflow_git_version", 6, "string", False),
+    ],
+    "SavedModel": [
+        ("saved_model_schema_version", 1, "int64", False), ("meta_graphs", 2, "MetaGraphDef", True),
+    ],
+}
+
+_SCALARS = {
+    "string": F.TYPE_STRING, "bytes": F.TYPE_BYTES, "bool": F.TYPE_BOOL, "int32": F.TYPE_INT32,
+    "int64": F.TYPE_INT64, "uint32": F.TYPE_UINT32, "uint64": F.TYPE_UINT64,
+    "float": F.TYPE_FLOAT, "double": F.TYPE_DOUBLE,
+}
+_PACKAGE = "tfsconvert.tf"
+
+
+def _set_type(fd: descriptor_pb2.FieldDescriptorProto, type_name: str) -> None:
+    if type_name in _SCALARS:
+        fd.type = _SCALARS[type_name]
+    elif type_name == "DataType":
+        fd.type, fd.type_name = F.TYPE_ENUM, f".{_PACKAGE}.DataType"
+    else:
+        fd.type, fd.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{type_name}"
+
+
+def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple]) -> None:
+    for name, number, type_name, repeated in fields:
+        fd = msg.field.add(name=name, number=number)
+        fd.label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
+        if type_name.startswith("map:"):
+            key, value = type_name[4:].split(",")
+            entry = msg.nested_type.add(name="".join(p.capitalize() for p in name.split("_")) + "Entry")
+            entry.options.map_entry = True
+            _add_fields(entry, [("key", 1, key, False), ("value", 2, value, False)])
+            fd.label = F.LABEL_REPEATED
+            fd.type, fd.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{msg.name}.{entry.name}"
+        else:
+            _set_type(fd, type_name)
+
+
+@cache
+def _pool() -> descriptor_pool.DescriptorPool:
+    fdp = descriptor_pb2.FileDescriptorProto(name="tfsconvert_tf.proto", package=_PACKAGE, syntax="proto3")
+    enum = fdp.enum_type.add(name="DataType")
+    for number, name in sorted(DTYPE_NAMES.items()):
+        enum.value.add(name=name, number=number)
+    top: dict[str, descriptor_pb2.DescriptorProto] = {}
+    for full_name, fields in _MESSAGES.items():
+        parent, _, child = full_name.rpartition(".")
+        msg = top[parent].nested_type.add(name=child) if parent else fdp.message_type.add(name=child)
+        top[full_name] = msg
+        _add_fields(msg, fields)  # map fields only occur on top-level messages
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fdp)
+    return pool
+
+
+def message_class(name: str) -> type[Message]:
+    """The generated class for one of the declared messages, e.g. `message_class("SavedModel")`."""
+    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+
+
+def parse_binary(name: str, data: bytes) -> Message:
+    """Parse wire-format bytes; raises DecodeError on corrupt or truncated input."""
+    msg = message_class(name)()
+    msg.ParseFromString(data)
+    return msg
+
+
+def parse_text(name: str, text: str) -> Message:
+    """Parse text format, skipping fields this module does not declare."""
+    msg = message_class(name)()
+    text_format.Parse(text, msg, allow_unknown_field=True)
+    return msg
+
+
+def dtype_name(value: int) -> str:
+    """TF enum name for a DataType number, including `_REF` types."""
+    if value > 100 and value - 100 in DTYPE_NAMES:
+        return DTYPE_NAMES[value - 100] + "_REF"
+    return DTYPE_NAMES.get(value, f"DT_UNKNOWN_{value}")
+
+
+def shape_list(shape: Message) -> list[int] | None:
+    """A TensorShapeProto as a list (-1 for unknown dims), or None for unknown rank."""
+    if shape.unknown_rank:
+        return None
+    return [d.size if d.size >= 0 else -1 for d in shape.dim]
+
+
+__all__ = ["DecodeError", "ParseError", "message_class", "parse_binary", "parse_text", "dtype_name", "shape_list"]
