@@ -1,0 +1,58 @@
+"""Shared test plumbing: fixture models from the session cache, and CLI runners."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import fixtures
+from tfsconvert.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def fixture_path():
+    """`fixture_path(name)` -> Path of a built fixture (built once, cached across runs)."""
+    return fixtures.get
+
+
+class CliResult:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli():
+    """Run `tfsconvert ARGS...` in-process; returns exit code, stdout and stderr separately."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> CliResult:
+        result = runner.invoke(app, [str(a) for a in args])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def cli_subprocess():
+    """Run `python -m tfsconvert ARGS...` in a fresh process (for import and traceback checks)."""
+
+    def invoke(*args: str, timeout: float = 120) -> CliResult:
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        proc = subprocess.run([sys.executable, "-m", "tfsconvert", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env=env, cwd=REPO)
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return invoke
