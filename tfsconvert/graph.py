@@ -16,7 +16,8 @@ _MACHINERY_OPS = {"NoOp", "Assert", "SaveV2", "RestoreV2", "Save", "Restore", "S
                   "MergeV2Checkpoints", "Const", "Assign", "AssignVariableOp", "Print", "PrintV2",
                   *PLACEHOLDER_OPS, *VARIABLE_OPS}
 _MACHINERY_PREFIXES = ("save/", "save_", "init", "report_uninitialized", "global_step", "gradients/")
-_DTYPE_ATTRS = ("T", "dtype", "out_type", "DstT", "output_type", "Tout")
+# Output-type attrs first: ArgMax has T=float (its input) and output_type=int64.
+_DTYPE_ATTRS = ("output_type", "out_type", "DstT", "Tout", "dtype", "T")
 
 
 def _source_node(input_name: str) -> str:
@@ -37,9 +38,13 @@ def tensor_spec(node: Message, output_index: int = 0) -> TensorSpec:
     return TensorSpec(dtype=dtype, shape=shape, name=f"{node.name}:{output_index}")
 
 
+def _is_machinery(node: Message) -> bool:
+    return node.name.startswith(_MACHINERY_PREFIXES)
+
+
 def placeholders(graph: Message) -> dict[str, TensorSpec]:
-    """Candidate inputs: every Placeholder, keyed by op name."""
-    return {n.name: tensor_spec(n) for n in graph.node if n.op in PLACEHOLDER_OPS}
+    """Candidate inputs: every Placeholder outside save/restore machinery, keyed by op name."""
+    return {n.name: tensor_spec(n) for n in graph.node if n.op in PLACEHOLDER_OPS and not _is_machinery(n)}
 
 
 def sinks(graph: Message) -> dict[str, TensorSpec]:
@@ -48,7 +53,7 @@ def sinks(graph: Message) -> dict[str, TensorSpec]:
     return {
         n.name: tensor_spec(n)
         for n in graph.node
-        if n.name not in consumed and n.op not in _MACHINERY_OPS and not n.name.startswith(_MACHINERY_PREFIXES)
+        if n.name not in consumed and n.op not in _MACHINERY_OPS and not _is_machinery(n)
     }
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -45,16 +46,16 @@ def render_error(error: TfsConvertError, as_json: bool) -> None:
         stderr.print(Text.assemble(("  fix: ", "bold"), error.hint))
 
 
-def _tensor_table(title: str, tensors: dict[str, dict]) -> Table:
-    """A table of aliases -> TensorSpec JSON dicts."""
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+def _tensor_table(title: str, tensors: dict[str, dict], indent: int) -> Padding:
+    """A table of aliases -> TensorSpec JSON dicts, indented under its heading."""
+    table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
     for column in ("alias", "dtype", "shape", "tensor"):
         table.add_column(column)
     for alias, spec in tensors.items():
         shape = "unknown rank" if spec["shape"] is None else "[" + ", ".join(map(str, spec["shape"])) + "]"
         native = spec.get("native_dtype")
         table.add_row(alias, spec["dtype"] + (f" ({native})" if native else ""), shape, spec["name"] or "")
-    return table
+    return Padding(table, (0, 0, 0, indent))
 
 
 def _is_tensor_map(value) -> bool:
@@ -65,14 +66,14 @@ def _is_tensor_map(value) -> bool:
 def _render_signature(key: str, sig: Signature) -> None:
     stdout.print(Text.assemble("  signature ", (key, "bold"), f"  method: {sig.method or '-'}"))
     data = sig.to_json()
-    stdout.print(_tensor_table("    inputs", data["inputs"]))
-    stdout.print(_tensor_table("    outputs", data["outputs"]))
+    stdout.print(_tensor_table("inputs", data["inputs"], 4))
+    stdout.print(_tensor_table("outputs", data["outputs"], 4))
 
 
 def _render_details(details: dict) -> None:
     for key, value in details.items():
         if _is_tensor_map(value):
-            stdout.print(_tensor_table(f"  {key}", value))
+            stdout.print(_tensor_table(key, value, 2))
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             stdout.print(f"  {key}:")
             for item in value:
@@ -83,7 +84,7 @@ def _render_details(details: dict) -> None:
 
 def _short(value) -> str:
     if isinstance(value, (list, tuple)):
-        text = ", ".join(map(str, value))
+        text = ", ".join(map(str, value)) or "-"
         return text if len(text) <= 200 else text[:197] + "..."
     return str(value)
 

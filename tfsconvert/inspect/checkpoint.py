@@ -54,7 +54,8 @@ def describe(path: Path) -> ModelDescription:
     findings = graph_findings(prefix, details, "TF1 checkpoint") + _file_findings(prefix)
     return ModelDescription(
         path=str(path), format="tf1-checkpoint",
-        versions=[VersionInfo(version=None, path=str(prefix), tags=[list(meta_graph.meta_info_def.tags)],
+        versions=[VersionInfo(version=None, path=str(prefix), tags=[list(meta_graph.meta_info_def.tags)]
+                              if meta_graph.meta_info_def.tags else [],
                               details=details)],
         diagnostics=findings)
 

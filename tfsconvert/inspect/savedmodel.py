@@ -19,6 +19,8 @@ from tfsconvert.naming import is_generic
 
 SERVE = ["serve"]
 DEFAULT_SIGNATURE = "serving_default"
+# TF2's `__saved_model_init_op` (and train op) are graph plumbing, not signatures a client calls.
+INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
 _NO_BUNDLE = ("NOT_FOUND: Specified file path does not appear to contain a SavedModel bundle "
               "(should have a file called `saved_model.pb`) Specified file path: {dir}")
 _NO_TAGS = ("NOT_FOUND: Could not find meta graph def matching supplied tags: { serve }. To inspect available "
@@ -39,13 +41,18 @@ def describe(path: Path) -> ModelDescription:
     return ModelDescription(path=str(path), format="savedmodel", versions=[info], diagnostics=findings)
 
 
+def suggested_base(model_dir: Path) -> Path:
+    """The base path a fix should publish to: the parent of a version dir, else models/<name>."""
+    return model_dir.parent if is_canonical_version(model_dir.name) else Path("models") / model_dir.name
+
+
 def _not_in_version_dir(model_dir: Path) -> Finding:
     return finding(
         "no-version-directory",
         f"{model_dir} is a SavedModel but not inside a numbered version directory; TF Serving given it as "
         f"--model_base_path logs `No versions of servable found under base path {model_dir}. Did you forget to "
         f"name your leaf directory as a number (eg. '/1/')?` and never becomes ready",
-        f"tfsconvert saved-model {model_dir} --base-path models/{model_dir.name} --version 1  "
+        f"tfsconvert saved-model {model_dir} --base-path {suggested_base(model_dir)} --version 1  "
         f"(or: mkdir NEW_BASE/1 and move saved_model.pb, variables/, assets/ into it)",
         model_dir,
     )
@@ -77,7 +84,8 @@ def read_savedmodel(model_dir: Path, version: int | None) -> tuple[VersionInfo, 
     if serving is None:
         findings.append(_missing_serve_tag(model_dir, info.tags))
     meta_graph = serving or saved_model.meta_graphs[0]
-    info.signatures = {key: _signature(sig) for key, sig in sorted(meta_graph.signature_def.items())}
+    info.signatures = {key: _signature(sig) for key, sig in sorted(meta_graph.signature_def.items())
+                       if not key.startswith(INTERNAL_SIGNATURE_PREFIX)}
     findings += _signature_findings(model_dir, info.signatures)
     findings += _variable_findings(model_dir, graph.has_variables(meta_graph.graph_def))
     info.details = _details(model_dir, meta_graph)
@@ -126,7 +134,7 @@ def _missing_serve_tag(model_dir: Path, tags: list[list[str]]) -> Finding:
         "missing-serve-tag",
         f"{model_dir} has no meta graph tagged exactly {{serve}} (found: {shown}); TF Serving: `{_NO_TAGS}`",
         f"re-export with tags [\"serve\"] (tf.saved_model.save does this), or: tfsconvert saved-model {model_dir} "
-        f"--base-path {model_dir.parent} --version NEXT{flag}",
+        f"--base-path {suggested_base(model_dir)} --version NEXT{flag}",
         model_dir,
     )
 
@@ -165,7 +173,7 @@ def _signature_findings(model_dir: Path, signatures: dict[str, Signature]) -> li
                 "unnamed-signature-io",
                 f"signature '{key}' of {model_dir} uses generic names ({', '.join(a for _, a in generic)}); "
                 f"clients will guess the wrong tensor names",
-                f"tfsconvert saved-model {model_dir} --base-path {model_dir.parent} --version NEXT {flags}  "
+                f"tfsconvert saved-model {model_dir} --base-path {suggested_base(model_dir)} --version NEXT {flags}  "
                 f"(NAME: what the tensor means, e.g. probabilities)",
                 model_dir))
     return findings
@@ -196,7 +204,9 @@ def _variable_findings(model_dir: Path, graph_has_variables: bool) -> list[Findi
 
 
 def _details(model_dir: Path, meta_graph: Message) -> dict:
-    details = {"tensorflow_version": meta_graph.meta_info_def.tensorflow_version or None}
+    details = {"tensorflow_version": meta_graph.meta_info_def.tensorflow_version or None,
+               "internal_signatures": sorted(k for k in meta_graph.signature_def
+                                             if k.startswith(INTERNAL_SIGNATURE_PREFIX))}
     details.update(graph.summary(meta_graph.graph_def))
     extra = model_dir / "assets.extra"
     details["assets_extra"] = sorted(p.name for p in extra.iterdir()) if extra.is_dir() else []
