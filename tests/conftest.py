@@ -56,3 +56,12 @@ def cli_subprocess():
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
     return invoke
+
+
+def assert_one_line_error(result, path, code: str) -> None:
+    """Exit 2, the path in a single `error [code]: ...` line, a fix line, no traceback."""
+    assert result.exit_code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"error [{code}]: ") and str(path) in lines[0], result.stderr
+    assert lines[1].startswith("  fix: ") and len(lines) == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -92,6 +92,12 @@ class ModelDescription:
     diagnostics: list[Finding] = field(default_factory=list)
     ignored: list[dict] = field(default_factory=list)
 
+    @classmethod
+    def single(cls, path, fmt: str, *, signatures=None, details=None, diagnostics=None) -> "ModelDescription":
+        """A description of one unversioned model file or directory."""
+        info = VersionInfo(version=None, path=str(path), signatures=signatures or {}, details=details or {})
+        return cls(path=str(path), format=fmt, versions=[info], diagnostics=diagnostics or [])
+
     def to_json(self) -> dict:
         out = {
             "path": self.path,

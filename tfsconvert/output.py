@@ -15,7 +15,8 @@ from rich.text import Text
 from tfsconvert.errors import TfsConvertError
 from tfsconvert.model import Finding, ModelDescription, Signature, VersionInfo
 
-stdout = Console(soft_wrap=True, highlight=False)
+# Piped output (CI logs, files) gets wide lines instead of rich's 80-column default.
+stdout = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 200)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
@@ -50,12 +51,12 @@ def _tensor_table(title: str, tensors: dict[str, dict], indent: int) -> Padding:
     """A table of aliases -> TensorSpec JSON dicts, indented under its heading."""
     table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
     for column in ("alias", "dtype", "shape", "tensor"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # names are copied by users: wrap, never truncate
     for alias, spec in tensors.items():
         shape = "unknown rank" if spec["shape"] is None else "[" + ", ".join(map(str, spec["shape"])) + "]"
         native = spec.get("native_dtype")
         table.add_row(alias, spec["dtype"] + (f" ({native})" if native else ""), shape, spec["name"] or "")
-    return Padding(table, (0, 0, 0, indent))
+    return Padding(table, (0, 0, 0, indent), expand=False)
 
 
 def _is_tensor_map(value) -> bool:

@@ -99,7 +99,7 @@ def _why_not_a_version(child: Child) -> tuple[str, bool]:
     if not child.path.is_dir():
         return "a file whose name is not an integer", False
     if holds_model(child.path):
-        return "holds a model, but the name is not an integer (TF Serving parses names with SimpleAtoi)", True
+        return "holds a model, but TF Serving only reads integer names", True
     return "not an integer name", False
 
 

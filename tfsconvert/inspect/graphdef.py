@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 from tfsconvert import graph, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
-from tfsconvert.model import Finding, ModelDescription, VersionInfo
+from tfsconvert.model import Finding, ModelDescription
 from tfsconvert.naming import is_generic
 
 
@@ -68,7 +68,5 @@ def graph_findings(path: Path, details: dict, kind: str) -> list[Finding]:
 
 def describe(path: Path) -> ModelDescription:
     details = graph_io_details(read_graphdef(path))
-    return ModelDescription(
-        path=str(path), format="frozen-graph",
-        versions=[VersionInfo(version=None, path=str(path), details=details)],
-        diagnostics=graph_findings(path, details, "frozen GraphDef"))
+    return ModelDescription.single(path, "frozen-graph", details=details,
+                                   diagnostics=graph_findings(path, details, "frozen GraphDef"))
