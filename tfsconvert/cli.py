@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -9,6 +10,7 @@ import typer
 
 from tfsconvert import __version__, output
 from tfsconvert.errors import TfsConvertError
+from tfsconvert.quiet import DEBUG_ENV
 
 T = TypeVar("T")
 
@@ -35,6 +37,8 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     _state["debug"] = debug
+    if debug:  # also lets native libraries' start-up logs through (tfsconvert.quiet)
+        os.environ[DEBUG_ENV] = "1"
 
 
 def run(action: Callable[[], T], as_json: bool) -> T:

@@ -7,7 +7,6 @@ without importing TensorFlow; only a plausible model is loaded with Keras (safe_
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from tfsconvert.errors import InputError, missing_dependency
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, TensorSpec
 from tfsconvert.naming import is_generic
+from tfsconvert.quiet import native_stderr_silenced
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _TF_DTYPES = {
@@ -94,14 +94,14 @@ def _auto_named(layer_name: str, layer) -> bool:
 
 
 def _load(path: Path):
-    # Before TensorFlow is imported: keep its C++ start-up chatter off our stderr.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras
+        with native_stderr_silenced():
+            import keras
     except ImportError:
         raise missing_dependency("keras", "tensorflow") from None
     try:
-        return keras.models.load_model(path, compile=False)
+        with native_stderr_silenced():
+            return keras.models.load_model(path, compile=False)
     except Exception as error:  # Keras raises ValueError/TypeError/KeyError for bad configs
         text = str(error).strip() or type(error).__name__
         first_line = re.split(r"(?<=\.)\s|\n", text, maxsplit=1)[0][:200]  # first sentence
