@@ -2,8 +2,6 @@
 
 import json
 
-from tfsconvert.errors import InputError
-
 
 def test_help_lists_inspect(cli):
     result = cli("--help")
@@ -35,7 +33,3 @@ def test_debug_keeps_the_traceback(cli_subprocess, tmp_path):
     debug = cli_subprocess("--debug", "inspect", tmp_path / "nope")
     assert plain.exit_code == 2 and "Traceback" not in plain.stderr
     assert debug.exit_code != 0 and "Traceback" in debug.stderr and "InputError" in debug.stderr
-
-
-def test_input_error_exit_code_is_two():
-    assert InputError("x", "y").exit_code == 2

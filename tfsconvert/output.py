@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
-from typing import Iterator
 
 from rich.console import Console
 from rich.padding import Padding
@@ -24,16 +22,6 @@ _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 def print_json(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
-
-
-@contextmanager
-def status(message: str) -> Iterator[None]:
-    """A spinner on stderr while slow work runs (silent when stderr is not a terminal)."""
-    if stderr.is_terminal:
-        with stderr.status(message):
-            yield
-    else:
-        yield
 
 
 def render_error(error: TfsConvertError, as_json: bool) -> None:
