@@ -1,9 +1,23 @@
-"""TF Serving version directories: which names count as versions (spec §1.3)."""
+"""TF Serving version directories: which names count as versions (spec §1.3), the next free
+version, and atomic publishing, the one path every converter writes through.
+
+TF Serving polls the base path every second (spec §1.6) and never reloads a version it already
+tried (spec §1.7), so a version must appear complete or not at all. It is built in a hidden
+temp dir inside the base path (same filesystem; a non-numeric name TF Serving ignores) and
+renamed into place; `--force` swaps it with the old one atomically where Linux allows.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from tfsconvert.errors import InputError
 
 INT64_MAX = 2**63 - 1
 _ASCII_SPACE = " \t\n\v\f\r"
@@ -40,8 +54,7 @@ class Child:
 
 def scan_children(base: Path) -> list[Child]:
     """Children of a base path in TF Serving's order (byte-lexicographic), files included."""
-    names = sorted(p.name for p in base.iterdir())
-    names.sort(key=lambda n: n.encode())
+    names = sorted((p.name for p in base.iterdir()), key=lambda n: n.encode())
     return [Child(n, base / n, parse_version(n)) for n in names]
 
 
@@ -52,3 +65,89 @@ def versions_by_number(children: list[Child]) -> dict[int, list[Child]]:
         if child.version is not None:
             grouped.setdefault(child.version, []).append(child)
     return grouped
+
+
+TEMP_PREFIX = ".tfsconvert-"
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def next_version(base: Path) -> int:
+    """One more than the highest version TF Serving would see under `base`, else 1."""
+    if not base.is_dir():
+        return 1
+    numbers = [v for p in base.iterdir() if (v := parse_version(p.name)) is not None and v > 0]
+    return max(numbers, default=0) + 1
+
+
+def resolve_version(base: Path, requested: str | None) -> int:
+    """The version to write: `--version` if it is a plain positive integer, else the next free one."""
+    if requested is None:
+        return next_version(base)
+    if not is_canonical_version(requested.strip()):
+        raise InputError(
+            "bad-version",
+            f"--version {requested!r} is not a version TF Serving can serve: it needs a positive integer "
+            f"written in plain decimal (not 0, negative, 'v3' or '3.0')",
+            f"use --version {next_version(base)} (the next free version under {base}), or leave it out")
+    return int(requested)
+
+
+def _live_pid(name: str) -> bool:
+    """Whether the process that created temp dir `.tfsconvert-<version>-<pid>-...` still runs."""
+    try:
+        pid = int(name[len(TEMP_PREFIX):].split("-")[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(base: Path) -> None:
+    """Leftovers of killed runs: hidden, ignored by TF Serving, but they take disk space."""
+    for path in base.glob(TEMP_PREFIX + "*"):
+        if path.is_dir() and not _live_pid(path.name):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def publish(base: Path, version: int, build: Callable[[Path], None], *, force: bool = False) -> Path:
+    """Run `build(tmp_dir)` and make its result `<base>/<version>/` in one rename.
+
+    Raises InputError when the version exists and `force` is false. A failure or kill at any
+    moment leaves either no new version directory or a complete one.
+    """
+    target = base / str(version)
+    if target.exists() and not force:
+        raise InputError(
+            "version-exists", f"{target} already exists; versions are never overwritten",
+            f"publish it as --version {next_version(base)}, or pass --force to replace it (TF Serving does "
+            f"not reload a version it already serves: a new number is what makes it switch)")
+    base.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_dirs(base)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{version}-{os.getpid()}-", dir=base))
+    try:
+        build(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the server may run as another user
+        if target.exists():
+            if not _exchange(tmp, target):
+                old = tmp.with_name(tmp.name + "-old")
+                os.rename(target, old)
+                os.rename(tmp, target)
+                tmp = old
+        else:
+            os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the unfinished build, or the replaced version
+    return target

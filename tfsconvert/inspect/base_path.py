@@ -8,7 +8,7 @@ from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
 from tfsconvert.inspect.detect import holds_model
 from tfsconvert.inspect.savedmodel import read_savedmodel
-from tfsconvert.layout import Child, scan_children, versions_by_number
+from tfsconvert.layout import TEMP_PREFIX, Child, scan_children, versions_by_number
 from tfsconvert.model import Finding, ModelDescription, VersionInfo
 
 
@@ -96,6 +96,8 @@ def _odd_number(base: Path, child: Child) -> Finding:
 
 def _why_not_a_version(child: Child) -> tuple[str, bool]:
     """Why TF Serving skips a child, and whether it looks like a misnamed version."""
+    if child.name.startswith(TEMP_PREFIX):
+        return "an unfinished tfsconvert publish (a killed run); removed by the next publish", False
     if not child.path.is_dir():
         return "a file whose name is not an integer", False
     if holds_model(child.path):
