@@ -119,3 +119,15 @@ def test_unkilled_run_publishes_everything(tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=60)
     assert out.stdout.strip() == "done"
     assert len(list((base / "5").iterdir())) == 20 and _temp_dirs(base) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux-only")
+def test_force_swaps_atomically_on_linux(tmp_path):
+    # With RENAME_EXCHANGE the version dir never disappears, even for a moment, during --force.
+    from tfsconvert.layout import _exchange
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "old").write_text("")
+    assert _exchange(tmp_path / "a", tmp_path / "b")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["old"] and not any((tmp_path / "a").iterdir())
