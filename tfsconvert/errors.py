@@ -43,3 +43,9 @@ def missing_dependency(module: str, extra: str) -> EnvironmentProblem:
         f"this needs the Python package '{module}', which is not installed",
         f"pip install 'tfsconvert[{extra}]'  (or run `make demo`, which installs everything)",
     )
+
+
+def unreadable(path, error: OSError) -> InputError:
+    """The error for a model file the OS will not let us read."""
+    return InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
+                      "check the path and its permissions")

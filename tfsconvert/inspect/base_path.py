@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 from tfsconvert.errors import InputError
@@ -61,8 +62,6 @@ def read_version(path: Path, number: int) -> tuple[VersionInfo, list[Finding], s
 
 
 def _describe_file(model_file: Path, number: int, module: str) -> tuple[VersionInfo, list[Finding]]:
-    from importlib import import_module
-
     try:
         desc = import_module(f"tfsconvert.inspect.{module}").describe(model_file)
     except InputError as error:

@@ -11,7 +11,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from tfsconvert.errors import InputError, missing_dependency
+from tfsconvert.errors import InputError, missing_dependency, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, TensorSpec
 from tfsconvert.naming import is_generic
@@ -37,8 +37,7 @@ def _container_info(path: Path) -> dict:
         with open(path, "rb") as handle:
             head = handle.read(8)
     except OSError as error:
-        raise InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
-                         "check the path and its permissions") from None
+        raise unreadable(path, error) from None
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:

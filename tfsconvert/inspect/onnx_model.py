@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfsconvert.errors import InputError, missing_dependency
+from tfsconvert.errors import InputError, missing_dependency, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, Signature, TensorSpec
 from tfsconvert.naming import is_generic
@@ -75,8 +75,7 @@ def _load(onnx, path: Path):
             head = handle.read(512)
         model = onnx.load(str(path), load_external_data=False)
     except OSError as error:
-        raise InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
-                         "check the path and its permissions") from None
+        raise unreadable(path, error) from None
     except Exception:  # protobuf's DecodeError and friends
         model = None
     if model is None or not model.HasField("graph") or model.ir_version == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tfsconvert.errors import InputError
+from tfsconvert.errors import InputError, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, Signature, TensorSpec
 from tfsconvert.naming import is_generic
@@ -55,8 +55,7 @@ def _parse(path: Path):
             "export the model again as PMML (sklearn2pmml / pyspark2pmml / your tool's PMML export)",
         ) from None
     except OSError as error:
-        raise InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
-                         "check the path and its permissions") from None
+        raise unreadable(path, error) from None
     if _local(root.tag) != "PMML":
         raise InputError(
             "unsupported-format",

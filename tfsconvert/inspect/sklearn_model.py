@@ -14,7 +14,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tfsconvert.errors import InputError, missing_dependency
+from tfsconvert.errors import InputError, missing_dependency, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, TensorSpec
 from tfsconvert.naming import is_generic
@@ -149,8 +149,7 @@ def _load(path: Path, trust_pickle: bool):
     except InputError:
         raise
     except OSError as error:
-        raise InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
-                         "check the path and its permissions") from None
+        raise unreadable(path, error) from None
     except Exception as error:  # a pickle that does not parse fails with many exception types
         raise InputError(
             "corrupt-model-file",
