@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from google.protobuf.message import Message
@@ -15,7 +16,9 @@ VARIABLE_OPS = {"VariableV2", "Variable", "VarHandleOp", "VarIsInitializedOp"}
 _MACHINERY_OPS = {"NoOp", "Assert", "SaveV2", "RestoreV2", "Save", "Restore", "SaveSlices",
                   "MergeV2Checkpoints", "Const", "Assign", "AssignVariableOp", "Print", "PrintV2",
                   *PLACEHOLDER_OPS, *VARIABLE_OPS}
-_MACHINERY_PREFIXES = ("save/", "save_", "init", "report_uninitialized", "global_step", "gradients/")
+# Saver, initializer and optimizer plumbing by TF1's default names (`save/...`, `save_1/...`,
+# `init`, `init_1`); matched whole so outputs like `initial_score` or `saved_rate` stay outputs.
+_MACHINERY_NAMES = re.compile(r"^(save(_\d+)?/|init(_\d+)?$|report_uninitialized|global_step|gradients(_\d+)?/)")
 # Output-type attrs first: ArgMax has T=float (its input) and output_type=int64.
 _DTYPE_ATTRS = ("output_type", "out_type", "DstT", "Tout", "dtype", "T")
 
@@ -39,7 +42,7 @@ def tensor_spec(node: Message, output_index: int = 0) -> TensorSpec:
 
 
 def _is_machinery(node: Message) -> bool:
-    return node.name.startswith(_MACHINERY_PREFIXES)
+    return bool(_MACHINERY_NAMES.match(node.name))
 
 
 def placeholders(graph: Message) -> dict[str, TensorSpec]:

@@ -167,3 +167,15 @@ def test_checkpoint_without_meta(cli, fixture_path):
     result = cli("inspect", fixture_path("bad_checkpoint_no_meta"), "--json")
     assert result.exit_code == 2
     assert result.json()["error"]["code"] == "checkpoint-without-meta"
+
+
+def test_sinks_skip_machinery_but_keep_outputs_that_look_like_it():
+    from tfsconvert import graph, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    for name, op in [("x", "Placeholder"), ("initial_score", "Identity"), ("saved_rate", "Identity"),
+                     ("init", "NoOp"), ("init_1", "NoOp"), ("save/SaveV2", "SaveV2"), ("save_1/Identity", "Identity")]:
+        node = graph_def.node.add(name=name, op=op)
+        if op == "Identity":
+            node.input.append("x")
+    assert sorted(graph.sinks(graph_def)) == ["initial_score", "saved_rate"]
