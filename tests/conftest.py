@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -65,3 +66,22 @@ def assert_one_line_error(result, path, code: str) -> None:
     assert lines[0].startswith(f"error [{code}]: ") and str(path) in lines[0], result.stderr
     assert lines[1].startswith("  fix: ") and len(lines) == 2, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.fixture
+def convert(cli, tmp_path, monkeypatch):
+    """`convert("saved-model", SRC, *flags)` with --json, in a temp cwd (default base ./models/<name>)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(command: str, src, *flags) -> CliResult:
+        return cli(command, src, *flags, "--json")
+
+    return run
+
+
+def tree_digest(path: Path) -> str:
+    """A digest of every file name and byte under `path`, to prove a source was not modified."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()

@@ -81,6 +81,64 @@ def inspect(
         output.render_description(description)
 
 
+# Options shared by the converters (one definition, so the commands cannot drift apart).
+_SRC = typer.Argument(..., help="A frozen .pb/.pbtxt, Keras .keras/.h5, TF1 checkpoint prefix or .meta, "
+                                "or a SavedModel directory.")
+_VERSION = typer.Option(None, "--version", help="Version number to publish (positive integer); default: next free.")
+_BASE = typer.Option(None, "--base-path", help="TF Serving model base path; default: ./models/<name>.")
+_NAME = typer.Option(None, "--name", help="Model name (warmup model_spec, default base path); default: source stem.")
+_INPUTS = typer.Option(None, "--input", help="ALIAS=TENSOR: name a signature input (repeatable). "
+                                            "For a SavedModel source, NEW=OLD renames an input.")
+_OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature output (repeatable); "
+                                              "the outputs are exactly those given.")
+_SIGNATURE = typer.Option("serving_default", "--signature-name", help="Signature key to write.")
+_SOURCE_SIGNATURE = typer.Option(None, "--source-signature",
+                                 help="SavedModel source: the signature to convert (default serving_default).")
+_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity and golden (default 8).")
+_SAMPLE_INPUTS = typer.Option(None, "--sample-inputs", help="Sample inputs from a JSON or .npz file instead.")
+_ATOL = typer.Option(None, "--atol", help="Parity: absolute tolerance for float outputs.")
+_RTOL = typer.Option(None, "--rtol", help="Parity: relative tolerance for float outputs.")
+_FORCE = typer.Option(False, "--force", help="Replace an existing version (atomically).")
+_JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+
+
+def _convert(src: Path, target: str, as_json: bool, **options) -> None:
+    from tfsconvert.convert.tf_convert import ConvertOptions, convert
+
+    options["inputs"], options["outputs"] = tuple(options["inputs"] or ()), tuple(options["outputs"] or ())
+    with output.status(f"converting {src}") as progress:
+        result = run(lambda: convert(src, target, ConvertOptions(**options), progress), as_json)
+    if as_json:
+        output.print_json(result.to_json())
+    else:
+        output.render_conversion(result)
+
+
+@app.command("saved-model")
+def saved_model(src: Path = _SRC, version: str = _VERSION, base_path: Path = _BASE, name: str = _NAME,
+                inputs: list[str] = _INPUTS, outputs: list[str] = _OUTPUTS, signature_name: str = _SIGNATURE,
+                source_signature: str = _SOURCE_SIGNATURE, samples: int = _SAMPLES,
+                sample_inputs: Path = _SAMPLE_INPUTS, atol: float = _ATOL, rtol: float = _RTOL,
+                force: bool = _FORCE, as_json: bool = _JSON) -> None:
+    """Convert a TensorFlow model into a versioned SavedModel with explicit names, parity-checked."""
+    _convert(src, "savedmodel", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
+             outputs=outputs, signature_name=signature_name, source_signature=source_signature, samples=samples,
+             sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force)
+
+
+@app.command("onnx")
+def onnx(src: Path = _SRC, version: str = _VERSION, base_path: Path = _BASE, name: str = _NAME,
+         inputs: list[str] = _INPUTS, outputs: list[str] = _OUTPUTS,
+         opset: int = typer.Option(17, "--opset", help="ONNX opset to target."),
+         source_signature: str = _SOURCE_SIGNATURE, samples: int = _SAMPLES,
+         sample_inputs: Path = _SAMPLE_INPUTS, atol: float = _ATOL, rtol: float = _RTOL,
+         force: bool = _FORCE, as_json: bool = _JSON) -> None:
+    """Convert a TensorFlow model into a versioned model.onnx with explicit names, parity-checked."""
+    _convert(src, "onnx", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
+             outputs=outputs, opset=opset, source_signature=source_signature, samples=samples,
+             sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -18,6 +18,12 @@ class TfsConvertError(Exception):
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
+class CheckFailed(TfsConvertError):
+    """A parity or validation check found the artifact wrong (exit 1)."""
+
+    exit_code = 1
+
+
 class InputError(TfsConvertError):
     """Usage error, or input that cannot be read or is not a supported format (exit 2)."""
 

@@ -9,6 +9,7 @@ renamed into place; `--force` swaps it with the old one atomically where Linux a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -122,23 +123,37 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
-def publish(base: Path, version: int, build: Callable[[Path], None], *, force: bool = False) -> Path:
-    """Run `build(tmp_dir)` and make its result `<base>/<version>/` in one rename.
-
-    Raises InputError when the version exists and `force` is false. A failure or kill at any
-    moment leaves either no new version directory or a complete one.
-    """
+def ensure_free(base: Path, version: int, force: bool) -> Path:
+    """`<base>/<version>`, unless it exists and `force` is false (InputError `version-exists`)."""
     target = base / str(version)
     if target.exists() and not force:
         raise InputError(
             "version-exists", f"{target} already exists; versions are never overwritten",
             f"publish it as --version {next_version(base)}, or pass --force to replace it (TF Serving does "
             f"not reload a version it already serves: a new number is what makes it switch)")
+    return target
+
+
+def publish(base: Path, version: int, build: Callable[[Path], None], *, force: bool = False) -> Path:
+    """Run `build(tmp_dir)` and make its result `<base>/<version>/` in one rename.
+
+    Raises InputError when the version exists and `force` is false. A failure or kill at any
+    moment leaves either no new version directory or a complete one.
+    """
+    target = ensure_free(base, version, force)
+    new_dirs = [p for p in (base, *base.parents) if not p.exists()]
     base.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_dirs(base)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{version}-{os.getpid()}-", dir=base))
     try:
-        build(tmp)
+        try:
+            build(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            for path in new_dirs:  # a failed first build leaves no empty base path behind
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            raise
         tmp.chmod(0o755)  # mkdtemp makes it private; the server may run as another user
         if target.exists():
             if not _exchange(tmp, target):

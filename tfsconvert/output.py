@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from rich.console import Console
 from rich.padding import Padding
@@ -18,6 +20,13 @@ stdout = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+@contextmanager
+def status(first: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr for long work; yields `update(phase)`. Silent when stderr is not a terminal."""
+    with stderr.status(first) as spinner:
+        yield lambda phase: spinner.update(phase)
 
 
 def print_json(data: dict) -> None:
@@ -52,7 +61,7 @@ def _is_tensor_map(value) -> bool:
         isinstance(v, dict) and "dtype" in v for v in value.values())
 
 
-def _render_signature(key: str, sig: Signature) -> None:
+def render_signature(key: str, sig: Signature) -> None:
     stdout.print(Text.assemble("  signature ", (key, "bold"), f"  method: {sig.method or '-'}"))
     data = sig.to_json()
     stdout.print(_tensor_table("inputs", data["inputs"], 4))
@@ -84,7 +93,7 @@ def _render_version(v: VersionInfo) -> None:
     if v.tags:
         stdout.print("  tag-sets: " + "; ".join("{" + ", ".join(t) + "}" for t in v.tags))
     for key, sig in v.signatures.items():
-        _render_signature(key, sig)
+        render_signature(key, sig)
     _render_details(v.details)
 
 
@@ -105,3 +114,31 @@ def render_description(desc: ModelDescription) -> None:
     for item in desc.ignored:
         stdout.print(f"not a version: {item['name']!r} ({item['reason']})")
     render_findings(desc.diagnostics)
+
+
+def _figure(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def render_conversion(result) -> None:
+    """Human view of a conversion (tfsconvert.convert.tf_convert.ConversionResult)."""
+    stdout.print(Text.assemble(("wrote ", "bold green"), (result.artifact, "bold"),
+                               f"  ({result.target}, version {result.version} of '{result.model_name}', "
+                               f"from {result.source_format} {result.source})"))
+    render_signature(result.signature_name, result.signature)
+    table = Table(title=f"parity on {result.samples} samples", title_justify="left", title_style="bold",
+                  show_edge=False, pad_edge=False)
+    for column in ("output", "dtype", "max abs", "max rel", "tolerance", "result"):
+        table.add_column(column)
+    for diff in result.parity:
+        tolerance = f"atol {diff.atol:g}, rtol {diff.rtol:g}" if diff.dtype in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF") \
+            else "exact"
+        table.add_row(diff.alias, diff.dtype, _figure(diff.max_abs), _figure(diff.max_rel), tolerance,
+                      Text("ok", "green") if diff.ok else Text(diff.problem or "FAILED", "bold red"))
+    stdout.print(Padding(table, (0, 0, 0, 2), expand=False))
+    for label, path in result.files.items():
+        stdout.print(f"  {label}: {path}")
+    for note in result.notes:
+        stdout.print(f"  note: {note}")
+    if result.findings:
+        render_findings(result.findings)

@@ -32,14 +32,17 @@ _UNLOADABLE = ("not-a-savedmodel", "corrupt-model-file", "missing-serve-tag")
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, opset: int = 17) -> None:
+def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, opset: int = 17,
+                       renames: dict[str, str] | None = None) -> None:
     """Write signature `signature_name` of the {serve} SavedModel as the ONNX model `dest`.
 
-    ONNX inputs and outputs are named by the signature's aliases, in sorted alias order (the order
-    `inspect` lists them), with the batch dimension left dynamic. Ops tf2onnx cannot convert at
-    `opset` raise InputError("unsupported-op") and leave `dest` unwritten.
+    ONNX inputs and outputs are named by the signature's aliases, or by `renames` (new name ->
+    alias; the outputs are then exactly those named), in sorted name order, with the batch
+    dimension left dynamic. Ops tf2onnx cannot convert at `opset` raise InputError("unsupported-op")
+    and leave `dest` unwritten.
     """
     signature = _signature(saved_model_dir, signature_name)
+    renames = renames or {alias: alias for alias in (*signature.inputs, *signature.outputs)}
     tf2onnx = _import_tf2onnx()
     max_opset = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
     if opset > max_opset:
@@ -49,20 +52,24 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
         graph_def, inputs, outputs, aliases = tf2onnx.tf_loader.from_saved_model(
             str(saved_model_dir), None, None, tag=_SERVE_TAGS, signatures=[signature_name],
             return_tensors_to_rename=True)
+        new_name = {tensor: new for tensor, alias in aliases.items() for new, old in renames.items() if old == alias}
+        outputs = [t for t in outputs if t in new_name]
         # tf2onnx lists a signature's tensors in its own order; the ONNX graph keeps the order given.
         model, _ = tf2onnx.convert.from_graph_def(
-            graph_def, input_names=sorted(inputs, key=lambda t: aliases.get(t, t)),
-            output_names=sorted(outputs, key=lambda t: aliases.get(t, t)), opset=opset, tensors_to_rename=aliases)
+            graph_def, input_names=sorted(inputs, key=lambda t: new_name.get(t, t)),
+            output_names=sorted(outputs, key=lambda t: new_name[t]), opset=opset, tensors_to_rename=new_name)
     unconverted = _unconverted_ops(errors, graph_def)
     if unconverted:
         raise _unsupported(tf2onnx, unconverted, opset, max_opset)
     names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
-    if names != (list(signature.inputs), list(signature.outputs)):
+    wanted = (sorted(new for new, old in renames.items() if old in signature.inputs),
+              sorted(new for new, old in renames.items() if old in signature.outputs))
+    if names != wanted:
         # tf2onnx renames tensors, not aliases: two aliases of one tensor cannot both survive.
         raise InputError(
             "unsupported-signature",
             f"signature {signature_name!r} of {saved_model_dir} cannot be named in ONNX: its aliases "
-            f"{list(signature.inputs)} -> {list(signature.outputs)} became {names[0]} -> {names[1]}",
+            f"{wanted[0]} -> {wanted[1]} became {names[0]} -> {names[1]}",
             "give every signature alias its own tensor (wrap repeated ones in tf.identity) and re-export, "
             "or keep the SavedModel target")
     dest.write_bytes(model.SerializeToString())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from google.protobuf.message import Message
+
 from tfsconvert import graph, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
@@ -34,8 +36,8 @@ def checkpoint_prefix(path: Path) -> Path:
     return path.with_name(_SHARD.sub("", path.name))
 
 
-def describe(path: Path) -> ModelDescription:
-    prefix = checkpoint_prefix(path)
+def read_meta_graph(prefix: Path) -> Message:
+    """The checkpoint's `.meta` graph; InputError when it is missing or not a MetaGraphDef."""
     meta = prefix.with_name(prefix.name + ".meta")
     if not meta.is_file():
         raise InputError(
@@ -44,14 +46,19 @@ def describe(path: Path) -> ModelDescription:
             "re-save it with tf.compat.v1.train.Saver().save(sess, PREFIX) (writes the .meta), "
             "or export a SavedModel from the code that builds the graph")
     try:
-        meta_graph = tfproto.parse_binary("MetaGraphDef", meta.read_bytes())
+        return tfproto.parse_binary("MetaGraphDef", meta.read_bytes())
     except tfproto.DecodeError:
         raise InputError("corrupt-model-file", f"{meta} is not a MetaGraphDef (corrupt or truncated protobuf)",
                          "re-save the checkpoint with tf.compat.v1.train.Saver") from None
+
+
+def describe(path: Path) -> ModelDescription:
+    prefix = checkpoint_prefix(path)
+    meta_graph = read_meta_graph(prefix)
     details = graph_io_details(meta_graph.graph_def)
     details["variables"] = {k: v.to_json() for k, v in graph.variables(meta_graph.graph_def).items()}
     details["tensorflow_version"] = meta_graph.meta_info_def.tensorflow_version or None
-    findings = graph_findings(prefix, details, "TF1 checkpoint") + _file_findings(prefix)
+    findings = graph_findings(prefix, details, "TF1 checkpoint") + file_findings(prefix)
     return ModelDescription(
         path=str(path), format="tf1-checkpoint",
         versions=[VersionInfo(version=None, path=str(prefix), tags=[list(meta_graph.meta_info_def.tags)]
@@ -60,7 +67,7 @@ def describe(path: Path) -> ModelDescription:
         diagnostics=findings)
 
 
-def _file_findings(prefix: Path) -> list[Finding]:
+def file_findings(prefix: Path) -> list[Finding]:
     """The `.index` must be a table and every `.data-i-of-N` shard must exist."""
     index = prefix.with_name(prefix.name + ".index")
     hint = "copy every file of the checkpoint: PREFIX.meta, PREFIX.index and all PREFIX.data-*-of-* shards"

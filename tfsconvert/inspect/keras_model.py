@@ -68,15 +68,15 @@ def _container_info(path: Path) -> dict:
     raise _bad(path, "expected a .keras zip archive or an HDF5 file, found neither")
 
 
-def _spec(tensor) -> TensorSpec:
+def keras_spec(tensor) -> TensorSpec:
     # Named after the layer: symbolic output tensors get counter names (`keras_tensor_7`) that
     # change from one load to the next.
     dtype = str(tensor.dtype)
     shape = None if tensor.shape is None else [-1 if d is None else int(d) for d in tensor.shape]
-    return TensorSpec(_TF_DTYPES.get(dtype, "DT_INVALID"), shape, _layer_name(tensor), dtype)
+    return TensorSpec(_TF_DTYPES.get(dtype, "DT_INVALID"), shape, layer_name(tensor), dtype)
 
 
-def _layer_name(tensor) -> str:
+def layer_name(tensor) -> str:
     history = getattr(tensor, "_keras_history", None)
     operation = getattr(history, "operation", None)
     return getattr(operation, "name", None) or tensor.name
@@ -86,10 +86,16 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
-def _auto_named(layer_name: str, layer) -> bool:
+def _auto_named(name: str, layer) -> bool:
     """Keras auto-names layers `<snake_case class>[_N]` (`input_layer`, `dense_3`)."""
-    base = re.sub(r"_\d+$", "", layer_name)
-    return is_generic(layer_name) or (layer is not None and base == _snake(type(layer).__name__))
+    base = re.sub(r"_\d+$", "", name)
+    return is_generic(name) or (layer is not None and base == _snake(type(layer).__name__))
+
+
+def load_model(path: Path):
+    """Check the container cheaply, then load the model with Keras (compile=False, safe_mode on)."""
+    _container_info(path)
+    return _load(path)
 
 
 def _load(path: Path):
@@ -136,8 +142,8 @@ def describe(path: Path) -> ModelDescription:
         "model_name": model.name,
         "layer_count": len(model.layers),
         "parameter_count": int(model.count_params()) if model.built else None,
-        "inputs": {_layer_name(t): _spec(t).to_json() for t in inputs},
-        "outputs": {_layer_name(t): _spec(t).to_json() for t in outputs},
+        "inputs": {layer_name(t): keras_spec(t).to_json() for t in inputs},
+        "outputs": {layer_name(t): keras_spec(t).to_json() for t in outputs},
     }
 
     if not inputs:

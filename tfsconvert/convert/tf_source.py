@@ -1,0 +1,53 @@
+"""The contract every TensorFlow source implements, and the helpers they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from tfsconvert import tfproto
+from tfsconvert.model import Signature, TensorSpec
+
+
+class TfSource(ABC):
+    """A loaded TensorFlow model: resolve its signature, run it, write it as a SavedModel."""
+
+    kind: str  # the inspect format name: frozen-graph, keras, tf1-checkpoint, savedmodel
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.notes: list[str] = []  # what the conversion changed besides names, for the summary
+
+    @abstractmethod
+    def resolve(self, inputs: dict[str, str], outputs: dict[str, str]) -> Signature:
+        """Choose the signature from `--input/--output ALIAS=NAME` maps (empty: derive them)."""
+
+    @abstractmethod
+    def source_names(self) -> dict[str, str]:
+        """Alias -> the tensor/layer/old-alias name a `--input/--output` flag would use."""
+
+    @abstractmethod
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the source model in-process on inputs keyed by alias; outputs keyed by alias."""
+
+    def close(self) -> None:
+        """Release the TensorFlow session, if any."""
+
+    @abstractmethod
+    def write_savedmodel(self, dest: Path, signature_name: str) -> None:
+        """Write a SavedModel (tags {serve}, one predict signature) into the empty dir `dest`."""
+
+    def onnx_input(self, scratch: Path, signature_name: str) -> tuple[Path, str, dict[str, str] | None]:
+        """What tf2onnx converts: a SavedModel dir, its signature key, ONNX names (None: the aliases)."""
+        saved = scratch / "savedmodel"
+        self.write_savedmodel(saved, signature_name)
+        return saved, signature_name, None
+
+
+def spec_of(tensor) -> TensorSpec:
+    """TensorSpec of a graph tensor: TF enum dtype name, -1 for unknown dims, None for unknown rank."""
+    shape = tensor.shape
+    dims = None if shape.rank is None else [-1 if d is None else int(d) for d in shape.as_list()]
+    return TensorSpec(dtype=tfproto.dtype_name(tensor.dtype.as_datatype_enum), shape=dims, name=tensor.name)

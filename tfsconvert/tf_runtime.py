@@ -1,0 +1,67 @@
+"""TensorFlow, imported once and quietly, and SavedModels loaded the way TF Serving loads them."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from tfsconvert.errors import missing_dependency
+from tfsconvert.quiet import native_stderr_silenced
+
+SERVE_TAGS = ("serve",)
+PREDICT_METHOD = "tensorflow/serving/predict"
+
+
+def import_tf():
+    """The `tensorflow` module (a missing install is an environment problem, exit 3)."""
+    try:
+        with native_stderr_silenced():
+            import tensorflow as tf
+    except ImportError:
+        raise missing_dependency("tensorflow", "tensorflow") from None
+    tf.get_logger().setLevel(logging.ERROR)  # TF1-API deprecation warnings are ours to avoid, not the user's
+    return tf
+
+
+@contextmanager
+def quiet_tf() -> Iterator[object]:
+    """TensorFlow with its deprecation notices and native log lines silenced for the block."""
+    tf = import_tf()
+    from tensorflow.python.util import deprecation
+
+    with deprecation.silence(), native_stderr_silenced():
+        yield tf
+
+
+class ServingSession:
+    """A SavedModel loaded like TF Serving's SavedModelBundle (spec §2.1): the TF1 session
+    loader with an exact tag-set, signatures resolved by key, tensors fed and fetched by name."""
+
+    def __init__(self, export_dir: Path, tags: tuple[str, ...] = SERVE_TAGS) -> None:
+        with quiet_tf() as tf:
+            self.graph = tf.Graph()
+            self.session = tf.compat.v1.Session(graph=self.graph)
+            with self.graph.as_default():
+                meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(export_dir))
+        self.signatures = dict(meta_graph.signature_def)
+
+    def run(self, signature_name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Feed inputs by alias, fetch every output of the signature, keyed by alias."""
+        signature = self.signatures[signature_name]
+        aliases = list(signature.outputs)
+        feed_dict = {signature.inputs[alias].name: value for alias, value in feeds.items()}
+        values = self.session.run([signature.outputs[a].name for a in aliases], feed_dict)
+        return dict(zip(aliases, values))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "ServingSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
