@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: build the fixture models, then show what tfsconvert says about good models and
-# about each of the three classic deployment errors. Later issues extend it to convert + validate.
+# about each of the three classic deployment errors, then fix them with the converters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=$PWD/.venv/bin/python
@@ -43,3 +43,23 @@ inspect sklearn_pipeline
 
 section "Machine-readable output"
 inspect broken_duplicate_versions --json
+
+# The converters run in .cache/demo (recreated each run) on copies of the fixtures.
+DEMO=$PWD/.cache/demo
+rm -rf "$DEMO" && mkdir -p "$DEMO"
+cp "$("$PY" -m fixtures path frozen_mlp_pb)" "$DEMO/"
+cp -r "$("$PY" -m fixtures path keras_export_savedmodel)" "$DEMO/"
+run() { printf '$ tfsconvert %s\n' "$*"; (cd "$DEMO" && "$TFS" "$@"); }
+
+section "Fix error 1: the frozen graph becomes version 3 of a SavedModel (parity-checked, golden + warmup)"
+run saved-model mlp.pb --version 3
+run inspect models/mlp
+
+section "A golden request, replayable with curl against TF Serving's REST API"
+head -c 400 "$DEMO/models/mlp/3/assets.extra/golden.jsonl"; echo " ..."
+
+section "Fix errors 2 and 3: the Keras export, versioned and renamed"
+run saved-model exported --input features=keras_tensor --output probabilities=output_0 --version 1
+
+section "The frozen graph as ONNX, names kept"
+run onnx mlp.pb --version 1 --base-path models/mlp-onnx

@@ -1,4 +1,5 @@
-"""`--help`, and inspect of SavedModel/GraphDef/ONNX/PMML, must not import TensorFlow (DESIGN.md §3)."""
+"""`--help`, inspect of SavedModel/GraphDef/ONNX/PMML and converter usage errors must not import
+TensorFlow (DESIGN.md §3): they answer in a fraction of a second."""
 
 import os
 import subprocess
@@ -14,22 +15,30 @@ PROBE = """
 import sys
 from typer.testing import CliRunner
 from tfsconvert.cli import app
-result = CliRunner().invoke(app, sys.argv[1:])
-assert result.exit_code == 0, (result.exit_code, result.output)
+expected = int(sys.argv[1])
+result = CliRunner().invoke(app, sys.argv[2:])
+assert result.exit_code == expected, (result.exit_code, result.output)
 print(",".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
 
-def heavy_modules_after(*args: str) -> str:
+def heavy_modules_after(*args: str, exit_code: int = 0) -> str:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), *map(str, args)],
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(heavy=HEAVY), str(exit_code), *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
 
-def test_help_imports_nothing_heavy():
-    assert heavy_modules_after("--help") == ""
+@pytest.mark.parametrize("command", [[], ["saved-model"], ["onnx"]])
+def test_help_imports_nothing_heavy(command):
+    assert heavy_modules_after(*command, "--help") == ""
+
+
+@pytest.mark.parametrize("flags", [["--version", "0"], ["--output", "bad"], ["--input", "=x"]])
+def test_converter_usage_errors_are_found_before_tensorflow_loads(fixture_path, flags, tmp_path):
+    assert heavy_modules_after("saved-model", fixture_path("frozen_mlp_pb"), "--base-path", tmp_path, *flags,
+                               exit_code=2) == ""
 
 
 @pytest.mark.parametrize("name", ["savedmodel_base", "broken_savedmodel_in_base", "frozen_mlp_pb",

@@ -316,3 +316,18 @@ def test_human_output_shows_the_signature_and_the_parity_table(cli, fixture_path
     assert "signature serving_default  method: tensorflow/serving/predict" in result.stdout
     assert "features:0" in result.stdout and "parity on 8 samples" in result.stdout
     assert "assets.extra/golden.jsonl" in result.stdout and "tf_serving_warmup_requests" in result.stdout
+
+
+def test_the_fix_inspect_suggests_runs_as_given(cli, fixture_path, tmp_path, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(fixture_path("keras_export_savedmodel"), tmp_path / "exported")
+    diagnostics = cli("inspect", "exported", "--json").json()["diagnostics"]
+    hint = next(d["hint"] for d in diagnostics if d["code"] == "unnamed-signature-io")
+    command = shlex.split(hint.split("  (")[0].replace("NAME=keras_tensor", "features=keras_tensor")
+                          .replace("NAME=output_0", "probabilities=output_0"))
+    assert command[:2] == ["tfsconvert", "saved-model"]
+    result = cli(*command[1:], "--json")
+    assert result.exit_code == 0, result.stdout
+    assert cli("inspect", result.json()["base_path"], "--json").json()["diagnostics"] == []

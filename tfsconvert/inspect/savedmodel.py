@@ -42,8 +42,12 @@ def describe(path: Path) -> ModelDescription:
 
 
 def suggested_base(model_dir: Path) -> Path:
-    """The base path a fix should publish to: the parent of a version dir, else models/<name>."""
-    return model_dir.parent if is_canonical_version(model_dir.name) else Path("models") / model_dir.name
+    """The base path a fix should publish to: the parent of a version dir, else models/<name>
+    (or `<dir>-serving` when that is the model itself: sources are never written into)."""
+    if is_canonical_version(model_dir.name):
+        return model_dir.parent
+    base = Path("models") / model_dir.name
+    return base if base.resolve() != model_dir.resolve() else model_dir.with_name(model_dir.name + "-serving")
 
 
 def _not_in_version_dir(model_dir: Path) -> Finding:
@@ -134,7 +138,7 @@ def _missing_serve_tag(model_dir: Path, tags: list[list[str]]) -> Finding:
         "missing-serve-tag",
         f"{model_dir} has no meta graph tagged exactly {{serve}} (found: {shown}); TF Serving: `{_NO_TAGS}`",
         f"re-export with tags [\"serve\"] (tf.saved_model.save does this), or: tfsconvert saved-model {model_dir} "
-        f"--base-path {suggested_base(model_dir)} --version NEXT{flag}",
+        f"--base-path {suggested_base(model_dir)}{flag}",
         model_dir,
     )
 
@@ -173,7 +177,7 @@ def _signature_findings(model_dir: Path, signatures: dict[str, Signature]) -> li
                 "unnamed-signature-io",
                 f"signature '{key}' of {model_dir} uses generic names ({', '.join(a for _, a in generic)}); "
                 f"clients will guess the wrong tensor names",
-                f"tfsconvert saved-model {model_dir} --base-path {suggested_base(model_dir)} --version NEXT {flags}  "
+                f"tfsconvert saved-model {model_dir} --base-path {suggested_base(model_dir)} {flags}  "
                 f"(NAME: what the tensor means, e.g. probabilities)",
                 model_dir))
     return findings
