@@ -369,12 +369,7 @@ def request_tensors(body: dict, specs: dict[str, TensorSpec]) -> dict[str, np.nd
 
     Keys that are not inputs of the signature are ignored, as TF Serving ignores them.
     """
-    if "inputs" in body:
-        values = _named_tensors(body["inputs"], specs, "'inputs'")
-    elif "instances" in body:
-        values = _rows_to_columns(body["instances"], specs, "'instances'")
-    else:
-        raise ValueError("the request has neither 'inputs' nor 'instances'")
+    values = _body_values(body, "inputs", "instances", specs, "request")
     missing = [alias for alias in specs if alias not in values]
     if missing:
         raise ValueError(f"the request has no value for input(s) {', '.join(missing)}")
@@ -387,14 +382,18 @@ def response_tensors(body: dict, specs: dict[str, TensorSpec]) -> dict[str, np.n
     Outputs the signature does not declare are kept (with a guessed dtype) so that `compare`
     reports them instead of silently passing.
     """
-    if "outputs" in body:
-        values = _named_tensors(body["outputs"], specs, "'outputs'")
-    elif "predictions" in body:
-        values = _rows_to_columns(body["predictions"], specs, "'predictions'")
-    else:
-        raise ValueError("the response has neither 'outputs' nor 'predictions'")
+    values = _body_values(body, "outputs", "predictions", specs, "response")
     return {alias: decode_tensor(value, specs[alias].dtype if alias in specs else _guess_dtype(value))
             for alias, value in values.items()}
+
+
+def _body_values(body: dict, columnar: str, rows: str, specs: dict[str, TensorSpec], what: str) -> dict:
+    """Tensor values of a REST body in columnar (`inputs`/`outputs`) or row form, by alias."""
+    if columnar in body:
+        return _named_tensors(body[columnar], specs, f"'{columnar}'")
+    if rows in body:
+        return _rows_to_columns(body[rows], specs, f"'{rows}'")
+    raise ValueError(f"the {what} has neither '{columnar}' nor '{rows}'")
 
 
 def _named_tensors(value: Any, specs: dict[str, TensorSpec], where: str) -> dict[str, Any]:
