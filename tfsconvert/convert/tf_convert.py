@@ -8,7 +8,7 @@ only then publish the version directory (tfsconvert.layout.publish).
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,12 +16,13 @@ import numpy as np
 
 from tfsconvert import golden, layout
 from tfsconvert.convert.names import generic_findings, parse_mapping
+from tfsconvert.convert.result import ConversionResult
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import CheckFailed, InputError
 from tfsconvert.inspect.checkpoint import checkpoint_prefix
 from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
-from tfsconvert.model import Finding, Signature
+from tfsconvert.model import Signature
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -50,37 +51,6 @@ class ConvertOptions:
     rtol: float | None = None
     opset: int = 17
     force: bool = False
-
-
-@dataclass
-class ConversionResult:
-    """What a conversion wrote and how closely it matches the source."""
-
-    source: str
-    source_format: str
-    target: str
-    model_name: str
-    base_path: str
-    version: int
-    artifact: str
-    signature_name: str
-    signature: Signature
-    parity: list[golden.OutputDiff]
-    samples: int
-    files: dict[str, str]
-    findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {
-            "source": self.source, "source_format": self.source_format, "target": self.target,
-            "model_name": self.model_name, "base_path": self.base_path, "version": self.version,
-            "artifact": self.artifact, "signature_name": self.signature_name,
-            "signature": self.signature.to_json(),
-            "parity": {"samples": self.samples, "ok": all(d.ok for d in self.parity),
-                       "outputs": [d.to_json() for d in self.parity]},
-            "files": self.files, "findings": [f.to_json() for f in self.findings], "notes": self.notes,
-        }
 
 
 def _check_source(src: Path) -> str:
