@@ -30,6 +30,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/inspect_speed.py
+	$(PY) bench/convert_speed.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfsconvert.errors import InputError
-from tfsconvert.layout import parse_version
+from tfsconvert.layout import TEMP_PREFIX, parse_version
 
 SAVEDMODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 # Files that make a directory a model a version directory could hold.
@@ -69,7 +69,8 @@ def _detect_dir(path: Path) -> str:
             "empty-directory", f"{path} is an empty directory, not a model",
             f"a TF Serving base path needs a numbered version inside: "
             f"tfsconvert saved-model MODEL --base-path {path} --version 1")
-    if any(parse_version(c.name) is not None or (c.is_dir() and holds_model(c)) for c in children):
+    if any(parse_version(c.name) is not None or c.name.startswith(TEMP_PREFIX) or (c.is_dir() and holds_model(c))
+           for c in children):
         return "base-path"
     raise InputError("unsupported-format", f"{path} holds no model I recognise",
                      f"inspect expects {EXPECTED}")
