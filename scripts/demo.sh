@@ -49,6 +49,7 @@ DEMO=$PWD/.cache/demo
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 cp "$("$PY" -m fixtures path frozen_mlp_pb)" "$DEMO/"
 cp -r "$("$PY" -m fixtures path keras_export_savedmodel)" "$DEMO/"
+cp "$("$PY" -m fixtures path sklearn_pipeline)" "$DEMO/"
 run() { printf '$ tfsconvert %s\n' "$*"; (cd "$DEMO" && "$TFS" "$@"); }
 
 section "Fix error 1: the frozen graph becomes version 3 of a SavedModel (parity-checked, golden + warmup)"
@@ -63,3 +64,9 @@ run saved-model exported --input features=keras_tensor --output probabilities=ou
 
 section "The frozen graph as ONNX, names kept"
 run onnx mlp.pb --version 1 --base-path models/mlp-onnx
+
+section "scikit-learn pipeline (scaler + one-hot 'color' + LogisticRegression) to PMML, checked with pypmml"
+run pmml pipeline.joblib --target-name species --version 1
+
+section "The same pipeline to ONNX (one input per column, label + probabilities), checked with ONNX Runtime"
+run onnx pipeline.joblib --version 1 --base-path models/pipeline-onnx

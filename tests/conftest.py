@@ -32,18 +32,26 @@ class CliResult:
         return json.loads(self.stdout)
 
 
+def run_cli(*args) -> CliResult:
+    """Run `tfsconvert ARGS...` in-process; exit code, stdout and stderr separately."""
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+def converted(fixture_path, tmp_path_factory, command: str, fixture: str, *flags) -> tuple[dict, Path]:
+    """Convert a fixture into a fresh base path (for module-scoped fixtures); (JSON result, base)."""
+    base = tmp_path_factory.mktemp(fixture) / "models" / fixture
+    result = run_cli(command, fixture_path(fixture), "--base-path", base, *flags, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.json(), base
+
+
 @pytest.fixture
 def cli():
-    """Run `tfsconvert ARGS...` in-process; returns exit code, stdout and stderr separately."""
-    runner = CliRunner()
-
-    def invoke(*args: str) -> CliResult:
-        result = runner.invoke(app, [str(a) for a in args])
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return CliResult(result.exit_code, result.stdout, result.stderr)
-
-    return invoke
+    """Run `tfsconvert ARGS...` in-process (see run_cli)."""
+    return run_cli
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,7 @@ def heavy_modules_after(*args: str, exit_code: int = 0) -> str:
     return proc.stdout.strip()
 
 
-@pytest.mark.parametrize("command", [[], ["saved-model"], ["onnx"]])
+@pytest.mark.parametrize("command", [[], ["saved-model"], ["onnx"], ["pmml"]])
 def test_help_imports_nothing_heavy(command):
     assert heavy_modules_after(*command, "--help") == ""
 
@@ -38,6 +38,12 @@ def test_help_imports_nothing_heavy(command):
 @pytest.mark.parametrize("flags", [["--version", "0"], ["--output", "bad"], ["--input", "=x"]])
 def test_converter_usage_errors_are_found_before_tensorflow_loads(fixture_path, flags, tmp_path):
     assert heavy_modules_after("saved-model", fixture_path("frozen_mlp_pb"), "--base-path", tmp_path, *flags,
+                               exit_code=2) == ""
+
+
+@pytest.mark.parametrize("command", ["pmml", "onnx"])
+def test_sklearn_conversion_usage_errors_are_found_before_sklearn_loads(fixture_path, command, tmp_path):
+    assert heavy_modules_after(command, fixture_path("sklearn_pipeline"), "--base-path", tmp_path, "--version", "v2",
                                exit_code=2) == ""
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from tfsconvert import golden
+from tfsconvert.errors import CheckFailed
 from tfsconvert.model import Finding, Signature
+
+GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
+Progress = Callable[[str], None]  # reports the phase a long conversion is in
 
 
 @dataclass
@@ -37,3 +43,21 @@ class ConversionResult:
                        "outputs": [d.to_json() for d in self.parity]},
             "files": self.files, "findings": [f.to_json() for f in self.findings], "notes": self.notes,
         }
+
+
+def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: float, *, what: str,
+                 hint: str) -> list[golden.OutputDiff]:
+    """One row per output over all samples; CheckFailed (exit 1) naming every output that differs."""
+    diffs = golden.merge([golden.compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
+    failed = [d for d in diffs if not d.ok]
+    if failed:
+        details = "; ".join(_failure(d) for d in failed)
+        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {len(expected)} samples: "
+                          f"{details}; nothing was published", hint)
+    return diffs
+
+
+def _failure(diff: golden.OutputDiff) -> str:
+    figures = "" if diff.max_abs is None else f"max abs {diff.max_abs:.3g}" + (
+        "" if diff.max_rel is None else f", max rel {diff.max_rel:.3g} (atol {diff.atol:g}, rtol {diff.rtol:g})")
+    return f"{diff.alias}: " + ", ".join(part for part in (diff.problem, figures) if part)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from tfsconvert import golden, layout
 from tfsconvert.convert.names import generic_findings, parse_mapping
-from tfsconvert.convert.result import ConversionResult
+from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress, check_parity
 from tfsconvert.convert.tf_source import TfSource
-from tfsconvert.errors import CheckFailed, InputError
+from tfsconvert.errors import InputError
 from tfsconvert.inspect.checkpoint import checkpoint_prefix
 from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
@@ -28,10 +27,8 @@ TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
 TOLERANCES = {"savedmodel": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 DEFAULT_SAMPLES = 8
-GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
-Progress = Callable[[str], None]
 
 
 @dataclass
@@ -123,24 +120,6 @@ def _samples(signature: Signature, options: ConvertOptions) -> list[dict[str, np
     return golden.synthesize(signature.inputs, count)
 
 
-def _failure(diff: golden.OutputDiff) -> str:
-    figures = "" if diff.max_abs is None else f"max abs {diff.max_abs:.3g}" + (
-        "" if diff.max_rel is None else f", max rel {diff.max_rel:.3g} (atol {diff.atol:g}, rtol {diff.rtol:g})")
-    return f"{diff.alias}: " + ", ".join(part for part in (diff.problem, figures) if part)
-
-
-def _parity(expected: list[dict], actual: list[dict], atol: float, rtol: float) -> list[golden.OutputDiff]:
-    diffs = golden.merge([golden.compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
-    failed = [d for d in diffs if not d.ok]
-    if failed:
-        details = "; ".join(_failure(d) for d in failed)
-        raise CheckFailed("parity-failed", f"the converted model does not reproduce the source on "
-                          f"{len(expected)} samples: {details}; nothing was published",
-                          "find what makes the source non-deterministic (random ops, training-mode layers), "
-                          "or accept the difference with --atol/--rtol")
-    return diffs
-
-
 def _write_golden(dest: Path, samples, expected, signature: Signature, options: ConvertOptions,
                   atol: float, rtol: float) -> None:
     records = [golden.GoldenRecord(
@@ -209,7 +188,10 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
         def build(dest: Path) -> None:
             builder = _build_savedmodel if target == "savedmodel" else _build_onnx
             actual = builder(source, dest, samples, options, progress)
-            written["parity"] = _parity(expected, actual, atol, rtol)
+            written["parity"] = check_parity(
+                expected, actual, atol, rtol, what="the converted model",
+                hint="find what makes the source non-deterministic (random ops, training-mode layers), "
+                     "or accept the difference with --atol/--rtol")
             written["signature"] = _written_signature(dest, target, options.signature_name)
             progress("writing golden requests")
             _write_golden(dest, samples, expected, signature, options, atol, rtol)

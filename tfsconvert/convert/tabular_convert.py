@@ -1,0 +1,155 @@
+"""`tfsconvert pmml` and `tfsconvert onnx` for scikit-learn sources.
+
+The same steps as tf_convert: settle the version before anything heavy loads, load the source,
+make or read sample rows, run the source, then build the target in a hidden temp dir, prove it
+gives the source's answers (PMML with pypmml, ONNX with ONNX Runtime), write golden requests,
+and only then publish the version directory (tfsconvert.layout.publish).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfsconvert import golden, layout
+from tfsconvert.convert import tabular
+from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress, check_parity
+from tfsconvert.errors import InputError
+from tfsconvert.findings import finding
+from tfsconvert.inspect.detect import detect
+from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
+from tfsconvert.naming import is_generic
+
+# (atol, rtol) per target: PMML evaluates in double like scikit-learn; skl2onnx's converters compute
+# in float32 (tree ensembles only exist in float), so regression values need a relative tolerance.
+TOLERANCES = {"pmml": (1e-6, 1e-6), "onnx": (1e-6, 1e-5)}
+MODEL_FILES = {"pmml": "model.pmml", "onnx": "model.onnx"}
+DEFAULT_TARGET_NAME = "y"
+
+
+
+@dataclass
+class TabularOptions:
+    """Everything `pmml` (and `onnx` for a scikit-learn source) accepts besides SRC."""
+
+    version: str | None = None
+    base_path: Path | None = None
+    name: str | None = None
+    sample_data: Path | None = None
+    feature_names: str | None = None
+    target_name: str | None = None
+    samples: int | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    opset: int = 17
+    force: bool = False
+    trust_pickle: bool = False
+
+
+def _check_source(src: Path, target: str) -> str:
+    kind = detect(src)
+    if kind == "sklearn":
+        return kind
+    if kind == "spark-pipeline":
+        raise InputError("unsupported-format", f"{src} is a Spark ML PipelineModel; converting Spark models is "
+                         "not implemented yet", "convert a scikit-learn pickle/joblib file instead")
+    raise InputError("unsupported-format", f"{src} is a {kind} model, not a scikit-learn pickle",
+                     f"tfsconvert {target} converts a fitted scikit-learn estimator or Pipeline saved with "
+                     "joblib.dump or pickle (.joblib, .pkl, .pickle)"
+                     + ("; TensorFlow models go to `tfsconvert saved-model` or `tfsconvert onnx`"
+                        if target == "pmml" else ""))
+
+
+def _target_name(options: TabularOptions) -> str:
+    name = DEFAULT_TARGET_NAME if options.target_name is None else options.target_name.strip()
+    if not name:
+        raise InputError("bad-option", "--target-name is empty", "name the predicted field, e.g. --target-name species")
+    return name
+
+
+def _findings(source, src: Path, names_given: bool, target: str, target_name: str) -> list:
+    """Generic names the artifact will show clients (the same ones `inspect` flags in it)."""
+    found = []
+    generic = [f.name for f in source.features if is_generic(f.name)]
+    if generic:
+        origin = "--feature-names" if names_given else "the model's feature_names_in_"
+        found.append(finding("unnamed-signature-io", f"input field(s) {', '.join(generic)} (from {origin}) look "
+                             "like default names; clients will not know what to send",
+                             "pass meaningful names: --feature-names " + ",".join(
+                                 f"<{f.name}>" if f.name in generic else f.name for f in source.features), src))
+    # A PMML regressor has no Output element, so its predicted field is the target field itself.
+    if target == "pmml" and source.task == "regressor" and is_generic(target_name):
+        found.append(finding("unnamed-signature-io", f"the PMML's predicted field is called '{target_name}'",
+                             "name what the model predicts: --target-name <name>, e.g. --target-name price", src))
+    return found
+
+
+def convert(src: Path, target: str, options: TabularOptions, progress: Progress = lambda _: None) -> ConversionResult:
+    """Convert a scikit-learn source into a published `<base>/<version>/` holding model.pmml or model.onnx."""
+    kind = _check_source(src, target)
+    feature_names = tabular.parse_feature_names(options.feature_names)
+    target_name = _target_name(options)
+    name = options.name or src.name.split(".")[0] or "model"
+    base = options.base_path or Path("models") / name
+    version = layout.resolve_version(base, options.version)
+    layout.ensure_free(base, version, options.force)
+    count = tabular.sample_count(options.samples)
+    default_atol, default_rtol = TOLERANCES[target]
+    atol = default_atol if options.atol is None else options.atol
+    rtol = default_rtol if options.rtol is None else options.rtol
+    if target == "pmml":
+        from tfsconvert.convert import pmml_writer as writer
+        progress("checking Java and sklearn2pmml")
+        writer.preflight()
+    else:
+        from tfsconvert.convert import sklearn_onnx as writer
+        writer.preflight(options.opset)
+
+    progress(f"loading scikit-learn and {src}")
+    from tfsconvert.convert import sklearn_source
+
+    source = sklearn_source.load(src, feature_names, options.trust_pickle)
+    if target_name in {f.name for f in source.features}:
+        raise InputError("bad-option", f"--target-name {target_name} is also the name of an input feature",
+                         "choose another name for the predicted field, e.g. --target-name prediction")
+    rows = tabular.sample_rows(source.features, options.sample_data, count)
+    progress(f"running the source on {len(rows)} rows")
+    expected = source.predict(rows)
+    signature = writer.served_signature(source, target_name)
+    written: dict = {}
+
+    def build(dest: Path) -> None:
+        model_file = dest / MODEL_FILES[target]
+        if target == "pmml":
+            progress("converting to PMML with sklearn2pmml (starting Java)")
+            writer.write_pmml(source, model_file, target_name)
+            progress("checking parity: evaluating the PMML with pypmml (starting Java)")
+            pmml_target, results = writer.evaluate(model_file, rows)
+            actual = writer.pmml_outputs(source, pmml_target, results)
+        else:
+            progress(f"converting to ONNX with skl2onnx (opset {options.opset})")
+            written["notes"] = writer.write_onnx(source, model_file, options.opset, target_name)
+            progress("checking parity with ONNX Runtime")
+            actual = writer.onnx_outputs(source, model_file, rows)
+        written["parity"] = check_parity(
+            expected, actual, atol, rtol, what=f"the {target.upper()} model",
+            hint="check the rows with --sample-data (values at a split threshold can flip a tree), "
+                 "or accept the difference with --atol/--rtol")
+        progress("writing golden requests")
+        (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
+        golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
+            rows, expected, source.features, source.output_dtypes(), DEFAULT_SIGNATURE, atol, rtol))
+
+    progress("publishing")
+    artifact = layout.publish(base, version, build, force=options.force)
+    origin = "--feature-names" if feature_names is not None and not source.named else "feature_names_in_"
+    rows_from = (f"the first {len(rows)} rows of {options.sample_data}" if options.sample_data is not None
+                 else f"{len(rows)} rows synthesized from the model (seed {tabular.SEED})")
+    notes = [f"{source.class_name} ({source.task}); feature names from {origin}; parity rows: {rows_from}",
+             *written.get("notes", [])]
+    return ConversionResult(
+        source=str(src), source_format=kind, target=target, model_name=name, base_path=str(base),
+        version=version, artifact=str(artifact), signature_name=DEFAULT_SIGNATURE, signature=signature,
+        parity=written["parity"], samples=len(rows),
+        files={"model": str(artifact / MODEL_FILES[target]), "golden": str(artifact / GOLDEN_FILE)},
+        findings=_findings(source, src, feature_names is not None, target, target_name), notes=notes)
