@@ -30,7 +30,6 @@ DEFAULT_SAMPLES = 8
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
-
 @dataclass
 class ConvertOptions:
     """Everything the `saved-model` / `onnx` commands accept besides SRC."""
