@@ -155,7 +155,7 @@ EXPECTED = {
 MARKER = {"saved_model.pb-written": "saved_model.pb", "golden-written": "assets.extra/golden.jsonl"}
 
 
-def _kill_and_recover(cli, target: str, point_name: str, point: Callable, source: Path, tmp_path: Path) -> None:
+def _check_kill_and_recovery(cli, target: str, point_name: str, point: Callable, source: Path, tmp_path: Path) -> None:
     base = tmp_path / "base"
     proc = _kill_when(target, source, base, point, tmp_path)
     state = _state_after_kill(target, proc, base)
@@ -169,10 +169,10 @@ def _kill_and_recover(cli, target: str, point_name: str, point: Callable, source
 
 @pytest.mark.parametrize("point_name", SAVED_MODEL_POINTS)
 def test_saved_model_killed_leaves_no_partial_version(point_name, cli, fixture_path, tmp_path):
-    _kill_and_recover(cli, "saved-model", point_name, SAVED_MODEL_POINTS[point_name],
+    _check_kill_and_recovery(cli, "saved-model", point_name, SAVED_MODEL_POINTS[point_name],
                       fixture_path("frozen_mlp_pb"), tmp_path)
 
 
 def test_onnx_killed_leaves_no_partial_version(cli, fixture_path, tmp_path):
-    _kill_and_recover(cli, "onnx", "onnx-temp-dir-created", _temp_dir_appeared,
+    _check_kill_and_recovery(cli, "onnx", "onnx-temp-dir-created", _temp_dir_appeared,
                       fixture_path("frozen_mlp_pb"), tmp_path)
