@@ -6,11 +6,10 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import threading
 
 import pytest
 
-from tfsconvert.validate.server import rest, rest_json
+from tfsconvert.validate.server import http_server, rest, rest_json
 from tfsconvert.validate.server.status import ServingError
 
 
@@ -42,23 +41,21 @@ def test_tensors_numpy_cannot_hold_are_400(value, message):
 
 
 class _Api:
-    def handle(self, method, target, body):
+    def route(self, method, target, body):
         return 200, b'{"outputs": [[0.5]]}', rest.JSON_TYPE
 
 
-class _Recording(rest._Handler):
-    nodelay: list[int] = []
+def test_keep_alive_replies_are_sent_with_tcp_nodelay(monkeypatch):
+    """With Nagle on, a reply could wait ~40 ms for the client's delayed ACK."""
+    nodelay = []
+    made = http_server._Connection.connection_made
 
-    def setup(self) -> None:
-        super().setup()
-        self.nodelay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    def recording(self, transport):
+        made(self, transport)
+        nodelay.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
-
-def test_keep_alive_replies_are_sent_with_tcp_nodelay():
-    """Headers and body are two writes: with Nagle on, the body waited ~40 ms for a delayed ACK."""
-    server = rest.RestServer("127.0.0.1", 0, _Api())
-    server.RequestHandlerClass = _Recording
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(http_server._Connection, "connection_made", recording)
+    server = http_server.start("127.0.0.1", 0, _Api(), workers=1)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
         for _ in range(3):
@@ -67,5 +64,4 @@ def test_keep_alive_replies_are_sent_with_tcp_nodelay():
         connection.close()
     finally:
         server.shutdown()
-        server.server_close()
-    assert _Recording.nodelay == [1]  # one keep-alive connection, Nagle off
+    assert nodelay == [1]  # one keep-alive connection, Nagle off

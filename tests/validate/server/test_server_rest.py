@@ -4,6 +4,7 @@ SavedModel, a two-input SavedModel, a two-version base path, a classify/regress 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import socket
 import threading
@@ -285,14 +286,65 @@ def _raw_http(server, payload: bytes) -> bytes:
 @pytest.mark.parametrize("payload", [
     b"POST /v1/models/mlp:predict HTTP/1.1\r\nContent-Length: nope\r\n\r\n{}",
     b"\x00\xff garbage\r\n\r\n",
-    b"POST /v1/models/mlp:predict HTTP/1.1\r\nContent-Length: 9\r\nConnection: close\r\n\r\n\xff\xfe\x00{]}\x80\x81",
+    b"POST /v1/models/mlp:predict HTTP/1.1\r\nContent-Length: 8\r\nConnection: close\r\n\r\n\xff\xfe\x00{]}\x80\x81",
+    b"POST /v1/models/mlp:predict HTTP/1.1\r\nContent-Length: 9\r\n\r\n{}",  # cut short, then EOF
 ])
 def test_malformed_requests_get_4xx_and_the_server_keeps_serving(server, payload):
     reply = _raw_http(server, payload)
-    # A request line that is not HTTP gets the stdlib's HTTP/0.9-style page, without a status line.
-    status = reply.split()[1] if reply.startswith(b"HTTP/1.") else reply.split(b"Error code: ")[1][:3]
-    assert status == b"400", reply[:300]
+    assert reply.startswith(b"HTTP/1.1 400 "), reply[:300]
     assert post(server, "/v1/models/mlp:predict", {"instances": FEATURES}).status_code == 200
+
+
+def _request(path: str, body: bytes, *headers: str, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: localhost", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _replies(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(status line, body) of each HTTP/1.1 reply in `data`, in order."""
+    replies = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        replies.append((head.split(b"\r\n")[0], rest[:length]))
+        data = rest[length:]
+    return replies
+
+
+def test_pipelined_requests_are_answered_in_order_and_a_half_closed_client_gets_them(server):
+    """Three requests in one write, a model run between two quick answers, then the client's EOF."""
+    predict = json.dumps({"instances": FEATURES}).encode()
+    expected = post(server, "/v1/models/mlp:predict", {"instances": FEATURES}).content
+    payload = (_request("/v1/models/mlp", b"", method="GET") + _request("/v1/models/mlp:predict", predict)
+               + _request("/v1/models/nope:predict", predict))
+    replies = _replies(_raw_http(server, payload))
+    assert [status for status, _ in replies] == [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found"]
+    assert json.loads(replies[0][1])["model_version_status"][0]["state"] == "AVAILABLE"
+    assert replies[1][1] == expected
+    assert json.loads(replies[2][1]) == {"error": "Servable not found for request: Latest(nope)"}
+
+
+def test_expect_100_continue_gzip_and_head(server):
+    """On one connection: a body sent after `100 Continue`, a gzip body, a HEAD."""
+    predict = json.dumps({"instances": FEATURES}).encode()
+    expected = post(server, "/v1/models/mlp:predict", {"instances": FEATURES}).content
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=30) as sock:
+        sock.sendall(_request("/v1/models/mlp:predict", predict, "Expect: 100-continue")[:-len(predict)])
+        assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"  # curl waits for it before a body over 1 kB
+        sock.sendall(predict)
+        sock.sendall(_request("/v1/models/mlp:predict", gzip.compress(predict), "Content-Encoding: gzip")
+                     + _request("/v1/models/mlp", b"", method="HEAD"))
+        sock.shutdown(socket.SHUT_WR)
+        data = b"".join(iter(lambda: sock.recv(65536), b""))
+    first, _, rest = data.partition(b"\r\n\r\n")
+    first_length = int(first.lower().split(b"content-length: ")[1])
+    assert rest[:first_length] == expected
+    second, _, rest = rest[first_length:].partition(b"\r\n\r\n")
+    assert second.startswith(b"HTTP/1.1 200 OK") and rest.startswith(expected)
+    head = rest[len(expected):]
+    # TF Serving's handler takes GET and POST only; a HEAD reply has the headers of that 400, no body.
+    assert head.startswith(b"HTTP/1.1 400 Bad Request") and head.endswith(b"\r\n\r\n")
+    assert int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]) > 0
 
 
 def test_concurrent_clients_16_threads_x_50_requests(server):

@@ -35,19 +35,30 @@ _LOG_WHERE = "batching/batching_session.cc"
 Run = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
+Done = Callable[[dict[str, np.ndarray] | None, ServingError | None], None]
+
+
 class _Task:
-    """One run waiting for its batch; `wait()` returns its outputs or raises its batch's error."""
+    """One run waiting for its batch; `done(outputs, error)` is called once, from a batch thread."""
 
-    __slots__ = ("feeds", "size", "outputs", "error", "_done")
+    __slots__ = ("feeds", "size", "finish")
 
-    def __init__(self, feeds: dict[str, np.ndarray], size: int) -> None:
-        self.feeds, self.size = feeds, size
+    def __init__(self, feeds: dict[str, np.ndarray], size: int, done: Done) -> None:
+        self.feeds, self.size, self.finish = feeds, size, done
+
+
+class _Waiter:
+    """The `done` of a caller that blocks until its task has run."""
+
+    __slots__ = ("outputs", "error", "_done")
+
+    def __init__(self) -> None:
         self.outputs: dict[str, np.ndarray] | None = None
         self.error: ServingError | None = None
-        self._done = threading.Lock()  # held until finish(): cheaper than an Event
+        self._done = threading.Lock()  # held until called: cheaper than an Event
         self._done.acquire()
 
-    def finish(self, outputs: dict[str, np.ndarray] | None = None, error: ServingError | None = None) -> None:
+    def __call__(self, outputs: dict[str, np.ndarray] | None, error: ServingError | None) -> None:
         self.outputs, self.error = outputs, error
         self._done.release()
 
@@ -125,7 +136,7 @@ class _Queue:
         """Fail every task not yet taken by a worker."""
         for batch in self.batches:
             for task in batch.tasks:
-                task.finish(error=error)
+                task.finish(None, error)
         self.batches = deque([_Batch()])
 
     def process(self, batch: _Batch) -> None:
@@ -259,9 +270,14 @@ class BatchingServable:
         self._queues = {name: scheduler.add_queue(partial(servable.run, name), params) for name in self.signatures}
 
     def run(self, signature_name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        task = _Task(feeds, _task_size(feeds))
-        self._scheduler.schedule(self._queues[signature_name], task)
-        return task.wait()
+        waiter = _Waiter()
+        self.submit(signature_name, feeds, waiter)
+        return waiter.wait()
+
+    def submit(self, signature_name: str, feeds: dict[str, np.ndarray], done: Done) -> None:
+        """Queue a run without waiting: `done(outputs, error)` is called from a batch thread.
+        A task the queue refuses (too large, queue full) raises here, and `done` is never called."""
+        self._scheduler.schedule(self._queues[signature_name], _Task(feeds, _task_size(feeds), done))
 
     def close(self) -> None:
         for queue in self._queues.values():

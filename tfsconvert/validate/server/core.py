@@ -7,6 +7,7 @@ same thing. Functions take a loaded servable; model/version resolution is the ma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -43,6 +44,26 @@ class Outputs:
     dtypes: dict[str, str]
 
 
+@dataclass(frozen=True)
+class Run:
+    """A checked request: the one servable run it needs, and what turns the outputs into its result.
+
+    Calling it runs it in this thread (gRPC, warmup); the REST front end starts the run itself
+    and calls `result` when the outputs are in, so its event loop never waits on a model."""
+
+    servable: Servable
+    signature_name: str
+    feeds: dict[str, np.ndarray]
+    result: Callable[[dict[str, np.ndarray]], Any]
+
+    def then(self, after: Callable[[Any], Any]) -> Run:
+        """The same run, with `after` applied to its result."""
+        return Run(self.servable, self.signature_name, self.feeds, lambda outputs: after(self.result(outputs)))
+
+    def __call__(self):
+        return self.result(self.servable.run(self.signature_name, self.feeds))
+
+
 def find_signature(servable: Servable, name: str):
     """(resolved name, SignatureDef) for Predict; an empty name means `serving_default` (spec §3.1)."""
     name = name or DEFAULT_SIGNATURE
@@ -54,12 +75,17 @@ def find_signature(servable: Servable, name: str):
 def predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
             output_filter: tuple[str, ...] = ()) -> Outputs:
     """Validate a Predict request as predict_util.cc does (spec §3.2), then run it."""
+    return predict_run(servable, signature_name, inputs, output_filter)()
+
+
+def predict_run(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
+                output_filter: tuple[str, ...] = ()) -> Run:
+    """The checked Predict run, whose result is its Outputs."""
     name, signature = find_signature(servable, signature_name)
     _check_inputs(signature, inputs)
     wanted = _check_output_filter(signature, output_filter)
-    arrays = servable.run(name, inputs)
-    return Outputs(name, {alias: arrays[alias] for alias in wanted},
-                   {alias: dtype_name(signature.outputs[alias]) for alias in wanted})
+    dtypes = {alias: dtype_name(signature.outputs[alias]) for alias in wanted}
+    return Run(servable, name, inputs, lambda arrays: Outputs(name, {alias: arrays[alias] for alias in wanted}, dtypes))
 
 
 def _check_inputs(signature, inputs: dict[str, np.ndarray]) -> None:
@@ -110,41 +136,57 @@ def _example_signature(servable: Servable, signature_name: str, method: str, kin
     return name, signature
 
 
-def _run_examples(servable: Servable, name: str, examples: list[bytes]) -> dict[str, np.ndarray]:
+def _examples_feeds(examples: list[bytes]) -> dict[str, np.ndarray]:
     if not examples:
         raise invalid("Input is empty.")
     batch = np.empty(len(examples), dtype=object)
     batch[:] = examples
-    return servable.run(name, {CLASSIFY_INPUT: batch})
+    return {CLASSIFY_INPUT: batch}
 
 
 def classify(servable: Servable, signature_name: str, examples: list[bytes]) -> tuple[str, list[list[tuple]]]:
     """(signature name, per example a list of (label, score)); label "" without `classes`, score 0.0
     without `scores` (spec §4.7)."""
+    return classify_run(servable, signature_name, examples)()
+
+
+def classify_run(servable: Servable, signature_name: str, examples: list[bytes]) -> Run:
+    """The checked Classify run, whose result is classify()'s."""
     name, signature = _example_signature(servable, signature_name, CLASSIFY_METHOD, "classification")
     present = [key for key in ("classes", "scores") if key in signature.outputs]
     if not present or len(signature.outputs) != len(present):
         raise invalid(f"Expected classification signature outputs to be classes and/or scores, found "
                       f"{_set(signature.outputs)}")
-    outputs = _run_examples(servable, name, examples)
+    return Run(servable, name, _examples_feeds(examples), lambda outputs: (name, _classes(outputs, len(examples))))
+
+
+def _classes(outputs: dict[str, np.ndarray], count: int) -> list[list[tuple]]:
     classes, scores = outputs.get("classes"), outputs.get("scores")
-    width = (classes if classes is not None else scores).reshape(len(examples), -1).shape[1]
+    width = (classes if classes is not None else scores).reshape(count, -1).shape[1]
     results = []
-    for i in range(len(examples)):
+    for i in range(count):
         labels = ([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                   for v in classes.reshape(len(examples), -1)[i]] if classes is not None else [""] * width)
-        values = (scores.reshape(len(examples), -1)[i].tolist() if scores is not None else [0.0] * width)
+                   for v in classes.reshape(count, -1)[i]] if classes is not None else [""] * width)
+        values = (scores.reshape(count, -1)[i].tolist() if scores is not None else [0.0] * width)
         results.append(list(zip(labels, values)))
-    return name, results
+    return results
 
 
 def regress(servable: Servable, signature_name: str, examples: list[bytes]) -> tuple[str, list[float]]:
     """(signature name, one value per example) from the signature's `outputs` tensor."""
+    return regress_run(servable, signature_name, examples)()
+
+
+def regress_run(servable: Servable, signature_name: str, examples: list[bytes]) -> Run:
+    """The checked Regress run, whose result is regress()'s."""
     name, signature = _example_signature(servable, signature_name, REGRESS_METHOD, "regression")
     if list(signature.outputs) != ["outputs"]:
         raise invalid(f"Expected one output Tensor named 'outputs', found {_set(signature.outputs)}")
-    values = _run_examples(servable, name, examples)["outputs"]
-    if values.size != len(examples):
-        raise invalid(f"Expected output Tensor shape to be [{len(examples)}] or [{len(examples)},1], got "
-                      f"{list(values.shape)}")
-    return name, [float(v) for v in values.reshape(-1)]
+    return Run(servable, name, _examples_feeds(examples), lambda outputs: (name, _values(outputs, len(examples))))
+
+
+def _values(outputs: dict[str, np.ndarray], count: int) -> list[float]:
+    values = outputs["outputs"]
+    if values.size != count:
+        raise invalid(f"Expected output Tensor shape to be [{count}] or [{count},1], got {list(values.shape)}")
+    return [float(v) for v in values.reshape(-1)]

@@ -17,6 +17,7 @@ class Options:
 
     port: int
     rest_api_port: int
+    rest_api_num_threads: int
     host: str
     model_name: str
     model_base_path: str
@@ -73,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--batching_parameters_file", default="", help="text BatchingParameters; requires --enable_batching")
     flag("allow_version_labels_for_unavailable_models", False, "allow labels in the initial config")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="accepted, not enforced")
-    add("--rest_api_num_threads", type=int, default=0, help="accepted (threads are started per connection)")
+    add("--rest_api_num_threads", type=int, default=0, help="workers for unbatched REST runs (0: 4 x CPUs)")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")
     add("--version", action="store_true", help="print the version and exit")
     return parser

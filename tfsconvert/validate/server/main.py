@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
 
 def _serve(options: Options, manager: Manager) -> list:
     """Open gRPC, then REST (spec §0.3, §4.1); returns the calls that stop them."""
-    from tfsconvert.validate.server import grpc_service, rest
+    from tfsconvert.validate.server import grpc_service, http_server, rest
 
     if options.port == 0:
         raise invalid("At least one of server_options.grpc_port or server_options.grpc_socket_path must be set.")
@@ -167,7 +167,8 @@ def _serve(options: Options, manager: Manager) -> list:
         logs.error("model_servers/server.cc:445", "server_options.http_port cannot be same as grpc_port. Please use a "
                    "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
     elif options.rest_api_port:
-        http = rest.start(options.host, options.rest_api_port, manager)
+        http = http_server.start(options.host, options.rest_api_port, rest.RestApi(manager),
+                                 options.rest_api_num_threads or http_server.default_workers())
         if http is not None:
             stoppers.append(http.shutdown)
             logs.info("model_servers/server.cc:466",

@@ -1,15 +1,13 @@
-"""The REST front end (spec §4): TF Serving's URL grammar, JSON bodies, errors and status codes,
-on a threaded HTTP/1.1 server with keep-alive."""
+"""The REST API (spec §4): TF Serving's URL grammar, JSON bodies, errors and status codes. No
+sockets here: tfsconvert.validate.server.http_server carries the requests."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import socket
 import traceback
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 from tfsconvert.validate.server import core, examples, logs, responses, rest_json
 from tfsconvert.validate.server.manager import Manager
@@ -25,7 +23,7 @@ _NOT_FOUND_HTML = ("<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<
                    "The requested URL {path} was not found on this server.</BODY></HTML>")
 JSON_TYPE = "application/json"
 
-Reply = tuple[int, bytes, str]
+Reply = tuple[int, bytes, str]  # HTTP status, body, content type
 
 
 def _json(status: int, body: dict) -> Reply:
@@ -36,24 +34,38 @@ def _error(error: ServingError) -> Reply:
     return _json(error.http_status, {"error": error.message})
 
 
+def replying(call: Callable, *args) -> Reply | core.Run:
+    """`call(*args)`, with the statuses it raises turned into their replies (a bug into a 500)."""
+    try:
+        return call(*args)
+    except ServingError as error:
+        return _error(error)
+    except RecursionError:  # a body nested deeper than Python's stack allows, anywhere in its handling
+        return _error(invalid("JSON Value: nested too deeply to process"))
+    except Exception as error:  # noqa: BLE001 - a bug must not cost the client its answer
+        traceback.print_exc()
+        return _json(500, {"error": f"{type(error).__name__}: {error}"})
+
+
 class RestApi:
-    """Turns (method, path, body) into (HTTP status, body, content type); no sockets here."""
+    """Turns (method, target, body) into a reply, or into the model run whose result is the reply."""
 
     def __init__(self, manager: Manager) -> None:
         self.manager = manager
 
-    def handle(self, method: str, target: str, body: bytes) -> Reply:
+    def route(self, method: str, target: str, body: bytes) -> Reply | core.Run:
         path = urllib.parse.urlsplit(target).path
         if not _API.fullmatch(path):
             return 404, _NOT_FOUND_HTML.format(path=path).encode(), "text/html"
-        try:
-            return self._route(method, path, body)
-        except ServingError as error:
-            return _error(error)
-        except RecursionError:  # a body nested deeper than Python's stack allows, anywhere in its handling
-            return _error(invalid("JSON Value: nested too deeply to process"))
+        return replying(self._route, method, path, body)
 
-    def _route(self, method: str, path: str, body: bytes) -> Reply:
+    def finish(self, run: core.Run, outputs: dict | None, error: BaseException | None) -> Reply:
+        """The reply to a run that has ended with `outputs` or `error`."""
+        if error is not None:
+            return replying(_raise, error)
+        return replying(run.result, outputs)
+
+    def _route(self, method: str, path: str, body: bytes) -> Reply | core.Run:
         malformed = invalid(f"Malformed request: {method} {path}")
         pattern = {"POST": _POST, "GET": _GET}.get(method)
         match = pattern.fullmatch(path) if pattern else None
@@ -88,7 +100,7 @@ class RestApi:
             return self._predict(name, version, label, signature_name, document)
         return self._classify_or_regress(verb, name, version, label, signature_name, document)
 
-    def _predict(self, name, version, label, signature_name: str, document: dict) -> Reply:
+    def _predict(self, name, version, label, signature_name: str, document: dict) -> core.Run:
         """Spec §4.5 order: model, then signature, then the body's tensors, then the run."""
         _, servable = self.manager.resolve(name, version, label)
         resolved = signature_name or DEFAULT_SIGNATURE
@@ -107,79 +119,18 @@ class RestApi:
             tensors = rest_json.columns(document["inputs"], inputs)
         else:
             raise invalid("Missing 'inputs' or 'instances' key")
-        outputs = core.predict(servable, resolved, tensors)
-        if "instances" in document:
-            return _json(200, rest_json.row_response(outputs.arrays, outputs.dtypes))
-        return _json(200, rest_json.columnar_response(outputs.arrays, outputs.dtypes))
+        encode = rest_json.row_response if "instances" in document else rest_json.columnar_response
+        return core.predict_run(servable, resolved, tensors).then(
+            lambda outputs: _json(200, encode(outputs.arrays, outputs.dtypes)))
 
-    def _classify_or_regress(self, verb, name, version, label, signature_name: str, document: dict) -> Reply:
+    def _classify_or_regress(self, verb, name, version, label, signature_name: str, document: dict) -> core.Run:
         batch = examples.from_json(document, verb)  # before the model lookup (spec §4.7)
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
-            _, results = core.classify(servable, signature_name, batch)
-            return _json(200, {"results": [[list(pair) for pair in result] for result in results]})
-        _, values = core.regress(servable, signature_name, batch)
-        return _json(200, {"results": values})
+            return core.classify_run(servable, signature_name, batch).then(
+                lambda result: _json(200, {"results": [[list(pair) for pair in labels] for labels in result[1]]}))
+        return core.regress_run(servable, signature_name, batch).then(lambda result: _json(200, {"results": result[1]}))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every reply carries Content-Length
-    server_version = "tfsconvert-model-server"
-    timeout = 120  # an idle keep-alive connection does not hold a thread forever
-    # TCP_NODELAY: headers and body leave in two writes; with Nagle on, the body waits for the
-    # client's delayed ACK of the headers, about 40 ms per request on a keep-alive connection.
-    disable_nagle_algorithm = True
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            self.send_error(400, "Bad Content-Length")
-            return
-        body = self.rfile.read(length) if length > 0 else b""
-        if "gzip" in self.headers.get("Content-Encoding", ""):
-            try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError):
-                pass  # left as it is: the JSON parser reports it
-        try:
-            status, payload, content_type = self.server.api.handle(self.command, self.path, body)
-        except Exception as error:  # noqa: BLE001 - a bug must not kill the connection thread silently
-            traceback.print_exc()
-            status, payload, content_type = _json(500, {"error": f"{type(error).__name__}: {error}"})
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
-        """No access log: TF Serving writes none."""
-
-
-class RestServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128  # the stdlib's listen backlog of 5 resets clients that connect all at once
-
-    def __init__(self, host: str, port: int, api: RestApi) -> None:
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.api = api
-        super().__init__((host, port), _Handler)
-
-
-def start(host: str, port: int, manager: Manager) -> RestServer | None:
-    """Bind and serve in a thread; None (after TF Serving's two log lines) if the port is taken."""
-    import threading
-
-    try:
-        server = RestServer(host, port, RestApi(manager))
-    except OSError:
-        logs.error("util/net_http/server/internal/evhttp_server.cc:245", f"Couldn't bind to port {port}")
-        logs.error("model_servers/server.cc:460", f"Failed to start HTTP Server at localhost:{port}")
-        return None
-    threading.Thread(target=server.serve_forever, name="rest", daemon=True).start()
-    return server
+def _raise(error: BaseException):
+    raise error

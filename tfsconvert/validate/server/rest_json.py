@@ -6,9 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import operator
 import re
+import struct
+from itertools import chain
 
 import numpy as np
+import orjson
 
 from tfsconvert import golden
 from tfsconvert.validate.server.core import type_name
@@ -23,6 +27,11 @@ _INT_RANGES = {
 _JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
 _NUMBER_TYPES = {int, float}  # exact types: bool, an int subclass, is not a number here
 _MAX_DIMS = 254  # TensorShape::MaxDimensions()
+# A body's bytes as classes for _orjson_agrees: digit "0", "." (a fraction's digits follow), " " for
+# any other byte.
+_CLASSES = bytes(dict(zip(b"0123456789.", b"0000000000.")).get(byte, ord(" ")) for byte in range(256))
+_LONG_INTEGER = b" " + b"0" * 19  # 19 digits not after a ".": an integer that may not fit 64 bits
+_MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {
     "Expecting value": "Invalid value.",
@@ -37,7 +46,13 @@ _PARSE_ERRORS = {
 
 def parse_body(data: bytes):
     """The JSON document of a request body; rapidjson stops after the top-level value, so trailing
-    bytes are ignored (spec §4.5)."""
+    bytes are ignored (spec §4.5). orjson, ~4x faster, reads the bodies it reads as the json module
+    does; what it rejects (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides."""
+    if _orjson_agrees(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     text = data.decode("utf-8", "replace")
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
@@ -53,6 +68,16 @@ def parse_body(data: bytes):
                       f"{digits.start() if digits else 0}") from None
     except RecursionError:  # rapidjson recurses without a limit; Python's parser stops near 1000 levels
         raise invalid("JSON Parse error: The document is nested too deeply") from None
+
+
+def _orjson_agrees(data: bytes) -> bool:
+    """False where orjson might accept `data` but read it unlike the json module: an integer beyond 64
+    bits (orjson returns a float, json an int) or deep nesting (orjson's limit is 1024 levels, json's
+    RecursionError near 1000 minus the caller's stack)."""
+    # Closing brackets (at least one per level) are counted by deleting them; in a document orjson
+    # accepts none comes right before a number, so the deletion hides no integer.
+    classes = (b" " + data).translate(_CLASSES, b"]}")
+    return len(data) + 1 - len(classes) <= _MAX_NESTING and _LONG_INTEGER not in classes
 
 
 def is_b64(value) -> bool:
@@ -135,18 +160,28 @@ def tensor(value, dtype: str) -> np.ndarray:
 
 
 def _numbers(value, shape: list[int], dtype: str) -> np.ndarray | None:
-    """A dense list of JSON numbers for a float input, converted in numpy's C loops: the common
-    request, checked element by element in Python it costs ~0.5 ms per 600 values (the REST
-    bottleneck under batching). None for anything else, which the checks above then report."""
+    """A dense list of JSON numbers for a float input, converted in C loops: the common request,
+    checked element by element in Python it costs ~0.5 ms per 600 values (the REST bottleneck under
+    batching). None for anything else (bools, strings, ragged lists, an integer beyond a double),
+    which the checks above then report."""
     if dtype not in ("DT_FLOAT", "DT_DOUBLE") or not shape:
         return None
+    leaves = value
+    for size in shape[1:]:  # every item of this level a list of the size _shape found
+        if set(map(type, leaves)) != {list} or set(map(len, leaves)) != {size}:
+            return None
+        leaves = leaves[0] if len(leaves) == 1 else list(chain.from_iterable(leaves))  # one row: no copy
+    all_floats = operator.countOf(map(type, leaves), float) == len(leaves)  # the usual request, a fast test
+    if not (all_floats or set(map(type, leaves)) <= _NUMBER_TYPES):
+        return None
+    try:  # struct converts as numpy does (an int through float()), twice as fast as np.array(leaves)
+        doubles = struct.pack(f"{len(leaves)}d", *leaves)
+    except struct.error:  # an integer beyond a double
+        return None
     try:
-        objects = np.array(value, dtype=object)
-        if objects.shape == tuple(shape) and set(map(type, objects.ravel().tolist())) <= _NUMBER_TYPES:
-            return objects.astype(golden.numpy_dtype(dtype))
-    except (ValueError, OverflowError):  # ragged, too deep, or an integer beyond a double
-        pass
-    return None
+        return np.frombuffer(doubles).reshape(shape).astype(golden.numpy_dtype(dtype))
+    except ValueError:  # more dimensions than numpy allows
+        return None
 
 
 def _wrapped(index: int, error: ServingError, key: str | None = None) -> ServingError:
