@@ -42,6 +42,8 @@ class HttpServer:
         self.server_address = sock.getsockname()
         self.loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
+        self._ended_runs: deque[tuple] = deque()  # (done, outputs, error) of runs, for the loop
+        self._woken = False
         serving = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(serving,), name="rest", daemon=True)
         self._thread.start()
@@ -62,12 +64,27 @@ class HttpServer:
     def start_run(self, run: core.Run, done) -> None:
         """Start `run` off the loop; `done(outputs, error)` is called on the loop when it ends. A
         run the batch queue refuses raises its ServingError here."""
-        back = partial(self.loop.call_soon_threadsafe, done)
+        back = partial(self._ended, done)
         submit = getattr(run.servable, "submit", None)
         if submit is not None:
             submit(run.signature_name, run.feeds, back)
         else:
             self._pool.submit(_run_now, run, back)
+
+
+    def _ended(self, done, outputs, error) -> None:
+        """From the thread a run ended on: queue its answer. The loop is woken once for every run
+        that ends before it gets to them (a whole batch, usually): each wake-up is a syscall."""
+        self._ended_runs.append((done, outputs, error))
+        if not self._woken:
+            self._woken = True
+            self.loop.call_soon_threadsafe(self._answer_ended)
+
+    def _answer_ended(self) -> None:
+        self._woken = False  # before draining: a run that ends from here on wakes the loop again
+        while self._ended_runs:
+            done, outputs, error = self._ended_runs.popleft()
+            done(outputs, error)
 
 
 def _run_now(run: core.Run, back) -> None:

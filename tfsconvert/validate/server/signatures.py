@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from tfsconvert.model import Signature
 from tfsconvert.tf_runtime import PREDICT_METHOD
 
@@ -30,6 +32,11 @@ def signature_def(signature: Signature, method: str = PREDICT_METHOD):
 
 def dtype_name(tensor_info) -> str:
     """`DT_FLOAT` for a TensorInfo's dtype."""
+    return _type_name(tensor_info.dtype)
+
+
+@functools.cache
+def _type_name(number: int) -> str:
     from tensorflow.core.framework import types_pb2
 
-    return types_pb2.DataType.Name(tensor_info.dtype)
+    return types_pb2.DataType.Name(number)

@@ -20,7 +20,8 @@ def array_dtype(array: np.ndarray) -> str:
     """The TF dtype name of a numpy array (`DT_STRING` for bytes/str/object arrays)."""
     if array.dtype.kind in "OSU":
         return "DT_STRING"
-    return _TF_NAMES.get(array.dtype, f"DT_{array.dtype.name.upper()}")
+    name = _TF_NAMES.get(array.dtype)
+    return name if name is not None else f"DT_{array.dtype.name.upper()}"
 
 
 def to_array(proto, alias: str) -> np.ndarray:
