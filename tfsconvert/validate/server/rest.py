@@ -9,7 +9,7 @@ import traceback
 import urllib.parse
 from typing import Callable
 
-from tfsconvert.validate.server import core, examples, logs, responses, rest_json
+from tfsconvert.validate.server import core, examples, responses, rest_json
 from tfsconvert.validate.server.manager import Manager
 from tfsconvert.validate.server.signatures import DEFAULT_SIGNATURE, dtype_name
 from tfsconvert.validate.server.status import ServingError, invalid

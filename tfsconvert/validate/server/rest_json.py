@@ -53,6 +53,11 @@ def parse_body(data: bytes):
             return orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
+    return parse_with_json_module(data)
+
+
+def parse_with_json_module(data: bytes):
+    """parse_body with Python's json module only: rapidjson's messages for its errors."""
     text = data.decode("utf-8", "replace")
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
