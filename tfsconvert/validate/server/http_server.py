@@ -71,7 +71,6 @@ class HttpServer:
         else:
             self._pool.submit(_run_now, run, back)
 
-
     def _ended(self, done, outputs, error) -> None:
         """From the thread a run ended on: queue its answer. The loop is woken once for every run
         that ends before it gets to them (a whole batch, usually): each wake-up is a syscall."""
