@@ -43,6 +43,7 @@ class HttpServer:
         self.loop = asyncio.new_event_loop()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
         self._ended_runs: deque[tuple] = deque()  # (done, outputs, error) of runs, for the loop
+        self.connections: set[_Connection] = set()  # open ones, closed at shutdown
         self._woken = False
         serving = threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(serving,), name="rest", daemon=True)
@@ -51,10 +52,16 @@ class HttpServer:
 
     def _serve(self, serving: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.loop.create_server(lambda: _Connection(self), sock=self.sock,
-                                                             backlog=_LISTEN_BACKLOG))
+        server = self.loop.run_until_complete(self.loop.create_server(lambda: _Connection(self), sock=self.sock,
+                                                                      backlog=_LISTEN_BACKLOG))
         serving.set()
         self.loop.run_forever()
+        server.close()  # the listening socket, then every open connection
+        for connection in list(self.connections):
+            if connection.transport is not None:
+                connection.transport.close()
+        self.loop.run_until_complete(server.wait_closed())
+        self.loop.close()
 
     def shutdown(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -77,7 +84,10 @@ class HttpServer:
         self._ended_runs.append((done, outputs, error))
         if not self._woken:
             self._woken = True
-            self.loop.call_soon_threadsafe(self._answer_ended)
+            try:
+                self.loop.call_soon_threadsafe(self._answer_ended)
+            except RuntimeError:  # the loop is closed (shut down): no connection is left to answer
+                pass
 
     def _answer_ended(self) -> None:
         self._woken = False  # before draining: a run that ends from here on wakes the loop again
@@ -113,9 +123,11 @@ class _Connection(asyncio.Protocol):
         # a delayed ACK either (asyncio sets this only on sockets made with proto=IPPROTO_TCP).
         transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport = transport
+        self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self.server.connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
         try:
