@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import socket
 import threading
 from collections import deque
@@ -22,6 +21,7 @@ from http.client import responses
 
 import httptools
 
+from tfsconvert.serving.hardware import schedulable_cpus
 from tfsconvert.validate.server import core, logs
 from tfsconvert.validate.server.rest import Reply, RestApi
 
@@ -31,7 +31,7 @@ _BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: cl
 
 
 def default_workers() -> int:
-    return 4 * len(os.sched_getaffinity(0))
+    return 4 * schedulable_cpus()
 
 
 class HttpServer:
