@@ -11,8 +11,8 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(STAMP) java
 
-# Re-installs only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# Re-installs (and rebuilds the C transport) only when these change.
+$(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/validate/server/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all]'

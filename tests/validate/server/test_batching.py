@@ -4,6 +4,7 @@ response over REST and gRPC; a hanging model fills the queue; refused parameter 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -298,6 +299,12 @@ def test_a_task_larger_than_max_batch_size_is_refused_spec_6_4(plain, batched):
 
 
 @pytest.mark.slow
+def _post_until_closed(url: str, body: dict) -> None:
+    """A request left unanswered until the server stops and closes its connection."""
+    with contextlib.suppress(requests.ConnectionError):
+        requests.post(url, json=body, timeout=30)
+
+
 def test_queue_full_is_503_and_unavailable_and_the_server_still_stops_spec_7_43(fixture_path, tmp_path):
     import grpc
     import tensorflow as tf
@@ -310,8 +317,7 @@ def test_queue_full_is_503_and_unavailable_and_the_server_still_stops_spec_7_43(
     body = {"instances": [[1.0, 2.0, 3.0, 4.0]]}
     url = server.url("/v1/models/hang:predict")
     try:
-        hanging = [threading.Thread(target=requests.post, args=(url,), kwargs={"json": body, "timeout": 30},
-                                    daemon=True) for _ in range(2)]
+        hanging = [threading.Thread(target=_post_until_closed, args=(url, body), daemon=True) for _ in range(2)]
         for thread in hanging:  # the first one runs (forever), the second one waits in the queue
             thread.start()
             thread.join(1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 
 import pytest
@@ -45,23 +46,104 @@ class _Api:
         return 200, b'{"outputs": [[0.5]]}', rest.JSON_TYPE
 
 
-def test_keep_alive_replies_are_sent_with_tcp_nodelay(monkeypatch):
+def _accepted_sockets(port: int) -> list[socket.socket]:
+    """This process's server-side sockets of connections to `port` (the C transport's, in-process)."""
+    found = []
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:  # not a socket
+            continue
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getsockname()[1] == port and sock.getpeername():
+                found.append(sock)
+                continue
+        except OSError:  # a listening or unconnected socket has no peer
+            pass
+        sock.close()
+    return found
+
+
+def test_keep_alive_replies_are_sent_with_tcp_nodelay():
     """With Nagle on, a reply could wait ~40 ms for the client's delayed ACK."""
-    nodelay = []
-    made = http_server._Connection.connection_made
-
-    def recording(self, transport):
-        made(self, transport)
-        nodelay.append(transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
-    monkeypatch.setattr(http_server._Connection, "connection_made", recording)
     server = http_server.start("127.0.0.1", 0, _Api(), workers=1)
+    port = server.server_address[1]
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         for _ in range(3):
             connection.request("POST", "/v1/models/m:predict", body=b"{}")
             assert connection.getresponse().read() == b'{"outputs": [[0.5]]}'
+        accepted = _accepted_sockets(port)
+        nodelay = [sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for sock in accepted]
+        for sock in accepted:
+            sock.close()
         connection.close()
     finally:
         server.shutdown()
     assert nodelay == [1]  # one keep-alive connection, Nagle off
+
+
+class _EchoApi:
+    """Answers every request with its method, target and body (what the C transport handed over)."""
+
+    def route(self, method, target, body):
+        return 200, f"{method} {target} ".encode() + body, "text/plain"
+
+
+@pytest.fixture()
+def echo_port():
+    server = http_server.start("127.0.0.1", 0, _EchoApi(), workers=1)
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _exchange(port: int, data: bytes) -> bytes:
+    """Send `data`, stop sending, and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def test_chunked_bodies_are_decoded_with_extensions_and_trailers(echo_port):
+    request = (b"POST /v1/models/m:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6;note=x\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+    reply = _exchange(echo_port, request)
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert reply.endswith(b"\r\n\r\nPOST /v1/models/m:predict hello world")
+
+
+def test_http_1_0_closes_after_the_answer_unless_kept_alive(echo_port):
+    with socket.create_connection(("127.0.0.1", echo_port), timeout=10) as sock:
+        sock.sendall(b"GET /a HTTP/1.0\r\n\r\n")  # no EOF from us: the server closes
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert b"Connection: close\r\n" in reply and reply.endswith(b"GET /a ")
+    kept = _exchange(echo_port, b"GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /c HTTP/1.0\r\n\r\n")
+    assert kept.count(b"HTTP/1.1 200 OK") == 2 and kept.endswith(b"GET /c ")
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"POST /a HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # ambiguous framing
+    b"POST /a HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+    b"POST /a HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /a HTTP/1.1\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n",  # a head over 64 KiB
+    b"GET /a HTTP/2.0\r\n\r\n",
+    b"GET /a b HTTP/1.1\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nBad Header: 1\r\n\r\n",
+    b"GET /a HTTP/1.1\r\nX: a\nb\r\n\r\n",
+])
+def test_unparsable_requests_get_400_and_close(echo_port, request_bytes):
+    reply = _exchange(echo_port, request_bytes)
+    assert reply == b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+def test_answers_before_a_bad_request_are_kept_and_a_reset_client_harms_no_one(echo_port):
+    reply = _exchange(echo_port, b"GET /first HTTP/1.1\r\n\r\n\r\nGET /a b\r\n\r\n")  # an empty line is allowed
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and b"GET /first " in reply
+    assert reply.endswith(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    sock = socket.create_connection(("127.0.0.1", echo_port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close = RST
+    sock.sendall(b"POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+    sock.close()
+    assert _exchange(echo_port, b"GET /after HTTP/1.1\r\n\r\n").endswith(b"GET /after ")

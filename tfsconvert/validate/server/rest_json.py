@@ -6,15 +6,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import operator
 import re
-import struct
-from itertools import chain
 
 import numpy as np
 import orjson
 
 from tfsconvert import golden
+from tfsconvert.validate.server import _rest_json
 from tfsconvert.validate.server.core import type_name
 from tfsconvert.validate.server.examples import debug, json_type
 from tfsconvert.validate.server.status import ServingError, invalid
@@ -25,12 +23,7 @@ _INT_RANGES = {
     "DT_UINT64": (0, 2 ** 64 - 1),
 }
 _JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
-_NUMBER_TYPES = {int, float}  # exact types: bool, an int subclass, is not a number here
 _MAX_DIMS = 254  # TensorShape::MaxDimensions()
-# A body's bytes as classes for _orjson_agrees: digit "0", "." (a fraction's digits follow), " " for
-# any other byte.
-_CLASSES = bytes(dict(zip(b"0123456789.", b"0000000000.")).get(byte, ord(" ")) for byte in range(256))
-_LONG_INTEGER = b" " + b"0" * 19  # 19 digits not after a ".": an integer that may not fit 64 bits
 _MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {
@@ -79,10 +72,9 @@ def _orjson_agrees(data: bytes) -> bool:
     """False where orjson might accept `data` but read it unlike the json module: an integer beyond 64
     bits (orjson returns a float, json an int) or deep nesting (orjson's limit is 1024 levels, json's
     RecursionError near 1000 minus the caller's stack)."""
-    # Closing brackets (at least one per level) are counted by deleting them; in a document orjson
-    # accepts none comes right before a number, so the deletion hides no integer.
-    classes = (b" " + data).translate(_CLASSES, b"]}")
-    return len(data) + 1 - len(classes) <= _MAX_NESTING and _LONG_INTEGER not in classes
+    # Closing brackets: at least one per level. A long integer: 19 digits in a row not after a ".".
+    closing_brackets, long_integer = _rest_json.scan(data)
+    return closing_brackets <= _MAX_NESTING and not long_integer
 
 
 def is_b64(value) -> bool:
@@ -165,23 +157,14 @@ def tensor(value, dtype: str) -> np.ndarray:
 
 
 def _numbers(value, shape: list[int], dtype: str) -> np.ndarray | None:
-    """A dense list of JSON numbers for a float input, converted in C loops: the common request,
-    checked element by element in Python it costs ~0.5 ms per 600 values (the REST bottleneck under
-    batching). None for anything else (bools, strings, ragged lists, an integer beyond a double),
-    which the checks above then report."""
+    """A dense list of JSON numbers for a float input, checked and converted in C (_rest_json.c): the
+    common request, which checked element by element in Python costs ~0.5 ms per 600 values. None
+    for anything else (bools, strings, ragged lists, an integer beyond a double), which the checks
+    above then report."""
     if dtype not in ("DT_FLOAT", "DT_DOUBLE") or not shape:
         return None
-    leaves = value
-    for size in shape[1:]:  # every item of this level a list of the size _shape found
-        if set(map(type, leaves)) != {list} or set(map(len, leaves)) != {size}:
-            return None
-        leaves = leaves[0] if len(leaves) == 1 else list(chain.from_iterable(leaves))  # one row: no copy
-    all_floats = operator.countOf(map(type, leaves), float) == len(leaves)  # the usual request, a fast test
-    if not (all_floats or set(map(type, leaves)) <= _NUMBER_TYPES):
-        return None
-    try:  # struct converts as numpy does (an int through float()), twice as fast as np.array(leaves)
-        doubles = struct.pack(f"{len(leaves)}d", *leaves)
-    except struct.error:  # an integer beyond a double
+    doubles = _rest_json.doubles(value, shape)  # ints converted as numpy does, through float()
+    if doubles is None:
         return None
     try:
         return np.frombuffer(doubles).reshape(shape).astype(golden.numpy_dtype(dtype))

@@ -1,0 +1,554 @@
+/* The REST front end's HTTP/1.1 transport: one epoll loop, written in C because in Python the
+ * event loop's own cost per request (~100 us here) held batched serving to a fraction of the
+ * model's throughput (docs/benchmarks.md).
+ *
+ * The loop accepts connections, reads and parses requests (request line, headers,
+ * Content-Length or chunked bodies, Expect: 100-continue, keep-alive), hands each one to Python as
+ * on_request(token, method, target, body, keep_alive, gzip) and writes the bytes Python gives back
+ * with respond(token, data, close). A connection has at most one request with Python at a time,
+ * so pipelined requests are answered in order; a request that cannot be parsed is answered
+ * `400 Bad Request` and its connection closed (as llhttp-based servers do).
+ *
+ * Threads: serve() runs the loop in the calling thread, holding the GIL except while waiting in
+ * epoll_wait. respond() is for the loop's thread (from on_request or on_wake); other threads call
+ * wake() (the loop then calls on_wake) and stop().
+ */
+#define PY_SSIZE_T_CLEAN
+#define _GNU_SOURCE
+#include <Python.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MAX_HEAD (64 * 1024)          /* request line and headers */
+#define READ_SIZE (64 * 1024)
+#define PAUSE_BYTES (4 * 1024 * 1024) /* a client pipelining this much waits for its answers */
+#define LISTEN_KEY UINT64_MAX
+#define WAKE_KEY (UINT64_MAX - 1)
+
+static const char BAD_REQUEST[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buffer;
+
+static int buffer_reserve(Buffer *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static int buffer_add(Buffer *b, const char *data, size_t len) {
+    if (buffer_reserve(b, len)) return -1;
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static void buffer_consume(Buffer *b, size_t len) {
+    memmove(b->data, b->data + len, b->len - len);
+    b->len -= len;
+    if (!b->len && b->cap > READ_SIZE * 16) {  /* after a large body: don't keep its memory */
+        free(b->data);
+        *b = (Buffer){0};
+    }
+}
+
+typedef struct {
+    int fd;
+    uint32_t serial;
+    uint32_t events;   /* registered with epoll */
+    Buffer in, out;    /* received and not parsed; to send */
+    size_t sent;       /* of out */
+    int busy;          /* a request is with Python, unanswered */
+    int closing;       /* close once `out` is sent */
+    int eof;           /* the client has stopped sending */
+    int continued;     /* 100 Continue sent for the request being received */
+} Conn;
+
+typedef struct {
+    const char *method, *target;
+    size_t method_len, target_len;
+    const char *body;
+    size_t body_len;
+    size_t size;        /* bytes of the buffer the request takes */
+    int keep_alive, gzip, expect_continue;
+    int head_done;      /* the head is parsed, the body is still coming */
+} Request;
+
+typedef struct {
+    PyObject_HEAD
+    int listen_fd, epoll_fd, wake_fd;
+    PyObject *on_request, *on_wake;
+    Conn **conns;       /* by file descriptor */
+    int conns_cap;
+    uint32_t next_serial;
+    uint64_t *ready;    /* tokens of connections answered since they were last written */
+    size_t ready_len, ready_cap;
+    Buffer chunked;     /* the decoded body of a chunked request */
+    volatile int stopping;
+} Server;
+
+static uint64_t token_of(Conn *c) { return ((uint64_t)c->serial << 32) | (uint32_t)c->fd; }
+
+static Conn *conn_of(Server *s, uint64_t token) {
+    int fd = (int)(token & 0xffffffffu);
+    if (fd < 0 || fd >= s->conns_cap || !s->conns) return NULL;
+    Conn *c = s->conns[fd];
+    return c && c->serial == (uint32_t)(token >> 32) ? c : NULL;
+}
+
+static void conn_close(Server *s, Conn *c) {
+    s->conns[c->fd] = NULL;
+    close(c->fd);
+    free(c->in.data);
+    free(c->out.data);
+    free(c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Parsing */
+
+static int is_tchar(unsigned char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_field_char(unsigned char ch) { return ch == '\t' || (ch >= ' ' && ch != 0x7f); }
+
+static int equals(const char *a, size_t len, const char *lower) {
+    return strlen(lower) == len && strncasecmp(a, lower, len) == 0;
+}
+
+static int contains(const char *a, size_t len, const char *lower) {
+    size_t n = strlen(lower);
+    for (size_t i = 0; i + n <= len; i++)
+        if (strncasecmp(a + i, lower, n) == 0) return 1;
+    return 0;
+}
+
+/* A chunked body starting at `p`: 1 and the bytes it takes when whole (decoded into `out`),
+ * 0 if more is to come, -1 if malformed. */
+static int parse_chunked(const char *p, size_t len, Buffer *out, size_t *taken) {
+    size_t i = 0;
+    out->len = 0;
+    for (;;) {
+        uint64_t size = 0;
+        size_t digits = 0;
+        for (; i < len && isxdigit((unsigned char)p[i]); i++, digits++) {
+            if (digits == 15) return -1;
+            char ch = p[i];
+            size = size * 16 + (ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+        }
+        if (i == len) return 0;
+        if (!digits) return -1;
+        for (; i < len && p[i] != '\r'; i++)  /* chunk extensions */
+            if (!is_field_char((unsigned char)p[i])) return -1;
+        if (i + 1 >= len) return 0;
+        if (p[i + 1] != '\n') return -1;
+        i += 2;
+        if (size == 0) break;
+        if (len - i < size + 2) return 0;
+        if (p[i + size] != '\r' || p[i + size + 1] != '\n') return -1;
+        if (buffer_add(out, p + i, size)) return -1;
+        i += size + 2;
+    }
+    for (;;) {  /* trailer fields, then an empty line */
+        const char *end = memmem(p + i, len - i, "\r\n", 2);
+        if (!end) return 0;
+        size_t line = end - (p + i);
+        i += line + 2;
+        if (line == 0) break;
+    }
+    *taken = i;
+    return 1;
+}
+
+/* The request at the start of `b`: 1 if whole, 0 if more is to come, -1 if malformed. */
+static int parse_request(const Buffer *b, Request *r, Buffer *chunked) {
+    const char *p = b->data;
+    size_t searched = b->len < MAX_HEAD + 4 ? b->len : MAX_HEAD + 4;
+    const char *head_end = searched ? memmem(p, searched, "\r\n\r\n", 4) : NULL;
+    memset(r, 0, sizeof *r);
+    if (!head_end) return b->len >= MAX_HEAD + 4 ? -1 : 0;
+    /* request line: METHOD SP TARGET SP HTTP/1.x */
+    const char *line_end = memmem(p, head_end + 2 - p, "\r\n", 2);
+    const char *q = p;
+    while (q < line_end && is_tchar(*q)) q++;
+    if (q == p || q == line_end || *q != ' ') return -1;
+    r->method = p;
+    r->method_len = q - p;
+    r->target = ++q;
+    while (q < line_end && (unsigned char)*q > ' ' && *q != 0x7f) q++;
+    if (q == r->target || *q != ' ') return -1;
+    r->target_len = q - r->target;
+    q++;
+    if (line_end - q != 8 || memcmp(q, "HTTP/1.", 7) || (q[7] != '0' && q[7] != '1')) return -1;
+    int http11 = q[7] == '1', close = 0, keep = 0, chunked_body = 0, has_length = 0;
+    uint64_t length = 0;
+    /* headers: NAME ":" OWS VALUE OWS */
+    for (const char *line = line_end + 2; line < head_end + 2; line = line_end + 2) {
+        line_end = memmem(line, head_end + 2 - line, "\r\n", 2);
+        const char *colon = line;
+        while (colon < line_end && is_tchar(*colon)) colon++;
+        if (colon == line || colon == line_end || *colon != ':') return -1;
+        const char *value = colon + 1, *value_end = line_end;
+        for (const char *v = value; v < line_end; v++)
+            if (!is_field_char((unsigned char)*v)) return -1;
+        while (value < value_end && (*value == ' ' || *value == '\t')) value++;
+        while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) value_end--;
+        size_t name_len = colon - line, value_len = value_end - value;
+        if (equals(line, name_len, "content-length")) {
+            uint64_t n = 0;
+            if (!value_len || value_len > 15) return -1;
+            for (const char *v = value; v < value_end; v++) {
+                if (*v < '0' || *v > '9') return -1;
+                n = n * 10 + (*v - '0');
+            }
+            if (has_length && n != length) return -1;
+            has_length = 1;
+            length = n;
+        } else if (equals(line, name_len, "transfer-encoding")) {
+            if (!equals(value, value_len, "chunked")) return -1;
+            chunked_body = 1;
+        } else if (equals(line, name_len, "connection")) {
+            close |= contains(value, value_len, "close");
+            keep |= contains(value, value_len, "keep-alive");
+        } else if (equals(line, name_len, "expect")) {
+            r->expect_continue = equals(value, value_len, "100-continue");
+        } else if (equals(line, name_len, "content-encoding")) {
+            r->gzip = contains(value, value_len, "gzip");
+        }
+    }
+    if (chunked_body && has_length) return -1;  /* ambiguous framing (request smuggling) */
+    r->keep_alive = http11 ? !close : keep && !close;
+    size_t head = head_end + 4 - p;
+    r->head_done = 1;
+    if (chunked_body) {
+        size_t taken = 0;
+        int whole = parse_chunked(p + head, b->len - head, chunked, &taken);
+        if (whole <= 0) return whole;
+        r->body = chunked->data ? chunked->data : "";
+        r->body_len = chunked->len;
+        r->size = head + taken;
+        return 1;
+    }
+    if (b->len - head < length) return 0;
+    r->body = p + head;
+    r->body_len = length;
+    r->size = head + length;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The loop */
+
+static void ready_add(Server *s, Conn *c) {
+    if (s->ready_len == s->ready_cap) {
+        size_t cap = s->ready_cap ? s->ready_cap * 2 : 64;
+        uint64_t *ready = realloc(s->ready, cap * sizeof *ready);
+        if (!ready) return;  /* the answer is written when the connection is next readable */
+        s->ready = ready;
+        s->ready_cap = cap;
+    }
+    s->ready[s->ready_len++] = token_of(c);
+}
+
+static void set_events(Server *s, Conn *c) {
+    uint32_t events = 0;
+    if (!c->eof && !c->closing && !(c->busy && c->in.len >= PAUSE_BYTES)) events |= EPOLLIN;
+    if (c->sent < c->out.len) events |= EPOLLOUT;
+    if (events != c->events) {
+        struct epoll_event ev = {.events = events, .data.u64 = token_of(c)};
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+        c->events = events;
+    }
+}
+
+/* Write what is queued; 0 while the connection is open, -1 once it is closed. */
+static int flush(Server *s, Conn *c) {
+    while (c->sent < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->sent, c->out.len - c->sent, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            conn_close(s, c);
+            return -1;
+        }
+        c->sent += n;
+    }
+    c->out.len = c->sent = 0;
+    if (c->closing) {
+        conn_close(s, c);
+        return -1;
+    }
+    return 0;
+}
+
+static void refuse(Conn *c) {
+    buffer_add(&c->out, BAD_REQUEST, sizeof BAD_REQUEST - 1);
+    c->closing = 1;
+}
+
+static int dispatch(Server *s, Conn *c, Request *r) {
+    PyObject *method = PyUnicode_DecodeLatin1(r->method, r->method_len, NULL);
+    PyObject *target = PyUnicode_DecodeLatin1(r->target, r->target_len, NULL);
+    PyObject *body = PyBytes_FromStringAndSize(r->body, r->body_len);
+    PyObject *result = NULL;
+    c->busy = 1;
+    if (method && target && body)
+        result = PyObject_CallFunction(s->on_request, "KOOOii", (unsigned long long)token_of(c), method,
+                                       target, body, r->keep_alive, r->gzip);
+    Py_XDECREF(method);
+    Py_XDECREF(target);
+    Py_XDECREF(body);
+    if (!result) {
+        PyErr_WriteUnraisable(s->on_request);
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* Hand the connection's next whole request to Python, unless one is already there. */
+static void advance(Server *s, Conn *c) {
+    while (!c->busy && !c->closing) {
+        size_t blank = 0;
+        while (blank + 1 < c->in.len && c->in.data[blank] == '\r' && c->in.data[blank + 1] == '\n') blank += 2;
+        if (blank) buffer_consume(&c->in, blank);  /* empty lines before a request are allowed */
+        Request r;
+        int whole = parse_request(&c->in, &r, &s->chunked);
+        if (whole < 0) {
+            refuse(c);
+        } else if (whole == 0) {
+            if (r.head_done && r.expect_continue && !c->continued) {
+                buffer_add(&c->out, CONTINUE, sizeof CONTINUE - 1);
+                c->continued = 1;
+            }
+            if (c->eof) {
+                if (c->in.len) refuse(c);  /* cut short */
+                else c->closing = 1;
+            }
+            break;
+        } else {
+            c->continued = 0;
+            int failed = dispatch(s, c, &r);
+            buffer_consume(&c->in, r.size);
+            if (failed) {
+                conn_close(s, c);
+                return;
+            }
+        }
+    }
+    if (flush(s, c) == 0) set_events(s, c);
+}
+
+/* Write the answers Python gave since the last call, and move each connection on. */
+static void answer_ready(Server *s) {
+    for (size_t i = 0; i < s->ready_len; i++) {  /* advance() may add more */
+        Conn *c = conn_of(s, s->ready[i]);
+        if (c) advance(s, c);
+    }
+    s->ready_len = 0;
+}
+
+static void accept_all(Server *s) {
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;  /* EAGAIN, or a connection reset before it was accepted */
+        if (fd >= s->conns_cap) {
+            int cap = s->conns_cap ? s->conns_cap : 256;
+            while (cap <= fd) cap *= 2;
+            Conn **conns = realloc(s->conns, cap * sizeof *conns);
+            if (!conns) {
+                close(fd);
+                continue;
+            }
+            memset(conns + s->conns_cap, 0, (cap - s->conns_cap) * sizeof *conns);
+            s->conns = conns;
+            s->conns_cap = cap;
+        }
+        Conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        int one = 1;  /* a pipelined client's next answer must not wait for a delayed ACK */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
+        c->serial = ++s->next_serial;
+        c->events = EPOLLIN;
+        s->conns[fd] = c;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = token_of(c)};
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+    }
+}
+
+static void receive(Server *s, Conn *c) {
+    if (buffer_reserve(&c->in, READ_SIZE)) {
+        conn_close(s, c);
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n < 0) {  /* reset: nobody is left to answer */
+        conn_close(s, c);
+        return;
+    }
+    if (n == 0) c->eof = 1;
+    c->in.len += n;
+    advance(s, c);
+}
+
+static PyObject *Server_serve(Server *s, PyObject *unused) {
+    struct epoll_event events[256];
+    while (!s->stopping) {
+        int n;
+        Py_BEGIN_ALLOW_THREADS
+        n = epoll_wait(s->epoll_fd, events, 256, -1);
+        Py_END_ALLOW_THREADS
+        for (int i = 0; i < n && !s->stopping; i++) {
+            uint64_t key = events[i].data.u64;
+            if (key == LISTEN_KEY) {
+                accept_all(s);
+            } else if (key == WAKE_KEY) {
+                uint64_t count;
+                (void)!read(s->wake_fd, &count, sizeof count);
+                PyObject *result = PyObject_CallNoArgs(s->on_wake);
+                if (!result) PyErr_WriteUnraisable(s->on_wake);
+                Py_XDECREF(result);
+            } else {
+                Conn *c = conn_of(s, key);
+                if (c && events[i].events & EPOLLOUT && flush(s, c) == 0) advance(s, c);
+                c = conn_of(s, key);  /* unless that closed it */
+                if (c && events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) receive(s, c);
+            }
+            answer_ready(s);
+        }
+    }
+    for (int fd = 0; fd < s->conns_cap; fd++)
+        if (s->conns[fd]) conn_close(s, s->conns[fd]);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Server_respond(Server *s, PyObject *args) {
+    unsigned long long token;
+    Py_buffer data;
+    int close;
+    if (!PyArg_ParseTuple(args, "Ky*p", &token, &data, &close)) return NULL;
+    Conn *c = conn_of(s, token);
+    if (c && c->busy) {  /* else the client went away: the answer is dropped */
+        c->busy = 0;
+        c->closing |= close;
+        if (buffer_add(&c->out, data.buf, data.len)) c->closing = 1;
+        ready_add(s, c);
+    }
+    PyBuffer_Release(&data);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Server_wake(Server *s, PyObject *unused) {
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Server_stop(Server *s, PyObject *unused) {
+    s->stopping = 1;
+    return Server_wake(s, NULL);
+}
+
+static int Server_init(Server *s, PyObject *args, PyObject *kwargs) {
+    static char *names[] = {"listen_fd", "on_request", "on_wake", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOO", names, &s->listen_fd, &s->on_request, &s->on_wake))
+        return -1;
+    Py_INCREF(s->on_request);
+    Py_INCREF(s->on_wake);
+    int flags = fcntl(s->listen_fd, F_GETFL);
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (flags < 0 || fcntl(s->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0 || s->epoll_fd < 0 || s->wake_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    struct epoll_event listen_ev = {.events = EPOLLIN, .data.u64 = LISTEN_KEY};
+    struct epoll_event wake_ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->listen_fd, &listen_ev) ||
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->wake_fd, &wake_ev)) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Server_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    Server *s = (Server *)type->tp_alloc(type, 0);
+    if (s) s->epoll_fd = s->wake_fd = -1;
+    return (PyObject *)s;
+}
+
+static void Server_dealloc(Server *s) {
+    if (s->conns)
+        for (int fd = 0; fd < s->conns_cap; fd++)
+            if (s->conns[fd]) conn_close(s, s->conns[fd]);
+    if (s->epoll_fd >= 0) close(s->epoll_fd);
+    if (s->wake_fd >= 0) close(s->wake_fd);
+    free(s->conns);
+    free(s->ready);
+    free(s->chunked.data);
+    Py_XDECREF(s->on_request);
+    Py_XDECREF(s->on_wake);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyMethodDef Server_methods[] = {
+    {"serve", (PyCFunction)Server_serve, METH_NOARGS, "Run the loop in this thread until stop()."},
+    {"respond", (PyCFunction)Server_respond, METH_VARARGS,
+     "respond(token, data, close): queue a request's whole answer (the loop's thread only)."},
+    {"wake", (PyCFunction)Server_wake, METH_NOARGS, "Make the loop call on_wake (any thread)."},
+    {"stop", (PyCFunction)Server_stop, METH_NOARGS, "End serve() and close every connection (any thread)."},
+    {NULL},
+};
+
+static PyTypeObject ServerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tfsconvert.validate.server._http.Server",
+    .tp_doc = "Server(listen_fd, on_request, on_wake): HTTP/1.1 on a listening socket.",
+    .tp_basicsize = sizeof(Server),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Server_new,
+    .tp_init = (initproc)Server_init,
+    .tp_dealloc = (destructor)Server_dealloc,
+    .tp_methods = Server_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_http", "The REST front end's HTTP/1.1 transport.", -1};
+
+PyMODINIT_FUNC PyInit__http(void) {
+    if (PyType_Ready(&ServerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ServerType);
+    if (PyModule_AddObject(m, "Server", (PyObject *)&ServerType) < 0) {
+        Py_DECREF(&ServerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
