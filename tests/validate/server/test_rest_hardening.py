@@ -7,6 +7,10 @@ import http.client
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +151,49 @@ def test_answers_before_a_bad_request_are_kept_and_a_reset_client_harms_no_one(e
     sock.sendall(b"POST /a HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
     sock.close()
     assert _exchange(echo_port, b"GET /after HTTP/1.1\r\n\r\n").endswith(b"GET /after ")
+
+
+_LIMITED_SERVER = """
+import resource, sys
+from tfsconvert.validate.server import http_server
+
+class Api:
+    def route(self, method, target, body):
+        return 200, b"ok", "text/plain"
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+server = http_server.start("127.0.0.1", 0, Api(), workers=1)
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
+    """At the open-files limit accept() fails while clients still wait in the backlog: the loop
+    must stop listening until a connection closes, not wake up for them again and again."""
+    script = tmp_path / "serve.py"
+    script.write_text(_LIMITED_SERVER)
+    child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).parents[3])
+    clients = []
+    try:
+        port = int(child.stdout.readline())
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(80)]
+        time.sleep(0.5)
+        before = _cpu_seconds(child.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(child.pid) - before < 0.5  # a spinning loop burns a whole core
+        for client in clients[:40]:
+            client.close()
+        clients[-1].sendall(b"GET /v1/models/m HTTP/1.1\r\n\r\n")  # accepted once descriptors are free
+        assert clients[-1].recv(4096).endswith(b"\r\n\r\nok")
+    finally:
+        for client in clients:
+            client.close()
+        child.kill()
+        child.wait()

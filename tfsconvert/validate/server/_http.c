@@ -102,6 +102,7 @@ typedef struct {
     uint64_t *ready;    /* tokens of connections answered since they were last written */
     size_t ready_len, ready_cap;
     Buffer chunked;     /* the decoded body of a chunked request */
+    int accept_paused;  /* out of file descriptors: accept again once a connection closes */
     volatile int stopping;
 } Server;
 
@@ -114,7 +115,14 @@ static Conn *conn_of(Server *s, uint64_t token) {
     return c && c->serial == (uint32_t)(token >> 32) ? c : NULL;
 }
 
+static void listen_for(Server *s, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.u64 = LISTEN_KEY};
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, s->listen_fd, &ev);
+    s->accept_paused = !events;
+}
+
 static void conn_close(Server *s, Conn *c) {
+    if (s->accept_paused) listen_for(s, EPOLLIN);
     s->conns[c->fd] = NULL;
     close(c->fd);
     free(c->in.data);
@@ -371,7 +379,10 @@ static void answer_ready(Server *s) {
 static void accept_all(Server *s) {
     for (;;) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;  /* EAGAIN, or a connection reset before it was accepted */
+        if (fd < 0) {  /* EAGAIN, a connection reset before it was accepted, or no descriptor left */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) listen_for(s, 0);
+            return;  /* else the listening socket would be ready again at once, and the loop spin */
+        }
         if (fd >= s->conns_cap) {
             int cap = s->conns_cap ? s->conns_cap : 256;
             while (cap <= fd) cap *= 2;
