@@ -271,7 +271,7 @@ static void ready_add(Server *s, Conn *c) {
     if (s->ready_len == s->ready_cap) {
         size_t cap = s->ready_cap ? s->ready_cap * 2 : 64;
         uint64_t *ready = realloc(s->ready, cap * sizeof *ready);
-        if (!ready) return;  /* the answer is written when the connection is next readable */
+        if (!ready) return;  /* out of memory: the answer waits in `out` until the connection's next event */
         s->ready = ready;
         s->ready_cap = cap;
     }
