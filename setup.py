@@ -1,13 +1,16 @@
 """The C part of the build (everything else is in pyproject.toml): the embedded server's HTTP
-transport and its JSON fast path. gcc and the Python headers are on every machine this project
+transport and its JSON fast paths, and the load generator's REST clients. gcc and the Python headers are on every machine this project
 runs on."""
 
 from setuptools import Extension, setup
 
 
-def _extension(name: str) -> Extension:
-    return Extension(f"tfsconvert.validate.server.{name}", [f"tfsconvert/validate/server/{name}.c"],
-                     extra_compile_args=["-O2", "-Wall"])
+def _extension(package: str, name: str, *parts: str) -> Extension:
+    folder = package.replace(".", "/")
+    sources = [f"{folder}/{source}.c" for source in (name, *parts)]
+    return Extension(f"{package}.{name}", sources, extra_compile_args=["-O2", "-Wall"])
 
 
-setup(ext_modules=[_extension("_http"), _extension("_rest_json")])
+_SERVER = "tfsconvert.validate.server"
+setup(ext_modules=[_extension(_SERVER, "_http", "_dense_json"), _extension(_SERVER, "_rest_json"),
+                   _extension("tfsconvert.serving", "_loadgen")])

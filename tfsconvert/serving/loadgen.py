@@ -7,10 +7,11 @@ each connection sends the next pre-encoded request as soon as the previous answe
 the child's share of the requests is claimed or the duration is over. It writes `p <done>` about
 five times a second and finally `r <json>` with its latencies.
 
-REST is raw HTTP/1.1 on asyncio protocols (the whole request, headers included, is encoded once;
-an answer is parsed only as far as status and Content-Length): http.client's per-request Python
-cost would put the client near the server's own rate. gRPC uses grpc.aio with the PredictRequest
-serialized once and no (de)serializers, so neither side of the client imports TensorFlow.
+REST is raw HTTP/1.1 from C (`_loadgen.c`: one epoll loop; the whole request, headers included,
+is encoded once; an answer is parsed only as far as status and Content-Length): the client runs
+on the same cores as the server it measures, and asyncio clients cost ~50 us of CPU per request
+there. gRPC uses grpc.aio with the PredictRequest serialized once and no (de)serializers, so
+neither side of the client imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -177,70 +178,24 @@ def _measurement(data: dict) -> Measurement:
 # The child
 
 
-class _HttpConnection(asyncio.Protocol):
-    """One keep-alive connection: `send(request)` -> (status, body of a non-200 answer)."""
+def _rest(job: dict) -> None:
+    """The child's REST clients (C): one warm-up request per connection, `ready`, then the run."""
+    from tfsconvert.serving import _loadgen
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.need: int | None = None
-        self.status = 0
-        self.closing = False
-        self.waiter: asyncio.Future | None = None
-        self.sent_at = 0.0
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def send(self, request: bytes) -> asyncio.Future:
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.sent_at = time.monotonic()
-        self.transport.write(request)
-        return self.waiter
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while self.waiter is not None:
-            if self.need is None and not self._read_head():
-                return
-            if len(self.buffer) < self.need:
-                return
-            body = bytes(self.buffer[:self.need]) if self.status != 200 else b""
-            del self.buffer[:self.need]
-            self.need = None
-            waiter, self.waiter = self.waiter, None
-            if self.closing:  # the next request opens a new connection
-                self.transport.close()
-                self.transport = None
-            waiter.set_result((self.status, body))
-
-    def _read_head(self) -> bool:
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return False
-        head = bytes(self.buffer[:end]).lower()
-        del self.buffer[:end + 4]
-        self.status = int(head[9:12])
-        start = head.find(b"\r\ncontent-length:")
-        if start < 0:  # TF Serving and our server always send a length; chunked answers are not read
-            raise ConnectionError("an answer without Content-Length")
-        line_end = head.find(b"\r\n", start + 2)
-        self.need = int(head[start + 17:line_end if line_end > 0 else None])
-        self.closing = b"\r\nconnection: close" in head
-        return True
-
-    def connection_lost(self, exc) -> None:
-        self.transport = None
-        self.fail(ConnectionError(f"connection closed by the server{f': {exc}' if exc else ''}"))
-
-    def fail(self, error: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(error)
-        self.waiter = None
+    payloads = [base64.b64decode(p) for p in job["payloads"]]
+    client = _loadgen.Client(job["host"], job["port"], job["connections"])
+    client.run(payloads[:1], job["connections"], -1, job["timeout"], lambda done: None)
+    _write("ready")
+    sys.stdin.readline()
+    latencies, errors, samples, started, ended = client.run(
+        payloads, -1 if job["requests"] is None else job["requests"],
+        -1 if job["duration"] is None else job["duration"], job["timeout"], lambda done: _write(f"p {done}"))
+    _write("r " + json.dumps({"latencies": base64.b64encode(latencies).decode(), "errors": errors,
+                              "error_samples": samples, "started": started, "ended": ended}))
 
 
 class _Runner:
-    """The child's clients: a shared request budget, latencies, errors, and progress lines."""
+    """The child's gRPC clients: a shared request budget, latencies, errors, and progress lines."""
 
     def __init__(self, job: dict) -> None:
         self.job = job
@@ -249,7 +204,6 @@ class _Runner:
         self.deadline = float("inf")
         self.result = Measurement()
         self.next_payload = 0
-        self.connections: list[_HttpConnection] = []
 
     def claim(self) -> bytes | None:
         if self.left <= 0 or time.monotonic() >= self.deadline:
@@ -264,7 +218,7 @@ class _Runner:
             self.result.error_samples.append(message)
 
     async def main(self) -> None:
-        clients = await self.connect()
+        clients = await self._grpc_clients()
         for client in clients:  # warm-up: one request per connection, not counted
             await client(self.payloads[0])
         self.result = Measurement()
@@ -286,45 +240,10 @@ class _Runner:
             await client(payload)
 
     async def watch(self) -> None:
-        """Progress lines, and the per-request timeout (cheaper here than a timer per request)."""
+        """Progress lines (a call's timeout is grpc's)."""
         while True:
             await asyncio.sleep(_PROGRESS_EVERY)
             _write(f"p {len(self.result.latencies) + self.result.errors}")
-            now = time.monotonic()
-            for connection in self.connections:
-                if connection.waiter is not None and now - connection.sent_at > self.job["timeout"]:
-                    connection.fail(TimeoutError(f"no answer within {self.job['timeout']:g} s"))
-                    if connection.transport is not None:
-                        connection.transport.abort()
-
-    async def connect(self) -> list:
-        if self.job["protocol"] == "grpc":
-            return await self._grpc_clients()
-        self.connections = [await self._open() for _ in range(self.job["connections"])]
-        return [self._rest_client(index) for index in range(len(self.connections))]
-
-    async def _open(self) -> _HttpConnection:
-        _, connection = await asyncio.get_running_loop().create_connection(
-            _HttpConnection, self.job["host"], self.job["port"])
-        return connection
-
-    def _rest_client(self, index: int):
-        async def send(payload: bytes) -> None:
-            connection = self.connections[index]
-            started = time.perf_counter()
-            try:
-                if connection.transport is None:  # the server closed it: reconnect
-                    connection = self.connections[index] = await self._open()
-                status, body = await connection.send(payload)
-            except (OSError, ValueError) as error:
-                self.error(f"{type(error).__name__}: {error}")
-                return
-            if status == 200:
-                self.result.latencies.append(time.perf_counter() - started)
-            else:
-                self.error(f"HTTP {status}: {body[:300].decode('utf-8', 'replace')}")
-
-        return send
 
     async def _grpc_clients(self) -> list:
         import grpc
@@ -354,7 +273,10 @@ def _write(line: str) -> None:
 def _child() -> None:
     job = json.loads(sys.stdin.readline())
     try:
-        asyncio.run(_Runner(job).main())
+        if job["protocol"] == "grpc":
+            asyncio.run(_Runner(job).main())
+        else:
+            _rest(job)
     except (OSError, asyncio.TimeoutError) as error:
         sys.stderr.write(f"cannot reach {job['host']}:{job['port']} ({job['protocol']}): {error or 'timed out'}\n")
         sys.exit(1)

@@ -49,6 +49,9 @@ class _Api:
     def route(self, method, target, body):
         return 200, b'{"outputs": [[0.5]]}', rest.JSON_TYPE
 
+    def predict_target(self, target):
+        return None  # no lanes: every request comes to route()
+
 
 def _accepted_sockets(port: int) -> list[socket.socket]:
     """This process's server-side sockets of connections to `port` (the C transport's, in-process)."""
@@ -87,7 +90,7 @@ def test_keep_alive_replies_are_sent_with_tcp_nodelay():
     assert nodelay == [1]  # one keep-alive connection, Nagle off
 
 
-class _EchoApi:
+class _EchoApi(_Api):
     """Answers every request with its method, target and body (what the C transport handed over)."""
 
     def route(self, method, target, body):

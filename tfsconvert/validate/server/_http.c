@@ -9,9 +9,14 @@
  * so pipelined requests are answered in order; a request that cannot be parsed is answered
  * `400 Bad Request` and its connection closed (as llhttp-based servers do).
  *
+ * Lanes: a POST to a target Python has registered with add_lane(target, lane_id) whose body is
+ * the common dense predict body (_dense_json.c) is read here and handed over as
+ * on_lane(token, lane_id, rows, signature_name, alias, values, shape, keep_alive): `values` the
+ * doubles' bytes. If on_lane returns False the request goes to on_request as any other.
+ *
  * Threads: serve() runs the loop in the calling thread, holding the GIL except while waiting in
- * epoll_wait. respond() is for the loop's thread (from on_request or on_wake); other threads call
- * wake() (the loop then calls on_wake) and stop().
+ * epoll_wait. respond() is for the loop's thread (from on_request, on_lane or on_wake); other
+ * threads call wake() (the loop then calls on_wake) and stop().
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -29,11 +34,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "_dense_json.h"
+
 #define MAX_HEAD (64 * 1024)          /* request line and headers */
 #define READ_SIZE (64 * 1024)
 #define PAUSE_BYTES (4 * 1024 * 1024) /* a client pipelining this much waits for its answers */
 #define LISTEN_KEY UINT64_MAX
 #define WAKE_KEY (UINT64_MAX - 1)
+#define MAX_LANES 64
 
 static const char BAD_REQUEST[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -93,9 +101,18 @@ typedef struct {
 } Request;
 
 typedef struct {
+    char *target;
+    size_t len;
+    long id;
+} Lane;
+
+typedef struct {
     PyObject_HEAD
     int listen_fd, epoll_fd, wake_fd;
-    PyObject *on_request, *on_wake;
+    PyObject *on_request, *on_wake, *on_lane;
+    Lane lanes[MAX_LANES];
+    int lanes_len;
+    DenseBody dense;    /* the last lane body read */
     Conn **conns;       /* by file descriptor */
     int conns_cap;
     uint32_t next_serial;
@@ -314,12 +331,52 @@ static void refuse(Conn *c) {
     c->closing = 1;
 }
 
+/* The values and shape of a dense body, as the tuple on_lane and read_body give. */
+static PyObject *dense_tuple(const DenseBody *b) {
+    PyObject *shape = PyTuple_New(b->ndim);
+    for (int i = 0; shape && i < b->ndim; i++) PyTuple_SET_ITEM(shape, i, PyLong_FromLongLong(b->shape[i]));
+    if (!shape) return NULL;
+    return Py_BuildValue("(NzzNN)", PyBool_FromLong(b->rows), b->has_signature ? b->signature : NULL,
+                         b->has_alias ? b->alias : NULL,
+                         PyBytes_FromStringAndSize((const char *)b->values, b->count * sizeof(double)), shape);
+}
+
+static const Lane *lane_of(Server *s, Request *r) {
+    if (r->gzip || r->method_len != 4 || memcmp(r->method, "POST", 4)) return NULL;
+    for (int i = 0; i < s->lanes_len; i++)
+        if (s->lanes[i].len == r->target_len && !memcmp(s->lanes[i].target, r->target, r->target_len))
+            return &s->lanes[i];
+    return NULL;
+}
+
+/* 1 if on_lane took the request, else 0 (an exception in on_lane is printed, and the request
+ * goes the general way). */
+static int dispatch_lane(Server *s, Conn *c, Request *r) {
+    const Lane *lane = lane_of(s, r);
+    if (!lane || !dense_body(r->body, r->body_len, &s->dense)) return 0;
+    PyObject *body = dense_tuple(&s->dense), *result = NULL;
+    if (body)
+        result = PyObject_CallFunction(s->on_lane, "KlOOOOOi", (unsigned long long)token_of(c), lane->id,
+                                       PyTuple_GET_ITEM(body, 0), PyTuple_GET_ITEM(body, 1),
+                                       PyTuple_GET_ITEM(body, 2), PyTuple_GET_ITEM(body, 3),
+                                       PyTuple_GET_ITEM(body, 4), r->keep_alive);
+    Py_XDECREF(body);
+    int taken = result ? PyObject_IsTrue(result) : -1;
+    Py_XDECREF(result);
+    if (taken < 0) {
+        PyErr_WriteUnraisable(s->on_lane);
+        return 0;
+    }
+    return taken;
+}
+
 static int dispatch(Server *s, Conn *c, Request *r) {
+    c->busy = 1;
+    if (dispatch_lane(s, c, r)) return 0;
     PyObject *method = PyUnicode_DecodeLatin1(r->method, r->method_len, NULL);
     PyObject *target = PyUnicode_DecodeLatin1(r->target, r->target_len, NULL);
     PyObject *body = PyBytes_FromStringAndSize(r->body, r->body_len);
     PyObject *result = NULL;
-    c->busy = 1;
     if (method && target && body)
         result = PyObject_CallFunction(s->on_request, "KOOOii", (unsigned long long)token_of(c), method,
                                        target, body, r->keep_alive, r->gzip);
@@ -474,6 +531,19 @@ static PyObject *Server_respond(Server *s, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Server_add_lane(Server *s, PyObject *args) {
+    Py_buffer target;
+    long id;
+    if (!PyArg_ParseTuple(args, "y*l", &target, &id)) return NULL;
+    if (s->lanes_len < MAX_LANES && (s->lanes[s->lanes_len].target = malloc(target.len))) {
+        memcpy(s->lanes[s->lanes_len].target, target.buf, target.len);
+        s->lanes[s->lanes_len].len = target.len;
+        s->lanes[s->lanes_len++].id = id;
+    }
+    PyBuffer_Release(&target);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Server_wake(Server *s, PyObject *unused) {
     uint64_t one = 1;
     if (write(s->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN) return PyErr_SetFromErrno(PyExc_OSError);
@@ -486,11 +556,13 @@ static PyObject *Server_stop(Server *s, PyObject *unused) {
 }
 
 static int Server_init(Server *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"listen_fd", "on_request", "on_wake", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOO", names, &s->listen_fd, &s->on_request, &s->on_wake))
+    static char *names[] = {"listen_fd", "on_request", "on_wake", "on_lane", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOO", names, &s->listen_fd, &s->on_request, &s->on_wake,
+                                     &s->on_lane))
         return -1;
     Py_INCREF(s->on_request);
     Py_INCREF(s->on_wake);
+    Py_INCREF(s->on_lane);
     int flags = fcntl(s->listen_fd, F_GETFL);
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -523,8 +595,11 @@ static void Server_dealloc(Server *s) {
     free(s->conns);
     free(s->ready);
     free(s->chunked.data);
+    free(s->dense.values);
+    for (int i = 0; i < s->lanes_len; i++) free(s->lanes[i].target);
     Py_XDECREF(s->on_request);
     Py_XDECREF(s->on_wake);
+    Py_XDECREF(s->on_lane);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 
@@ -532,6 +607,8 @@ static PyMethodDef Server_methods[] = {
     {"serve", (PyCFunction)Server_serve, METH_NOARGS, "Run the loop in this thread until stop()."},
     {"respond", (PyCFunction)Server_respond, METH_VARARGS,
      "respond(token, data, close): queue a request's whole answer (the loop's thread only)."},
+    {"add_lane", (PyCFunction)Server_add_lane, METH_VARARGS,
+     "add_lane(target, lane_id): read dense predict bodies POSTed to `target` here (at most 64 lanes)."},
     {"wake", (PyCFunction)Server_wake, METH_NOARGS, "Make the loop call on_wake (any thread)."},
     {"stop", (PyCFunction)Server_stop, METH_NOARGS, "End serve() and close every connection (any thread)."},
     {NULL},
@@ -540,7 +617,7 @@ static PyMethodDef Server_methods[] = {
 static PyTypeObject ServerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tfsconvert.validate.server._http.Server",
-    .tp_doc = "Server(listen_fd, on_request, on_wake): HTTP/1.1 on a listening socket.",
+    .tp_doc = "Server(listen_fd, on_request, on_wake, on_lane): HTTP/1.1 on a listening socket.",
     .tp_basicsize = sizeof(Server),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = Server_new,
@@ -549,7 +626,25 @@ static PyTypeObject ServerType = {
     .tp_methods = Server_methods,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_http", "The REST front end's HTTP/1.1 transport.", -1};
+/* read_body(data): (rows, signature_name, alias, values, shape) of a dense predict body, else None. */
+static PyObject *read_body(PyObject *module, PyObject *arg) {
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
+    DenseBody body = {0};
+    PyObject *result = dense_body(data.buf, data.len, &body) ? dense_tuple(&body) : Py_NewRef(Py_None);
+    free(body.values);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"read_body", read_body, METH_O, "The lanes' reading of a predict body: (rows, signature_name, alias, "
+                                     "values, shape), or None for the general path."},
+    {NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_http", "The REST front end's HTTP/1.1 transport.", -1,
+                                    module_methods};
 
 PyMODINIT_FUNC PyInit__http(void) {
     if (PyType_Ready(&ServerType) < 0) return NULL;

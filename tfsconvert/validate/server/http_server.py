@@ -3,7 +3,9 @@
 
 A request never waits in a thread of its own: the loop hands it over (`_request`), it is routed
 (RestApi) and its model run started, and the loop serves other connections until the run's
-outputs come back. A run goes to the batch scheduler (`submit`) when the version is batched, else
+outputs come back. Once a predict path has been asked for, it is a lane: the transport reads the
+common body there (one dense tensor of numbers) itself, and `_lane` only starts its run, with no
+JSON parsing or routing in Python; any other body still comes to `_request`. A run goes to the batch scheduler (`submit`) when the version is batched, else
 to a pool of `--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, spec
 §4.1), so unbatched runs still overlap as they do in TF Serving.
 """
@@ -23,6 +25,7 @@ from tfsconvert.validate.server import _http, core, logs
 from tfsconvert.validate.server.rest import Reply, RestApi
 
 _LISTEN_BACKLOG = 128  # clients that connect all at once must not be reset
+_MAX_LANES = 64  # as _http.c keeps
 
 
 def default_workers() -> int:
@@ -38,8 +41,10 @@ class HttpServer:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
         self._ended_runs: deque[tuple] = deque()  # (done, outputs, error) of runs, for the loop
         self._woken = False
+        self._lanes: dict[str, int] = {}  # target -> lane id, an index of _lane_keys
+        self._lane_keys: list[tuple] = []  # (name, version, label)
         sock.listen(_LISTEN_BACKLOG)
-        self._transport = _http.Server(sock.fileno(), self._request, self._answer_ended)
+        self._transport = _http.Server(sock.fileno(), self._request, self._answer_ended, self._lane)
         self._thread = threading.Thread(target=self._transport.serve, name="rest", daemon=True)
         self._thread.start()
 
@@ -57,15 +62,35 @@ class HttpServer:
                 body = gzip.decompress(body)
             except (OSError, EOFError):
                 pass  # left as it is: the JSON parser reports it
+        if method == "POST" and target not in self._lanes:
+            self._open_lane(target)
         outcome = self.api.route(method, target, body)
         if isinstance(outcome, core.Run):
-            try:
-                self.start_run(outcome, partial(self._ran, token, outcome, method, keep_alive))
-            except Exception as error:  # noqa: BLE001 - refused by the batch queue: answered at once
-                outcome = self.api.finish(outcome, None, error)
-            else:
-                return
-        self._reply(token, outcome, method, keep_alive)
+            self._start(token, outcome, method, keep_alive)
+        else:
+            self._reply(token, outcome, method, keep_alive)
+
+    def _open_lane(self, target: str) -> None:
+        key = self.api.predict_target(target)
+        if key is not None and len(self._lane_keys) < _MAX_LANES:
+            self._lanes[target] = len(self._lane_keys)
+            self._lane_keys.append(key)
+            self._transport.add_lane(target.encode("latin-1"), self._lanes[target])
+
+    def _lane(self, token: int, lane: int, rows: bool, signature_name: str | None, alias: str | None,
+              values: bytes, shape: tuple[int, ...], keep_alive: bool) -> bool:
+        """On the loop: a lane's dense predict body, as _http.c read it. False leaves it to `_request`."""
+        run = self.api.dense_predict(self._lane_keys[lane], rows, signature_name, alias, values, shape)
+        if run is None:
+            return False
+        self._start(token, run, "POST", keep_alive)
+        return True
+
+    def _start(self, token: int, run: core.Run, method: str, keep_alive: bool) -> None:
+        try:
+            self.start_run(run, partial(self._ran, token, run, method, keep_alive))
+        except Exception as error:  # noqa: BLE001 - refused by the batch queue: answered at once
+            self._reply(token, self.api.finish(run, None, error), method, keep_alive)
 
     def _ran(self, token: int, run: core.Run, method: str, keep_alive: bool, outputs, error) -> None:
         self._reply(token, self.api.finish(run, outputs, error), method, keep_alive)

@@ -9,6 +9,9 @@ import traceback
 import urllib.parse
 from typing import Callable
 
+import numpy as np
+
+from tfsconvert import golden
 from tfsconvert.validate.server import core, examples, responses, rest_json
 from tfsconvert.validate.server.manager import Manager
 from tfsconvert.validate.server.signatures import DEFAULT_SIGNATURE, dtype_name
@@ -52,6 +55,7 @@ class RestApi:
 
     def __init__(self, manager: Manager) -> None:
         self.manager = manager
+        self._dense_forms: dict[tuple, tuple] = {}  # (lane key, rows, signature, alias) -> what dense_predict needs
 
     def route(self, method: str, target: str, body: bytes) -> Reply | core.Run:
         path = urllib.parse.urlsplit(target).path
@@ -119,9 +123,34 @@ class RestApi:
             tensors = rest_json.columns(document["inputs"], inputs)
         else:
             raise invalid("Missing 'inputs' or 'instances' key")
-        encode = rest_json.row_response if "instances" in document else rest_json.columnar_response
-        return core.predict_run(servable, resolved, tensors).then(
-            lambda outputs: _json(200, encode(outputs.arrays, outputs.dtypes)))
+        return _predict_run(servable, resolved, tensors, "instances" in document)
+
+    def predict_target(self, target: str) -> tuple[str, int | None, str | None] | None:
+        """(name, version, label) of a request target that is a plain predict path (a lane's key)."""
+        match = _POST.fullmatch(target)
+        if match is None or match.group(4) != "predict" or any(ch in target for ch in "%?#"):
+            return None
+        version = int(match.group(2)) if match.group(2) is not None else None
+        return None if version is not None and version > _INT64_MAX else (match.group(1), version, match.group(3))
+
+    def dense_predict(self, key: tuple[str, int | None, str | None], rows: bool, signature_name: str | None,
+                      alias: str | None, values: bytes, shape: tuple[int, ...]) -> core.Run | None:
+        """The run `_route` makes of a predict body that C read as one dense tensor of numbers
+        (_dense_json.c: row or columnar form, `alias` if named, `values` its doubles), for the
+        predict path `key`; None where the general path has to decide, errors included."""
+        try:
+            _, servable = self.manager.resolve(*key)
+        except ServingError:
+            return None
+        form = (key, rows, signature_name, alias)
+        known = self._dense_forms.get(form)
+        if known is None or known[0] is not servable:  # first seen, or another version now
+            known = self._dense_forms[form] = (servable, *_dense_input(servable, signature_name, alias, rows))
+        _, input_alias, dtype, template = known
+        if template is None:
+            return None
+        tensor = np.frombuffer(values).reshape(shape).astype(dtype)
+        return core.Run(servable, template.signature_name, {input_alias: tensor}, template.result)
 
     def _classify_or_regress(self, verb, name, version, label, signature_name: str, document: dict) -> core.Run:
         batch = examples.from_json(document, verb)  # before the model lookup (spec §4.7)
@@ -130,6 +159,28 @@ class RestApi:
             return core.classify_run(servable, signature_name, batch).then(
                 lambda result: _json(200, {"results": [[list(pair) for pair in labels] for labels in result[1]]}))
         return core.regress_run(servable, signature_name, batch).then(lambda result: _json(200, {"results": result[1]}))
+
+
+def _dense_input(servable, signature_name: str | None, alias: str | None, rows: bool):
+    """(input alias, numpy dtype, a Run whose result serves every such request) of the signature a
+    dense body names, if its one input is a float tensor that `alias` (if given) names; else Nones."""
+    resolved = signature_name or DEFAULT_SIGNATURE
+    signature = servable.signatures.get(resolved)
+    if signature is None or len(signature.inputs) != 1:
+        return None, None, None
+    ((input_alias, info),) = signature.inputs.items()
+    dtype = dtype_name(info)
+    if dtype not in ("DT_FLOAT", "DT_DOUBLE") or alias not in (None, input_alias):
+        return None, None, None
+    numpy_dtype = golden.numpy_dtype(dtype)
+    return input_alias, numpy_dtype, _predict_run(servable, resolved, {input_alias: np.zeros(1, numpy_dtype)}, rows)
+
+
+def _predict_run(servable, signature_name: str, tensors: dict[str, np.ndarray], rows: bool) -> core.Run:
+    """The Predict run whose result is the reply: predictions for the row form, outputs for the columnar."""
+    encode = rest_json.row_response if rows else rest_json.columnar_response
+    return core.predict_run(servable, signature_name, tensors).then(
+        lambda outputs: _json(200, encode(outputs.arrays, outputs.dtypes)))
 
 
 def _raise(error: BaseException):

@@ -1,0 +1,28 @@
+/* Predict bodies read straight into doubles (see _dense_json.c). */
+#ifndef TFSCONVERT_DENSE_JSON_H
+#define TFSCONVERT_DENSE_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DENSE_MAX_DIMS 32
+#define DENSE_MAX_NAME 256
+
+typedef struct {
+    int rows;                        /* "instances" (else "inputs") */
+    int has_signature;               /* "signature_name" was given */
+    char signature[DENSE_MAX_NAME];  /* its value, NUL-terminated */
+    int has_alias;                   /* "inputs" was an object of one named tensor */
+    char alias[DENSE_MAX_NAME];
+    int ndim;
+    int64_t shape[DENSE_MAX_DIMS];
+    double *values;                  /* malloc'd, shape's product of them; the caller frees */
+    size_t count, cap;
+} DenseBody;
+
+/* 1 if `data` is a predict body of the one form read here, with `values` and `shape` filled in;
+ * 0 if it is anything else (the general path decides what it is). Needs the GIL: numbers the
+ * exact fast conversions cannot do are converted by Python's float(). */
+int dense_body(const char *data, size_t len, DenseBody *body);
+
+#endif
