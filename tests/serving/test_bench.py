@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,11 +25,12 @@ RUN_FIELDS = {"batching", "concurrency", "qps", "p50_ms", "p90_ms", "p99_ms", "m
 
 
 class _Stub(BaseHTTPRequestHandler):
-    """200 with a small JSON body; every `fail_every`-th request 503; `close_every`-th closes the connection."""
+    """200 with a small JSON body; every `fail_every`-th request 503; `close_every`-th closes the
+    connection; `stall_every`-th answers after 2 s."""
 
     protocol_version = "HTTP/1.1"
     count = 0
-    fail_every = close_every = 0
+    fail_every = close_every = stall_every = 0
     lock = threading.Lock()
 
     def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
@@ -36,6 +38,8 @@ class _Stub(BaseHTTPRequestHandler):
         with _Stub.lock:
             _Stub.count += 1
             number = _Stub.count
+        if self.stall_every and number % self.stall_every == 0:
+            time.sleep(2)
         failed = self.fail_every and number % self.fail_every == 0
         body = b'{"error": "overloaded"}' if failed else b'{"outputs": [[0.5]]}'
         self.send_response(503 if failed else 200)
@@ -52,7 +56,7 @@ class _Stub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub():
     """A threaded stub server on a free loopback port; yields the handler class to configure."""
-    _Stub.count, _Stub.fail_every, _Stub.close_every = 0, 0, 0
+    _Stub.count, _Stub.fail_every, _Stub.close_every, _Stub.stall_every = 0, 0, 0, 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -82,6 +86,13 @@ def test_loadgen_reports_failed_answers_and_reconnects(stub):
     assert measured.errors + len(measured.latencies) == 200
     assert measured.errors == 20  # answers 10, 20, ... 200 of 203 (3 uncounted warm-ups come first)
     assert measured.error_samples == ['HTTP 503: {"error": "overloaded"}']
+
+
+def test_loadgen_times_out_a_stalled_answer_and_goes_on(stub):
+    stub.stall_every = 25
+    measured = loadgen.run(replace(_job(stub.port, 2, 60), timeout=0.5))
+    assert measured.errors == 2 and len(measured.latencies) == 58  # answers 25 and 50 of 62 (2 warm-ups first)
+    assert measured.error_samples == ["TimeoutError: no answer within 0.5 s"]
 
 
 def test_loadgen_duration_bound(stub):

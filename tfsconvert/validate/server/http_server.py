@@ -39,7 +39,7 @@ class HttpServer:
         self.sock, self.api = sock, api
         self.server_address = sock.getsockname()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
-        self._ended_runs: deque[tuple] = deque()  # (done, outputs, error) of runs, for the loop
+        self._ended_runs: deque[tuple] = deque()  # (token, answer, close) of ended runs, for the loop
         self._woken = False
         self._lanes: dict[str, int] = {}  # target -> lane id, an index of _lane_keys
         self._lane_keys: list[tuple] = []  # (name, version, label)
@@ -87,36 +87,27 @@ class HttpServer:
         return True
 
     def _start(self, token: int, run: core.Run, method: str, keep_alive: bool) -> None:
+        """Start `run` off the loop: in the batch scheduler (`submit`) or the worker pool. A run the
+        batch queue refuses is answered at once."""
+        done = partial(self._ended, token, run, method, keep_alive)
+        submit = getattr(run.servable, "submit", None)
         try:
-            self.start_run(run, partial(self._ran, token, run, method, keep_alive))
-        except Exception as error:  # noqa: BLE001 - refused by the batch queue: answered at once
+            if submit is not None:
+                submit(run.signature_name, run.feeds, done)
+            else:
+                self._pool.submit(_run_now, run, done)
+        except Exception as error:  # noqa: BLE001 - a ServingError of the batch queue
             self._reply(token, self.api.finish(run, None, error), method, keep_alive)
 
-    def _ran(self, token: int, run: core.Run, method: str, keep_alive: bool, outputs, error) -> None:
-        self._reply(token, self.api.finish(run, outputs, error), method, keep_alive)
-
     def _reply(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
-        status, payload, content_type = reply
-        closing = "" if keep_alive else "Connection: close\r\n"
-        head = (f"HTTP/1.1 {status} {responses.get(status, '')}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(payload)}\r\n{closing}\r\n")
-        self._transport.respond(token, head.encode("latin-1") + (b"" if method == "HEAD" else payload),
-                                not keep_alive)
+        self._transport.respond(token, _answer(reply, method, keep_alive), not keep_alive)
 
-    def start_run(self, run: core.Run, done) -> None:
-        """Start `run` off the loop; `done(outputs, error)` is called on the loop when it ends. A
-        run the batch queue refuses raises its ServingError here."""
-        back = partial(self._ended, done)
-        submit = getattr(run.servable, "submit", None)
-        if submit is not None:
-            submit(run.signature_name, run.feeds, back)
-        else:
-            self._pool.submit(_run_now, run, back)
-
-    def _ended(self, done, outputs, error) -> None:
-        """From the thread a run ended on: queue its answer. The loop is woken once for every run
-        that ends before it gets to them (a whole batch, usually): each wake-up is a syscall."""
-        self._ended_runs.append((done, outputs, error))
+    def _ended(self, token: int, run: core.Run, method: str, keep_alive: bool, outputs, error) -> None:
+        """On the thread the run ended on: make its answer there (the loop only sends it) and queue
+        it. The loop is woken once for every answer queued before it gets to them (a whole batch,
+        usually): each wake-up is a syscall."""
+        answer = _answer(self.api.finish(run, outputs, error), method, keep_alive)
+        self._ended_runs.append((token, answer, not keep_alive))
         if not self._woken:
             self._woken = True
             self._transport.wake()
@@ -124,8 +115,16 @@ class HttpServer:
     def _answer_ended(self) -> None:
         self._woken = False  # before draining: a run that ends from here on wakes the loop again
         while self._ended_runs:
-            done, outputs, error = self._ended_runs.popleft()
-            done(outputs, error)
+            self._transport.respond(*self._ended_runs.popleft())
+
+
+def _answer(reply: Reply, method: str, keep_alive: bool) -> bytes:
+    """The whole HTTP answer: head, and the body unless the request was HEAD."""
+    status, payload, content_type = reply
+    closing = "" if keep_alive else "Connection: close\r\n"
+    head = (f"HTTP/1.1 {status} {responses.get(status, '')}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(payload)}\r\n{closing}\r\n")
+    return head.encode("latin-1") + (b"" if method == "HEAD" else payload)
 
 
 def _run_now(run: core.Run, back) -> None:
