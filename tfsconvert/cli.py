@@ -315,6 +315,10 @@ def bench(
     batch_timeouts: str = typer.Option(None, "--batch-timeout-micros",
                                        help="Try these batch_timeout_micros values, e.g. 0,2000,5000 (one server "
                                             "each)."),
+    server_flags: list[str] = typer.Option([], "--server-flag",
+                                           help="PATH only: a tensorflow_model_server flag for every server "
+                                                "started, e.g. --server-flag=--tensorflow_intra_op_parallelism=1 "
+                                                "(repeatable)."),
     golden: Path = typer.Option(None, "--golden", help="Requests to send (default: the version's "
                                                       "assets.extra/golden.jsonl, else synthesized)."),
     model_name: str = typer.Option(None, "--model-name", help="Model name (URL: when the URL has no "
@@ -331,7 +335,8 @@ def bench(
         options = BenchOptions(
             _ints(concurrency, "--concurrency"), 1000 if requests is None and duration is None else requests,
             duration, protocol, batching, golden, model_name, batching_parameters_file,
-            _ints(batch_timeouts or "", "--batch-timeout-micros"), latency_budget_ms, timeout, client_processes)
+            _ints(batch_timeouts or "", "--batch-timeout-micros"), tuple(server_flags), latency_budget_ms, timeout,
+            client_processes)
         with output.progress_bar() as progress:
             return run_bench(target, options, progress)
 

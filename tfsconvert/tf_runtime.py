@@ -44,10 +44,13 @@ class ServingSession:
     """A SavedModel loaded like TF Serving's SavedModelBundle (spec §2.1): the TF1 session
     loader with an exact tag-set, signatures resolved by key, tensors fed and fetched by name."""
 
-    def __init__(self, export_dir: Path, tags: tuple[str, ...] = SERVE_TAGS) -> None:
+    def __init__(self, export_dir: Path, tags: tuple[str, ...] = SERVE_TAGS, threads: tuple[int, int] = (0, 0)) -> None:
+        """`threads`: TensorFlow's (intra-op, inter-op) thread pool sizes, 0 for TF's choice."""
         with quiet_tf() as tf:
             self.graph = tf.Graph()
-            self.session = tf.compat.v1.Session(graph=self.graph)
+            config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads[0],
+                                              inter_op_parallelism_threads=threads[1])
+            self.session = tf.compat.v1.Session(graph=self.graph, config=config)
             with self.graph.as_default():
                 meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(export_dir))
         self.signatures = dict(meta_graph.signature_def)

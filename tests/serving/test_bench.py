@@ -130,6 +130,7 @@ def test_parse_url_refusals(url, protocol, code):
     (["--concurrency", "0,4"], "bad-option"),
     (["--batching", "sometimes"], "bad-option"),
     (["--requests", "0"], "bad-option"),
+    (["--server-flag", "tensorflow_intra_op_parallelism=1"], "bad-option"),
 ])
 def test_bad_options_exit_2(fixture_path, args, code):
     result = run_cli("bench", fixture_path("savedmodel_base"), *args, "--json")
@@ -178,8 +179,10 @@ def test_bench_batch_timeout_candidates_over_grpc(fixture_path, tmp_path):
     params.write_text("max_batch_size { value: 16 } num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }")
     result = run_cli("bench", fixture_path("savedmodel_base"), "--batching", "on", "--batching-parameters-file", params,
                      "--batch-timeout-micros", "0,3000", "--concurrency", "3", "--requests", "60", "--protocol",
-                     "grpc", "--json")
+                     "grpc", "--server-flag=--tensorflow_intra_op_parallelism=1", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.json()["server_flags"] == ["--tensorflow_intra_op_parallelism=1"]
+    assert "(server flags --tensorflow_intra_op_parallelism=1)" in result.json()["recommendation"]["text"]
     runs = result.json()["runs"]
     assert [(r["batching"], r["batching_parameters"]["batch_timeout_micros"]) for r in runs] == [(True, 0),
                                                                                                  (True, 3000)]
@@ -227,7 +230,19 @@ def test_bench_url_with_failing_requests_exits_1(serving, tmp_path):
 @pytest.mark.slow
 def test_bench_url_refuses_batching_options_and_unknown_model(serving):
     url = f"http://127.0.0.1:{serving.rest_port}/v1/models/"
-    refused = run_cli("bench", url + "base", "--batching", "on", "--json")
-    assert refused.exit_code == 2 and refused.json()["error"]["code"] == "bad-option"
+    for option in ("--batching=on", "--server-flag=--tensorflow_intra_op_parallelism=1"):
+        refused = run_cli("bench", url + "base", option, "--json")
+        assert refused.exit_code == 2 and refused.json()["error"]["code"] == "bad-option"
     unknown = run_cli("bench", url + "nope", "--json")
     assert unknown.exit_code == 2 and unknown.json()["error"]["code"] == "model-not-found"
+
+
+@pytest.mark.slow
+def test_bench_server_flags_reach_the_sandboxed_server(fixture_path):
+    """All three TensorFlow thread flags at once: TF Serving's start-up error, from our server."""
+    flags = ["--server-flag=--tensorflow_intra_op_parallelism=1", "--server-flag=--tensorflow_inter_op_parallelism=1",
+             "--server-flag=--tensorflow_session_parallelism=1"]
+    result = run_cli("bench", fixture_path("savedmodel_base"), "--batching", "off", "--concurrency", "1",
+                     "--requests", "10", *flags, "--json")
+    assert result.exit_code != 0
+    assert "You cannot configure all." in result.json()["error"]["message"], result.stdout

@@ -42,6 +42,7 @@ class BenchOptions:
     model_name: str | None = None
     batching_parameters_file: Path | None = None
     batch_timeouts: tuple[int, ...] = ()
+    server_flags: tuple[str, ...] = ()  # PATH: tensorflow_model_server flags for every server started
     latency_budget_ms: float = 100.0
     timeout: float = 30.0
     client_processes: int = 1
@@ -57,6 +58,9 @@ class BenchOptions:
                     (self.batching not in (None, *BATCHING_MODES), f"--batching {self.batching}: on, off or both"),
                     (self.latency_budget_ms <= 0 or self.timeout <= 0, "--latency-budget-ms and --timeout: positive"),
                     (self.client_processes < 1, "--client-processes: at least 1"),
+                    (any(not flag.startswith("--") for flag in self.server_flags),
+                     "--server-flag: a tensorflow_model_server flag, e.g. "
+                     "--server-flag=--tensorflow_intra_op_parallelism=1"),
                     (self.golden is not None and not Path(self.golden).is_file(), f"--golden {self.golden}: no such "
                                                                                   "file")]
         for bad, message in problems:
@@ -110,6 +114,7 @@ class BenchResult:
     latency_budget_ms: float
     limit: limit.Limit | None = None
     notes: list[str] = field(default_factory=list)
+    server_flags: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -134,6 +139,8 @@ class BenchResult:
         how = {None: "this server as configured", False: "no batching"}.get(best.batching)
         if how is None:
             how = "batching with " + describe(best.batching_parameters)
+        if self.server_flags and best.batching is not None:
+            how += f" (server flags {' '.join(self.server_flags)})"
         return (f"{how}: {best.qps:.0f} QPS at {best.concurrency} concurrent requests, p99 "
                 f"{best.latencies_ms['p99_ms']:.1f} ms (budget {self.latency_budget_ms:g} ms)")
 
@@ -144,7 +151,7 @@ class BenchResult:
                 "limit_qps": round(self.limit.qps, 1) if self.limit else None,
                 "limit": self.limit.to_json() if self.limit else None, "latency_budget_ms": self.latency_budget_ms,
                 "recommendation": None if best is None else {**best.to_json(), "text": self.recommendation()},
-                "ok": self.ok, "notes": self.notes}
+                "server_flags": list(self.server_flags), "ok": self.ok, "notes": self.notes}
 
 
 def describe(params: BatchingParameters) -> str:
@@ -163,9 +170,10 @@ def bench(target: str, options: BenchOptions, progress: Progress = lambda *_: No
 
 
 def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResult:
-    if options.batching is not None or options.batching_parameters_file or options.batch_timeouts:
-        raise InputError("bad-option", "--batching, --batching-parameters-file and --batch-timeout-micros need a "
-                         "model PATH: a running server keeps its own batching",
+    if options.batching is not None or options.batching_parameters_file or options.batch_timeouts or \
+            options.server_flags:
+        raise InputError("bad-option", "--batching, --batching-parameters-file, --batch-timeout-micros and "
+                         "--server-flag need a model PATH: a running server keeps its own configuration",
                          "bench the server as it is (leave them out), or give the model's base path")
     found = parse_url(url, options.model_name, options.protocol)
     progress(f"reading the signatures of {found.model} at {url}", 0, None)
@@ -196,12 +204,13 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         for index, (batching, params) in enumerate(modes):
             progress(f"starting a sandboxed server ({_label(batching, params, len(candidates))})", 0, None)
             boxes.append(stack.enter_context(_sandbox(served, model, params, work / f"batching{index}.txt",
-                                                      options.limits)))
+                                                      options.limits, options.server_flags)))
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
                        model, None)
         signatures = rest_signatures(replace(first, protocol="rest", port=boxes[0].rest_port), options.timeout)
         records, source = workload.records(signatures, golden_file)
-        result = BenchResult(str(path), model, protocol, source, [], options.latency_budget_ms)
+        result = BenchResult(str(path), model, protocol, source, [], options.latency_budget_ms,
+                             server_flags=options.server_flags)
         progress("measuring the in-process batched limit (no server)", 0, None)
         result.limit = _limit(served.path, records, signatures, base, max(options.concurrency), options)
         jobs = [_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
@@ -237,11 +246,12 @@ def _served_version(path: Path, model_name: str | None):
 
 
 @contextlib.contextmanager
-def _sandbox(served, model: str, params: BatchingParameters | None, params_file: Path, limits: Limits):
-    flags: tuple[str, ...] = ()
+def _sandbox(served, model: str, params: BatchingParameters | None, params_file: Path, limits: Limits,
+             server_flags: tuple[str, ...]):
+    flags: tuple[str, ...] = server_flags
     if params is not None:
         params_file.write_text(format_batching_parameters(params), encoding="utf-8")
-        flags = ("--enable_batching", f"--batching_parameters_file={params_file}")
+        flags += ("--enable_batching", f"--batching_parameters_file={params_file}")
     try:
         with Sandbox(Path(served.path), model, served.version, limits=limits, extra_flags=flags) as box:
             yield box

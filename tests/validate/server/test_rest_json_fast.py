@@ -288,3 +288,57 @@ def test_number_literals_match_the_json_module():
         if outcome[0] == "ok":
             _assert_tensor_same(outcome[1], "DT_FLOAT")
             _assert_tensor_same(outcome[1], "DT_DOUBLE")
+
+
+# ---------------------------------------------------------------------------------------------
+# Responses: the JSON text written in C for float tensors against json.dumps of the values the
+# old code built (golden.encode_tensor)
+
+
+def _old_response(arrays: dict, dtypes: dict, rows: bool) -> bytes:
+    def encode(array, alias):
+        return golden.encode_tensor(np.asarray(array), dtypes[alias], alias)
+
+    if rows:
+        batch = len(next(iter(arrays.values())))
+        body = [{alias: encode(array[i], alias) for alias, array in arrays.items()} for i in range(batch)]
+        document = {"predictions": [row[next(iter(arrays))] for row in body] if len(arrays) == 1 else body}
+    else:
+        encoded = {alias: encode(array, alias) for alias, array in arrays.items()}
+        document = {"outputs": next(iter(encoded.values())) if len(encoded) == 1 else encoded}
+    return json.dumps(document, allow_nan=True).encode("utf-8")
+
+
+def _floats(rng: np.random.Generator, dtype, shape) -> np.ndarray:
+    """Values of every magnitude, with the specials, -0.0 and subnormals among them."""
+    values = rng.standard_normal(shape) * 10.0 ** rng.integers(-45, 39, shape)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-45, 1e-310, 100000.0, 0.1, 1 / 3])
+    picks = rng.random(shape) < 0.2
+    values[picks] = rng.choice(specials, picks.sum())
+    with np.errstate(over="ignore"):
+        return values.astype(dtype)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float_responses_equal_json_dumps_of_the_encoded_values(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        batch = int(rng.integers(0, 4))
+        shapes = [(batch, *rng.integers(0, 4, int(rng.integers(0, 3)))) for _ in range(int(rng.integers(1, 4)))]
+        kinds = [rng.choice(["DT_FLOAT", "DT_DOUBLE", "DT_INT64", "DT_STRING"]) for _ in shapes]
+        arrays, dtypes = {}, {}
+        for index, (shape, kind) in enumerate(zip(shapes, kinds)):
+            alias = ["score", "prob\u00e9", "class_ids"][index]
+            if kind == "DT_STRING":
+                arrays[alias] = np.full(shape, "a\u00e9\"", dtype=object)
+            elif kind == "DT_INT64":
+                arrays[alias] = rng.integers(-5, 5, shape)
+            else:
+                arrays[alias] = _floats(rng, golden.numpy_dtype(kind), shape)
+            dtypes[alias] = str(kind)
+        assert rest_json.columnar_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=False)
+        assert rest_json.row_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=True)
+
+
+def test_a_scalar_float_output_is_a_bare_number():
+    assert rest_json.columnar_response({"y": np.float32(0.1)}, {"y": "DT_FLOAT"}) == b'{"outputs": 0.1}'

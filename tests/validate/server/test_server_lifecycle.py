@@ -9,6 +9,8 @@ import time
 import pytest
 
 from harness import ServerProcess, config_file
+from tfsconvert.validate.server import backends
+from tfsconvert.validate.server.flags import parse as parse_flags
 from tfsconvert.validate.server.status import finding_code
 
 BUNDLE_MISSING = ("NOT_FOUND: Specified file path does not appear to contain a SavedModel bundle (should have a file "
@@ -134,6 +136,30 @@ def test_flag_errors_spec_6_1():
     assert exits("--model_base_path=/m", "--batching_parameters_file=/b.txt")[:2] == (
         255, "Failed to start server. Error: INVALID_ARGUMENT: server_options.batching_parameters_file is set without "
              "setting server_options.enable_batching to true.\n")
+    threads = ("--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=1",
+               "--tensorflow_session_parallelism=2")
+    assert exits("--model_base_path=/m", *threads)[:2] == (
+        255, "Failed to start server. Error: INVALID_ARGUMENT: Either configure "
+             "server_options.tensorflow_session_parallelism or (server_options.tensorflow_intra_op_parallelism, "
+             "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all.\n")
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ((), (0, 0)), (("--tensorflow_session_parallelism=2",), (2, 2)),
+    (("--tensorflow_intra_op_parallelism=1", "--tensorflow_session_parallelism=3"), (1, 3)),
+    (("--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=4"), (1, 4)),
+])
+def test_tensorflow_thread_flags_spec_6_1(flags, expected):
+    assert parse_flags(list(flags)).tf_threads == expected
+
+
+def test_tensorflow_thread_pools_reach_the_session(fixture_path):
+    servable = backends.load(fixture_path("savedmodel_base") / "1", ("serve",), (1, 2))
+    try:
+        config = servable._session.session._config
+        assert (config.intra_op_parallelism_threads, config.inter_op_parallelism_threads) == (1, 2)
+    finally:
+        servable.close()
 
 
 def test_version_flag_spec_0_1():

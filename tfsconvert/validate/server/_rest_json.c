@@ -1,6 +1,7 @@
-/* The two loops of rest_json's fast path that cost most per request in Python (~30 us of a
- * 600-value request here): scanning a body before orjson reads it, and turning a dense nested list
- * of JSON numbers into doubles. Both only measure or convert; rest_json decides.
+/* The loops of rest_json's fast path that cost most per request in Python (~30 us of a
+ * 600-value request here): scanning a body before orjson reads it, turning a dense nested list
+ * of JSON numbers into doubles, and writing float outputs as JSON. They only measure or convert;
+ * rest_json decides.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -81,9 +82,79 @@ done:
     return result;
 }
 
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Text;
+
+static int add(Text *t, const char *part, size_t len) {
+    if (t->len + len > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        while (cap < t->len + len) cap *= 2;
+        char *data = PyMem_Realloc(t->data, cap);
+        if (!data) return -1;
+        t->data = data;
+        t->cap = cap;
+    }
+    memcpy(t->data + t->len, part, len);
+    t->len += len;
+    return 0;
+}
+
+/* The JSON text of one float as TF Serving writes it and json.dumps then prints it
+ * (golden.encode_tensor): `%g`, or 9 (float32) / 17 significant digits when `%g` does not give the
+ * value back, read as a Python float and written as its repr; NaN and Infinity as json.dumps. */
+static int add_decimal(Text *t, double value, int single) {
+    const char *special = isnan(value) ? "NaN" : isinf(value) ? (value > 0 ? "Infinity" : "-Infinity") : NULL;
+    if (special) return add(t, special, strlen(special));
+    char text[64];
+    snprintf(text, sizeof text, "%g", value);
+    double back = PyOS_string_to_double(text, NULL, NULL);
+    if ((single ? (double)(float)back : back) != value) {
+        snprintf(text, sizeof text, "%.*g", single ? 9 : 17, value);
+        back = PyOS_string_to_double(text, NULL, NULL);
+    }
+    char *repr = PyOS_double_to_string(back, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!repr) return -1;
+    int failed = add(t, repr, strlen(repr));
+    PyMem_Free(repr);
+    return failed;
+}
+
+/* The nested lists of dims[0] x dims[1] x ... values at `data`, as json.dumps writes them. */
+static int add_nested(Text *t, const char *data, const Py_ssize_t *dims, int ndim, int single) {
+    if (ndim == 0) return add_decimal(t, single ? *(const float *)data : *(const double *)data, single);
+    Py_ssize_t step = single ? sizeof(float) : sizeof(double);
+    for (int i = 1; i < ndim; i++) step *= dims[i];
+    if (add(t, "[", 1) < 0) return -1;
+    for (Py_ssize_t i = 0; i < dims[0]; i++)
+        if ((i && add(t, ", ", 2) < 0) || add_nested(t, data + i * step, dims + 1, ndim - 1, single) < 0) return -1;
+    return add(t, "]", 1);
+}
+
+/* decimals(array) -> str: the JSON of a C-contiguous float32 or float64 array, as
+ * json.dumps(golden.encode_tensor(array)) writes it, ~20x faster. */
+static PyObject *decimals(PyObject *module, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    int single = !strcmp(view.format, "f");
+    PyObject *result = NULL;
+    Text text = {0};
+    if (!single && strcmp(view.format, "d"))
+        PyErr_Format(PyExc_TypeError, "decimals() takes float32 or float64, not '%s'", view.format);
+    else if (add_nested(&text, view.buf, view.shape, view.ndim, single) == 0)
+        result = PyUnicode_DecodeASCII(text.data, text.len, NULL);
+    else if (!PyErr_Occurred())
+        PyErr_NoMemory();
+    PyMem_Free(text.data);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_O, "scan(data) -> (closing_brackets, long_integer)"},
     {"doubles", doubles, METH_VARARGS, "doubles(value, shape) -> bytes of doubles, or None"},
+    {"decimals", decimals, METH_O, "decimals(array) -> the JSON text of a float32/float64 array"},
     {NULL},
 };
 

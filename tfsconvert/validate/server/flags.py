@@ -31,7 +31,18 @@ class Options:
     enable_batching: bool
     batching_parameters_file: str
     allow_version_labels_for_unavailable_models: bool
+    tensorflow_intra_op_parallelism: int
+    tensorflow_inter_op_parallelism: int
+    tensorflow_session_parallelism: int
     version: bool
+
+    @property
+    def tf_threads(self) -> tuple[int, int]:
+        """(intra-op, inter-op) pool sizes of SavedModel sessions: each flag if set, else
+        --tensorflow_session_parallelism for both, else 0 (TensorFlow's choice)."""
+        session = max(self.tensorflow_session_parallelism, 0)
+        return (self.tensorflow_intra_op_parallelism if self.tensorflow_intra_op_parallelism > 0 else session,
+                self.tensorflow_inter_op_parallelism if self.tensorflow_inter_op_parallelism > 0 else session)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -73,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     flag("enable_batching", False, "batch concurrent runs of TF and ONNX models (TF Serving's defaults)")
     add("--batching_parameters_file", default="", help="text BatchingParameters; requires --enable_batching")
     flag("allow_version_labels_for_unavailable_models", False, "allow labels in the initial config")
+    add("--tensorflow_intra_op_parallelism", type=int, default=0,
+        help="threads of a SavedModel session's intra-op pool (0: TensorFlow's choice)")
+    add("--tensorflow_inter_op_parallelism", type=int, default=0,
+        help="threads of a SavedModel session's inter-op pool (0: TensorFlow's choice)")
+    add("--tensorflow_session_parallelism", type=int, default=0,
+        help="both pools' threads when the two flags above are 0")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="accepted, not enforced")
     add("--rest_api_num_threads", type=int, default=0, help="workers for unbatched REST runs (0: 4 x CPUs)")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")

@@ -61,9 +61,18 @@ def _batching(options: Options) -> Batching | None:
     return Batching(params)
 
 
+def _check_parallelism(options: Options) -> None:
+    """server.cc refuses all three TensorFlow thread flags at once (spec §6.1)."""
+    if min(options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism,
+           options.tensorflow_session_parallelism) > 0:
+        raise invalid("Either configure server_options.tensorflow_session_parallelism or "
+                      "(server_options.tensorflow_intra_op_parallelism, "
+                      "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all.")
+
+
 def _loader(options: Options, batching: Batching | None):
     def load(version_dir: Path) -> backends.Servable:
-        servable = backends.load(version_dir, options.tags)
+        servable = backends.load(version_dir, options.tags, options.tf_threads)
         try:
             # Warmup runs after the batching wrap, as in TF Serving (spec §2.1 steps 7-8).
             if batching is not None and servable.batchable:
@@ -127,6 +136,7 @@ def main(argv: list[str]) -> int:
     manager = batching = None
     stoppers: list = []
     try:
+        _check_parallelism(options)
         models = _models(options)
         config.check_labels(models, options.allow_version_labels_for_unavailable_models)
         batching = _batching(options)

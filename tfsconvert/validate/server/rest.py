@@ -180,7 +180,7 @@ def _predict_run(servable, signature_name: str, tensors: dict[str, np.ndarray], 
     """The Predict run whose result is the reply: predictions for the row form, outputs for the columnar."""
     encode = rest_json.row_response if rows else rest_json.columnar_response
     return core.predict_run(servable, signature_name, tensors).then(
-        lambda outputs: _json(200, encode(outputs.arrays, outputs.dtypes)))
+        lambda outputs: (200, encode(outputs.arrays, outputs.dtypes), JSON_TYPE))
 
 
 def _raise(error: BaseException):

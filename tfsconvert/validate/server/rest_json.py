@@ -241,19 +241,26 @@ def columns(value, inputs: dict[str, str]) -> dict[str, np.ndarray]:
 # Responses (spec §4.6)
 
 
-def _encode(array: np.ndarray, dtype: str, alias: str):
+def _tensor_json(array, dtype: str, alias: str) -> str:
+    """A tensor's JSON text as json.dumps writes golden.encode_tensor's value; floats in C."""
+    if dtype in ("DT_FLOAT", "DT_DOUBLE"):
+        return _rest_json.decimals(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
     if dtype not in _JSON_DTYPES:
         raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
-    return golden.encode_tensor(array, dtype, alias)
+    return json.dumps(golden.encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
-def columnar_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict:
+def _object(texts: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{json.dumps(alias)}: {text}" for alias, text in texts.items()) + "}"
+
+
+def columnar_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes:
     """`{"outputs": tensor}` for one output, else `{"outputs": {alias: tensor}}`."""
-    encoded = {alias: _encode(np.asarray(array), dtypes[alias], alias) for alias, array in arrays.items()}
-    return {"outputs": next(iter(encoded.values())) if len(encoded) == 1 else encoded}
+    texts = {alias: _tensor_json(array, dtypes[alias], alias) for alias, array in arrays.items()}
+    return f'{{"outputs": {next(iter(texts.values())) if len(texts) == 1 else _object(texts)}}}'.encode()
 
 
-def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict:
+def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes:
     """`{"predictions": [row, ...]}`: slices along dim 0, objects by alias for several outputs."""
     batch = None
     for alias, array in arrays.items():
@@ -263,9 +270,7 @@ def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> dict:
         if batch is not None and array.shape[0] != batch:
             raise invalid(f"Tensor name: {alias} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
         batch = array.shape[0]
-    rows = [{alias: _encode(np.asarray(array)[i], dtypes[alias], alias) for alias, array in arrays.items()}
+    rows = [{alias: _tensor_json(np.asarray(array)[i], dtypes[alias], alias) for alias, array in arrays.items()}
             for i in range(batch or 0)]
-    if len(arrays) == 1:
-        (alias,) = arrays
-        return {"predictions": [row[alias] for row in rows]}
-    return {"predictions": rows}
+    texts = [next(iter(row.values())) if len(arrays) == 1 else _object(row) for row in rows]
+    return f'{{"predictions": [{", ".join(texts)}]}}'.encode()

@@ -23,8 +23,9 @@ class Servable(Protocol):
         """Release the runtime's resources."""
 
 
-def load(version_dir: Path, tags: tuple[str, ...]) -> Servable:
-    """Load the version in `version_dir`; ServingError (TF Serving's status) if it cannot be loaded."""
+def load(version_dir: Path, tags: tuple[str, ...], tf_threads: tuple[int, int] = (0, 0)) -> Servable:
+    """Load the version in `version_dir`; ServingError (TF Serving's status) if it cannot be loaded.
+    `tf_threads`: a SavedModel session's (intra-op, inter-op) pool sizes, 0 for TensorFlow's choice."""
     if (version_dir / "model.onnx").is_file():
         from tfsconvert.validate.server.backends.onnx import OnnxServable
 
@@ -35,4 +36,4 @@ def load(version_dir: Path, tags: tuple[str, ...]) -> Servable:
         return PmmlServable(version_dir / "model.pmml")
     from tfsconvert.validate.server.backends.tf import TfServable
 
-    return TfServable(version_dir, tags)
+    return TfServable(version_dir, tags, tf_threads)

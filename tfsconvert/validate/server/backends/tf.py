@@ -62,13 +62,13 @@ class TfServable:
 
     batchable = True
 
-    def __init__(self, export_dir: Path, tags: tuple[str, ...]) -> None:
+    def __init__(self, export_dir: Path, tags: tuple[str, ...], threads: tuple[int, int] = (0, 0)) -> None:
         check_bundle(export_dir, tags)
         from tfsconvert.tf_runtime import ServingSession, import_tf
 
         tf = import_tf()
         try:
-            self._session = ServingSession(export_dir, tags)
+            self._session = ServingSession(export_dir, tags, threads)
         except tf.errors.OpError as error:
             raise tf_error(error) from None
         self._errors = tf.errors.OpError
