@@ -5,9 +5,10 @@ A request never waits in a thread of its own: the loop hands it over (`_request`
 (RestApi) and its model run started, and the loop serves other connections until the run's
 outputs come back. Once a predict path has been asked for, it is a lane: the transport reads the
 common body there (one dense tensor of numbers) itself, and `_lane` only starts its run, with no
-JSON parsing or routing in Python; any other body still comes to `_request`. A run goes to the batch scheduler (`submit`) when the version is batched, else
-to a pool of `--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, spec
-§4.1), so unbatched runs still overlap as they do in TF Serving.
+JSON parsing or routing in Python; any other body still comes to `_request`. A run goes to the
+batch scheduler (`submit`) when the version is batched, else to a pool of
+`--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, spec §4.1), so
+unbatched runs still overlap as they do in TF Serving.
 """
 
 from __future__ import annotations

@@ -145,10 +145,11 @@ class RestApi:
         form = (key, rows, signature_name, alias)
         known = self._dense_forms.get(form)
         if known is None or known[0] is not servable:  # first seen, or another version now
-            known = self._dense_forms[form] = (servable, *_dense_input(servable, signature_name, alias, rows))
+            known = (servable, *_dense_input(servable, signature_name, alias, rows))
+            if known[-1] is None:
+                return None  # not cached: the forms kept are those of real signatures, a bounded set
+            self._dense_forms[form] = known
         _, input_alias, dtype, template = known
-        if template is None:
-            return None
         tensor = np.frombuffer(values).reshape(shape).astype(dtype)
         return core.Run(servable, template.signature_name, {input_alias: tensor}, template.result)
 
