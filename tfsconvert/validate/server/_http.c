@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "_buffer.h"
 #include "_dense_json.h"
 
 #define MAX_HEAD (64 * 1024)          /* request line and headers */
@@ -45,29 +46,6 @@
 
 static const char BAD_REQUEST[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Buffer;
-
-static int buffer_reserve(Buffer *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + extra) cap *= 2;
-    char *data = realloc(b->data, cap);
-    if (!data) return -1;
-    b->data = data;
-    b->cap = cap;
-    return 0;
-}
-
-static int buffer_add(Buffer *b, const char *data, size_t len) {
-    if (buffer_reserve(b, len)) return -1;
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    return 0;
-}
 
 static void buffer_consume(Buffer *b, size_t len) {
     memmove(b->data, b->data + len, b->len - len);

@@ -6,6 +6,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "_buffer.h"
+
 /* scan(data) -> (closing_brackets, long_integer): how many `]` and `}` the body has, and whether
  * it has 19 or more digits in a row not after a `.` or another digit (an integer that may not fit
  * 64 bits). Brackets are skipped when deciding what comes before a digit, as they are deleted
@@ -82,31 +84,12 @@ done:
     return result;
 }
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-} Text;
-
-static int add(Text *t, const char *part, size_t len) {
-    if (t->len + len > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        while (cap < t->len + len) cap *= 2;
-        char *data = PyMem_Realloc(t->data, cap);
-        if (!data) return -1;
-        t->data = data;
-        t->cap = cap;
-    }
-    memcpy(t->data + t->len, part, len);
-    t->len += len;
-    return 0;
-}
-
 /* The JSON text of one float as TF Serving writes it and json.dumps then prints it
  * (golden.encode_tensor): `%g`, or 9 (float32) / 17 significant digits when `%g` does not give the
  * value back, read as a Python float and written as its repr; NaN and Infinity as json.dumps. */
-static int add_decimal(Text *t, double value, int single) {
+static int add_decimal(Buffer *t, double value, int single) {
     const char *special = isnan(value) ? "NaN" : isinf(value) ? (value > 0 ? "Infinity" : "-Infinity") : NULL;
-    if (special) return add(t, special, strlen(special));
+    if (special) return buffer_add(t, special, strlen(special));
     char text[64];
     snprintf(text, sizeof text, "%g", value);
     double back = PyOS_string_to_double(text, NULL, NULL);
@@ -116,20 +99,20 @@ static int add_decimal(Text *t, double value, int single) {
     }
     char *repr = PyOS_double_to_string(back, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (!repr) return -1;
-    int failed = add(t, repr, strlen(repr));
+    int failed = buffer_add(t, repr, strlen(repr));
     PyMem_Free(repr);
     return failed;
 }
 
 /* The nested lists of dims[0] x dims[1] x ... values at `data`, as json.dumps writes them. */
-static int add_nested(Text *t, const char *data, const Py_ssize_t *dims, int ndim, int single) {
+static int add_nested(Buffer *t, const char *data, const Py_ssize_t *dims, int ndim, int single) {
     if (ndim == 0) return add_decimal(t, single ? *(const float *)data : *(const double *)data, single);
     Py_ssize_t step = single ? sizeof(float) : sizeof(double);
     for (int i = 1; i < ndim; i++) step *= dims[i];
-    if (add(t, "[", 1) < 0) return -1;
+    if (buffer_add(t, "[", 1) < 0) return -1;
     for (Py_ssize_t i = 0; i < dims[0]; i++)
-        if ((i && add(t, ", ", 2) < 0) || add_nested(t, data + i * step, dims + 1, ndim - 1, single) < 0) return -1;
-    return add(t, "]", 1);
+        if ((i && buffer_add(t, ", ", 2) < 0) || add_nested(t, data + i * step, dims + 1, ndim - 1, single) < 0) return -1;
+    return buffer_add(t, "]", 1);
 }
 
 /* decimals(array) -> str: the JSON of a C-contiguous float32 or float64 array, as
@@ -139,14 +122,14 @@ static PyObject *decimals(PyObject *module, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     int single = !strcmp(view.format, "f");
     PyObject *result = NULL;
-    Text text = {0};
+    Buffer text = {0};
     if (!single && strcmp(view.format, "d"))
         PyErr_Format(PyExc_TypeError, "decimals() takes float32 or float64, not '%s'", view.format);
     else if (add_nested(&text, view.buf, view.shape, view.ndim, single) == 0)
-        result = PyUnicode_DecodeASCII(text.data, text.len, NULL);
+        result = PyUnicode_DecodeASCII(text.data ? text.data : "", text.len, NULL);
     else if (!PyErr_Occurred())
         PyErr_NoMemory();
-    PyMem_Free(text.data);
+    free(text.data);
     PyBuffer_Release(&view);
     return result;
 }
