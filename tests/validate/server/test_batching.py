@@ -159,6 +159,28 @@ def test_queue_full_when_max_enqueued_batches_are_waiting_spec_7_43(batched_doub
     assert [r["y"].tolist() for r in results] == [[[2.0]], [[2.0]]]
 
 
+def test_a_worker_runs_the_next_batch_while_the_last_ones_answers_are_made(batched_doubler):
+    """One batch thread: the first task's `done` blocks until the second batch has run, which it
+    could not if answers were made on the batch thread."""
+    fake = Doubler()
+    servable = batched_doubler(fake, max_batch_size=1)
+    first_answered = threading.Event()
+    seen = []
+
+    def first_done(outputs, error) -> None:
+        deadline = time.monotonic() + 10
+        while len(fake.batches) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        seen.append((outputs["y"].tolist(), len(fake.batches)))
+        first_answered.set()
+
+    servable.submit("serving_default", {"x": np.ones((1, 1))}, first_done)
+    assert fake.running.wait(10)
+    assert servable.run("serving_default", {"x": np.full((1, 1), 3.0)})["y"].tolist() == [[6.0]]
+    assert first_answered.wait(10)
+    assert seen == [([[2.0]], 2)]  # the second batch ran while the first answer was being made
+
+
 # ---------------------------------------------------------------------------------------------
 # Server processes: the same models with and without batching
 

@@ -92,12 +92,12 @@ static int python_float(const char *start, const char *end, double *out) {
     if (end - start >= (ptrdiff_t)sizeof text) return 0;
     memcpy(text, start, end - start);
     text[end - start] = 0;
+    PyGILState_STATE gil = PyGILState_Ensure();  /* the HTTP loop parses without the GIL */
     *out = PyOS_string_to_double(text, NULL, NULL);  /* overflow: +-inf, as float() */
-    if (*out == -1.0 && PyErr_Occurred()) {
-        PyErr_Clear();
-        return 0;
-    }
-    return 1;
+    int failed = *out == -1.0 && PyErr_Occurred();
+    if (failed) PyErr_Clear();
+    PyGILState_Release(gil);
+    return !failed;
 }
 
 /* A JSON number at ps->p (the strict grammar) into *out. */

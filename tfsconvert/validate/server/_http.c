@@ -14,9 +14,10 @@
  * on_lane(token, lane_id, rows, signature_name, alias, values, shape, keep_alive): `values` the
  * doubles' bytes. If on_lane returns False the request goes to on_request as any other.
  *
- * Threads: serve() runs the loop in the calling thread, holding the GIL except while waiting in
- * epoll_wait. respond() is for the loop's thread (from on_request, on_lane or on_wake); other
- * threads call wake() (the loop then calls on_wake) and stop().
+ * Threads: serve() runs the loop in the calling thread, which takes the GIL only to call Python:
+ * reading, parsing and writing go on while the batch threads run Python. respond() is for the
+ * loop's thread (from on_request, on_lane or on_wake); other threads call wake() (the loop then
+ * calls on_wake) and stop(). Only the loop's thread touches the connections.
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -98,8 +99,13 @@ typedef struct {
     size_t ready_len, ready_cap;
     Buffer chunked;     /* the decoded body of a chunked request */
     int accept_paused;  /* out of file descriptors: accept again once a connection closes */
+    PyThreadState *released;  /* the loop's, while it runs without the GIL */
     volatile int stopping;
 } Server;
+
+/* Around every call into Python from the loop. */
+static void take_gil(Server *s) { PyEval_RestoreThread(s->released); }
+static void drop_gil(Server *s) { s->released = PyEval_SaveThread(); }
 
 static uint64_t token_of(Conn *c) { return ((uint64_t)c->serial << 32) | (uint32_t)c->fd; }
 
@@ -332,6 +338,7 @@ static const Lane *lane_of(Server *s, Request *r) {
 static int dispatch_lane(Server *s, Conn *c, Request *r) {
     const Lane *lane = lane_of(s, r);
     if (!lane || !dense_body(r->body, r->body_len, &s->dense)) return 0;
+    take_gil(s);
     PyObject *body = dense_tuple(&s->dense), *result = NULL;
     if (body)
         result = PyObject_CallFunction(s->on_lane, "KlOOOOOi", (unsigned long long)token_of(c), lane->id,
@@ -343,14 +350,16 @@ static int dispatch_lane(Server *s, Conn *c, Request *r) {
     Py_XDECREF(result);
     if (taken < 0) {
         PyErr_WriteUnraisable(s->on_lane);
-        return 0;
+        taken = 0;
     }
+    drop_gil(s);
     return taken;
 }
 
 static int dispatch(Server *s, Conn *c, Request *r) {
     c->busy = 1;
     if (dispatch_lane(s, c, r)) return 0;
+    take_gil(s);
     PyObject *method = PyUnicode_DecodeLatin1(r->method, r->method_len, NULL);
     PyObject *target = PyUnicode_DecodeLatin1(r->target, r->target_len, NULL);
     PyObject *body = PyBytes_FromStringAndSize(r->body, r->body_len);
@@ -361,12 +370,10 @@ static int dispatch(Server *s, Conn *c, Request *r) {
     Py_XDECREF(method);
     Py_XDECREF(target);
     Py_XDECREF(body);
-    if (!result) {
-        PyErr_WriteUnraisable(s->on_request);
-        return -1;
-    }
-    Py_DECREF(result);
-    return 0;
+    if (!result) PyErr_WriteUnraisable(s->on_request);
+    Py_XDECREF(result);
+    drop_gil(s);
+    return result ? 0 : -1;
 }
 
 /* Hand the connection's next whole request to Python, unless one is already there. */
@@ -464,11 +471,9 @@ static void receive(Server *s, Conn *c) {
 
 static PyObject *Server_serve(Server *s, PyObject *unused) {
     struct epoll_event events[256];
+    drop_gil(s);
     while (!s->stopping) {
-        int n;
-        Py_BEGIN_ALLOW_THREADS
-        n = epoll_wait(s->epoll_fd, events, 256, -1);
-        Py_END_ALLOW_THREADS
+        int n = epoll_wait(s->epoll_fd, events, 256, -1);
         for (int i = 0; i < n && !s->stopping; i++) {
             uint64_t key = events[i].data.u64;
             if (key == LISTEN_KEY) {
@@ -476,9 +481,11 @@ static PyObject *Server_serve(Server *s, PyObject *unused) {
             } else if (key == WAKE_KEY) {
                 uint64_t count;
                 (void)!read(s->wake_fd, &count, sizeof count);
+                take_gil(s);
                 PyObject *result = PyObject_CallNoArgs(s->on_wake);
                 if (!result) PyErr_WriteUnraisable(s->on_wake);
                 Py_XDECREF(result);
+                drop_gil(s);
             } else {
                 Conn *c = conn_of(s, key);
                 if (c && events[i].events & EPOLLOUT && flush(s, c) == 0) advance(s, c);
@@ -490,6 +497,7 @@ static PyObject *Server_serve(Server *s, PyObject *unused) {
     }
     for (int fd = 0; fd < s->conns_cap; fd++)
         if (s->conns[fd]) conn_close(s, s->conns[fd]);
+    take_gil(s);
     Py_RETURN_NONE;
 }
 

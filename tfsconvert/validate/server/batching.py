@@ -19,8 +19,10 @@ import bisect
 import os
 import threading
 import time
+import traceback
 from collections import deque
 from functools import partial
+from queue import SimpleQueue
 from typing import Callable
 
 import numpy as np
@@ -139,27 +141,42 @@ class _Queue:
                 task.finish(None, error)
         self.batches = deque([_Batch()])
 
-    def process(self, batch: _Batch) -> None:
-        """Merge, pad, run once, split; every task of the batch gets its rows or the batch's error."""
+    def process(self, batch: _Batch) -> tuple[_Batch, int, dict[str, np.ndarray] | None, ServingError | None]:
+        """Merge, pad and run once: (batch, padded size, outputs, error) for `finish`."""
         padded = self._padded_size(batch.size)
-        error, results = None, [None] * len(batch.tasks)
+        outputs, error = None, None
         try:
             outputs = self.run(_merge(batch.tasks, padded - batch.size))
-            results = _split(outputs, [task.size for task in batch.tasks], padded)
-        except ServingError as caught:
-            error = caught
         except Exception as caught:  # noqa: BLE001 - a waiting request must get an answer whatever failed
-            error = ServingError("INTERNAL", f"{type(caught).__name__}: {caught}")
+            error = _status(caught)
         if _LOG_BATCHES:
             logs.info(_LOG_WHERE, f"Ran a batch of {len(batch.tasks)} tasks, {batch.size} rows padded to {padded}")
-        for task, result in zip(batch.tasks, results):
-            task.finish(result, error)
+        return batch, padded, outputs, error
 
     def _padded_size(self, size: int) -> int:
         """RoundToLowestAllowedBatchSize: the first allowed size >= size (the last one is the limit)."""
         if not self.allowed:
             return size
         return self.allowed[bisect.bisect_left(self.allowed, size)]
+
+
+def _finish(batch: _Batch, padded: int, outputs: dict[str, np.ndarray] | None, error: ServingError | None) -> None:
+    """Split a run batch's outputs: every task gets its rows, or the batch's error."""
+    results = [None] * len(batch.tasks)
+    if error is None:
+        try:
+            results = _split(outputs, [task.size for task in batch.tasks], padded)
+        except ServingError as caught:
+            error = caught
+    for task, result in zip(batch.tasks, results):
+        try:
+            task.finish(result, error)
+        except Exception:  # noqa: BLE001 - one caller's failing callback must not stop every other answer
+            traceback.print_exc()
+
+
+def _status(error: Exception) -> ServingError:
+    return error if isinstance(error, ServingError) else ServingError("INTERNAL", f"{type(error).__name__}: {error}")
 
 
 def _merge(tasks: list[_Task], padding: int) -> dict[str, np.ndarray]:
@@ -200,16 +217,22 @@ def _split(outputs: dict[str, np.ndarray], sizes: list[int], padded: int) -> lis
 
 
 class Scheduler:
-    """`num_batch_threads` workers shared by every queue (SharedBatchScheduler), one lock for all."""
+    """`num_batch_threads` workers shared by every queue (SharedBatchScheduler), one lock for all.
+
+    A worker only merges and runs batches; one more thread splits their outputs and hands every
+    task its rows, so a worker starts its next run while the last one's answers are made."""
 
     def __init__(self, threads: int, name: str) -> None:
         self._cond = threading.Condition()
         self._queues: list[_Queue] = []
         self._next = 0
         self._closed = False
+        self._ran: SimpleQueue = SimpleQueue()  # process() results for _finish; None: a worker has stopped
+        self._threads = threads
+        # Daemons: a run that never returns (a hanging model) must not keep the process alive.
         for index in range(threads):
-            # Daemons: a run that never returns (a hanging model) must not keep the process alive.
             threading.Thread(target=self._work, name=f"{name}_{index}", daemon=True).start()
+        threading.Thread(target=self._finish_ran, name=f"{name}_answers", daemon=True).start()
 
     def add_queue(self, run: Run, params) -> _Queue:
         queue = _Queue(run, params)
@@ -237,12 +260,23 @@ class Scheduler:
             with self._cond:
                 while True:
                     if self._closed:
+                        self._ran.put(None)
                         return
                     queue, batch, wait = self._next_batch(time.monotonic())
                     if batch is not None:
                         break
                     self._cond.wait(wait)
-            queue.process(batch)
+            self._ran.put(queue.process(batch))
+
+    def _finish_ran(self) -> None:
+        """Until every worker has stopped (after the batch it was running, if any)."""
+        running = self._threads
+        while running:
+            ran = self._ran.get()
+            if ran is None:
+                running -= 1
+            else:
+                _finish(*ran)
 
     def _next_batch(self, now: float) -> tuple[_Queue | None, _Batch | None, float | None]:
         """Round-robin over the queues: (queue, batch), or the time until the earliest open batch is due."""
