@@ -315,6 +315,9 @@ def bench(
     batch_timeouts: str = typer.Option(None, "--batch-timeout-micros",
                                        help="Try these batch_timeout_micros values, e.g. 0,2000,5000 (one server "
                                             "each)."),
+    batch_threads: str = typer.Option(None, "--batch-threads",
+                                      help="Try these num_batch_threads values, e.g. 1,2,5 (one server each; with "
+                                           "--batch-timeout-micros, one per pair)."),
     server_flags: list[str] = typer.Option([], "--server-flag",
                                            help="PATH only: a tensorflow_model_server flag for every server "
                                                 "started, e.g. --server-flag=--tensorflow_intra_op_parallelism=1 "
@@ -335,8 +338,8 @@ def bench(
         options = BenchOptions(
             _ints(concurrency, "--concurrency"), 1000 if requests is None and duration is None else requests,
             duration, protocol, batching, golden, model_name, batching_parameters_file,
-            _ints(batch_timeouts or "", "--batch-timeout-micros"), tuple(server_flags), latency_budget_ms, timeout,
-            client_processes)
+            _ints(batch_timeouts or "", "--batch-timeout-micros"), _ints(batch_threads or "", "--batch-threads"),
+            tuple(server_flags), latency_budget_ms, timeout, client_processes)
         with output.progress_bar() as progress:
             return run_bench(target, options, progress)
 

@@ -198,7 +198,8 @@ def render_bench(result) -> None:
         table.add_column(column, justify="left" if column == "batching" else "right")
     for run in result.runs:
         batching = {None: "as configured", False: "off"}.get(run.batching) or (
-            f"on ({run.batching_parameters.batch_timeout_micros} us)")
+            f"on ({run.batching_parameters.batch_timeout_micros} us, {run.batching_parameters.num_batch_threads} "
+            "threads)")
         ms = run.latencies_ms
         table.add_row(batching, str(run.concurrency), str(run.requests), f"{run.qps:.0f}",
                       *("-" if ms[key] is None else f"{ms[key]:.1f}" for key in ("p50_ms", "p90_ms", "p99_ms",

@@ -131,6 +131,7 @@ def test_parse_url_refusals(url, protocol, code):
     (["--batching", "sometimes"], "bad-option"),
     (["--requests", "0"], "bad-option"),
     (["--server-flag", "tensorflow_intra_op_parallelism=1"], "bad-option"),
+    (["--batch-threads", "2,0"], "bad-option"),
 ])
 def test_bad_options_exit_2(fixture_path, args, code):
     result = run_cli("bench", fixture_path("savedmodel_base"), *args, "--json")
@@ -174,18 +175,19 @@ def test_bench_json_small_run(fixture_path):
 
 
 @pytest.mark.slow
-def test_bench_batch_timeout_candidates_over_grpc(fixture_path, tmp_path):
+def test_bench_batch_timeout_and_thread_candidates_over_grpc(fixture_path, tmp_path):
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 16 } num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }")
     result = run_cli("bench", fixture_path("savedmodel_base"), "--batching", "on", "--batching-parameters-file", params,
-                     "--batch-timeout-micros", "0,3000", "--concurrency", "3", "--requests", "60", "--protocol",
+                     "--batch-timeout-micros", "0,3000", "--batch-threads", "2,1", "--concurrency", "3", "--requests", "60", "--protocol",
                      "grpc", "--server-flag=--tensorflow_intra_op_parallelism=1", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.json()["server_flags"] == ["--tensorflow_intra_op_parallelism=1"]
     assert "(server flags --tensorflow_intra_op_parallelism=1)" in result.json()["recommendation"]["text"]
     runs = result.json()["runs"]
-    assert [(r["batching"], r["batching_parameters"]["batch_timeout_micros"]) for r in runs] == [(True, 0),
-                                                                                                 (True, 3000)]
+    assert [(r["batching"], r["batching_parameters"]["batch_timeout_micros"],
+             r["batching_parameters"]["num_batch_threads"]) for r in runs] == [(True, 0, 1), (True, 0, 2),
+                                                                               (True, 3000, 1), (True, 3000, 2)]
     assert {r["batching_parameters"]["max_batch_size"] for r in runs} == {16}
     for run in runs:
         _check_run(run, 60)
@@ -230,7 +232,7 @@ def test_bench_url_with_failing_requests_exits_1(serving, tmp_path):
 @pytest.mark.slow
 def test_bench_url_refuses_batching_options_and_unknown_model(serving):
     url = f"http://127.0.0.1:{serving.rest_port}/v1/models/"
-    for option in ("--batching=on", "--server-flag=--tensorflow_intra_op_parallelism=1"):
+    for option in ("--batching=on", "--batch-threads=1,2", "--server-flag=--tensorflow_intra_op_parallelism=1"):
         refused = run_cli("bench", url + "base", option, "--json")
         assert refused.exit_code == 2 and refused.json()["error"]["code"] == "bad-option"
     unknown = run_cli("bench", url + "nope", "--json")

@@ -42,6 +42,7 @@ class BenchOptions:
     model_name: str | None = None
     batching_parameters_file: Path | None = None
     batch_timeouts: tuple[int, ...] = ()
+    batch_threads: tuple[int, ...] = ()
     server_flags: tuple[str, ...] = ()  # PATH: tensorflow_model_server flags for every server started
     latency_budget_ms: float = 100.0
     timeout: float = 30.0
@@ -58,6 +59,7 @@ class BenchOptions:
                     (self.batching not in (None, *BATCHING_MODES), f"--batching {self.batching}: on, off or both"),
                     (self.latency_budget_ms <= 0 or self.timeout <= 0, "--latency-budget-ms and --timeout: positive"),
                     (self.client_processes < 1, "--client-processes: at least 1"),
+                    (any(threads < 1 for threads in self.batch_threads), "--batch-threads: positive integers (1,2,5)"),
                     (any(not flag.startswith("--") for flag in self.server_flags),
                      "--server-flag: a tensorflow_model_server flag, e.g. "
                      "--server-flag=--tensorflow_intra_op_parallelism=1"),
@@ -171,9 +173,10 @@ def bench(target: str, options: BenchOptions, progress: Progress = lambda *_: No
 
 def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResult:
     if options.batching is not None or options.batching_parameters_file or options.batch_timeouts or \
-            options.server_flags:
-        raise InputError("bad-option", "--batching, --batching-parameters-file, --batch-timeout-micros and "
-                         "--server-flag need a model PATH: a running server keeps its own configuration",
+            options.batch_threads or options.server_flags:
+        raise InputError("bad-option", "--batching, --batching-parameters-file, --batch-timeout-micros, "
+                         "--batch-threads and --server-flag need a model PATH: a running server keeps its own "
+                         "configuration",
                          "bench the server as it is (leave them out), or give the model's base path")
     found = parse_url(url, options.model_name, options.protocol)
     progress(f"reading the signatures of {found.model} at {url}", 0, None)
@@ -193,7 +196,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
     model, served = _served_version(path, options.model_name)
     base = (read_batching_parameters(options.batching_parameters_file) if options.batching_parameters_file
             else tuning.recommend(hardware.detect())[0])
-    candidates = [replace(base, batch_timeout_micros=t) for t in options.batch_timeouts] or [base]
+    candidates = _candidates(base, options)
     modes = [(batching, params) for batching in BATCHING_MODES[options.batching or "both"]
              for params in (candidates if batching else [None])]
     golden_file = options.golden or Path(served.path) / GOLDEN_FILE
@@ -202,7 +205,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tfsconvert-bench-")))
         boxes = []
         for index, (batching, params) in enumerate(modes):
-            progress(f"starting a sandboxed server ({_label(batching, params, len(candidates))})", 0, None)
+            progress(f"starting a sandboxed server ({_label(batching, params, options)})", 0, None)
             boxes.append(stack.enter_context(_sandbox(served, model, params, work / f"batching{index}.txt",
                                                       options.limits, options.server_flags)))
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
@@ -218,10 +221,9 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         for concurrency in options.concurrency:
             for (batching, params), job, box in zip(modes, jobs, boxes):
                 result.runs.append(_measure(job, batching, params, concurrency, options, progress, box=box))
-        result.notes += [f"the server ({_label(b, p, 2)}) exited: {problem.message}"
+        result.notes += [f"the server ({_label(b, p, options)}) exited: {problem.message}"
                          for (b, p), box in zip(modes, boxes) if (problem := box.exit_problem()) is not None]
-    result.runs.sort(key=lambda r: (r.batching is True, r.batching_parameters.batch_timeout_micros if
-                                    r.batching_parameters else 0, r.concurrency))
+    result.runs.sort(key=lambda r: (r.batching is True, _swept(r.batching_parameters), r.concurrency))
     _compare(result)
     return result
 
@@ -263,12 +265,25 @@ def _sandbox(served, model: str, params: BatchingParameters | None, params_file:
                           "run tfsconvert validate PATH for the finding and its fix") from None
 
 
-def _label(batching: bool | None, params: BatchingParameters | None, candidates: int) -> str:
+def _candidates(base: BatchingParameters, options: BenchOptions) -> list[BatchingParameters]:
+    """One parameter set per (--batch-timeout-micros, --batch-threads) pair; `base` fills the rest."""
+    return [replace(base, batch_timeout_micros=timeout, num_batch_threads=threads)
+            for timeout in options.batch_timeouts or (base.batch_timeout_micros,)
+            for threads in options.batch_threads or (base.num_batch_threads,)]
+
+
+def _swept(params: BatchingParameters | None) -> tuple[int, int]:
+    return (params.batch_timeout_micros, params.num_batch_threads) if params else (0, 0)
+
+
+def _label(batching: bool | None, params: BatchingParameters | None, options: BenchOptions) -> str:
     if batching is None:
         return "as configured"
     if not batching:
         return "batching off"
-    return "batching on" + (f", timeout {params.batch_timeout_micros} us" if candidates > 1 else "")
+    swept = [f"timeout {params.batch_timeout_micros} us"] if len(options.batch_timeouts) > 1 else []
+    swept += [f"{params.num_batch_threads} batch threads"] if len(options.batch_threads) > 1 else []
+    return ", ".join(["batching on", *swept])
 
 
 def _job(target: Target, records, signatures) -> loadgen.Job:
@@ -279,7 +294,7 @@ def _job(target: Target, records, signatures) -> loadgen.Job:
 
 def _measure(job: loadgen.Job, batching, params, concurrency: int, options: BenchOptions, progress: Progress,
              box: Sandbox | None = None, url_mode: bool = False) -> Run:
-    label = f"{_label(batching, params, len(options.batch_timeouts))}, {concurrency} concurrent"
+    label = f"{_label(batching, params, options)}, {concurrency} concurrent"
     job = replace(job, connections=concurrency, requests=options.requests, duration=options.duration,
                   timeout=options.timeout)
     progress(label, 0, options.requests)
