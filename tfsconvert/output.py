@@ -199,7 +199,7 @@ def render_bench(result) -> None:
     for run in result.runs:
         batching = {None: "as configured", False: "off"}.get(run.batching) or (
             f"on ({run.batching_parameters.batch_timeout_micros} us, {run.batching_parameters.num_batch_threads} "
-            "threads)")
+            f"thread{'s' if run.batching_parameters.num_batch_threads > 1 else ''})")
         ms = run.latencies_ms
         table.add_row(batching, str(run.concurrency), str(run.requests), f"{run.qps:.0f}",
                       *("-" if ms[key] is None else f"{ms[key]:.1f}" for key in ("p50_ms", "p90_ms", "p99_ms",
