@@ -282,7 +282,7 @@ def _label(batching: bool | None, params: BatchingParameters | None, options: Be
     if not batching:
         return "batching off"
     swept = [f"timeout {params.batch_timeout_micros} us"] if len(options.batch_timeouts) > 1 else []
-    swept += [f"{params.num_batch_threads} batch threads"] if len(options.batch_threads) > 1 else []
+    swept += [f"num_batch_threads {params.num_batch_threads}"] if len(options.batch_threads) > 1 else []
     return ", ".join(["batching on", *swept])
 
 
