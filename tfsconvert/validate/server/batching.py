@@ -142,13 +142,15 @@ class _Queue:
         self.batches = deque([_Batch()])
 
     def process(self, batch: _Batch) -> tuple[_Batch, int, dict[str, np.ndarray] | None, ServingError | None]:
-        """Merge, pad and run once: (batch, padded size, outputs, error) for `finish`."""
+        """Merge, pad and run once: (batch, padded size, outputs, error) for `_finish`."""
         padded = self._padded_size(batch.size)
         outputs, error = None, None
         try:
             outputs = self.run(_merge(batch.tasks, padded - batch.size))
+        except ServingError as caught:
+            error = caught
         except Exception as caught:  # noqa: BLE001 - a waiting request must get an answer whatever failed
-            error = _status(caught)
+            error = ServingError("INTERNAL", f"{type(caught).__name__}: {caught}")
         if _LOG_BATCHES:
             logs.info(_LOG_WHERE, f"Ran a batch of {len(batch.tasks)} tasks, {batch.size} rows padded to {padded}")
         return batch, padded, outputs, error
@@ -173,10 +175,6 @@ def _finish(batch: _Batch, padded: int, outputs: dict[str, np.ndarray] | None, e
             task.finish(result, error)
         except Exception:  # noqa: BLE001 - one caller's failing callback must not stop every other answer
             traceback.print_exc()
-
-
-def _status(error: Exception) -> ServingError:
-    return error if isinstance(error, ServingError) else ServingError("INTERNAL", f"{type(error).__name__}: {error}")
 
 
 def _merge(tasks: list[_Task], padding: int) -> dict[str, np.ndarray]:
