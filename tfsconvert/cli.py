@@ -318,6 +318,10 @@ def bench(
     batch_threads: str = typer.Option(None, "--batch-threads",
                                       help="Try these num_batch_threads values, e.g. 1,2,5 (one server each; with "
                                            "--batch-timeout-micros, one per pair)."),
+    session_parallelism: str = typer.Option(None, "--session-parallelism",
+                                            help="PATH only: try these --tensorflow_session_parallelism values on "
+                                                 "the batched servers, e.g. 0,1 (0: TensorFlow's choice; one server "
+                                                 "each). The unbatched server keeps TF Serving's default."),
     server_flags: list[str] = typer.Option([], "--server-flag",
                                            help="PATH only: a tensorflow_model_server flag for every server "
                                                 "started, e.g. --server-flag=--tensorflow_intra_op_parallelism=1 "
@@ -339,7 +343,7 @@ def bench(
             _ints(concurrency, "--concurrency"), 1000 if requests is None and duration is None else requests,
             duration, protocol, batching, golden, model_name, batching_parameters_file,
             _ints(batch_timeouts or "", "--batch-timeout-micros"), _ints(batch_threads or "", "--batch-threads"),
-            tuple(server_flags), latency_budget_ms, timeout, client_processes)
+            _ints(session_parallelism or "", "--session-parallelism"), tuple(server_flags), latency_budget_ms, timeout, client_processes)
         with output.progress_bar() as progress:
             return run_bench(target, options, progress)
 

@@ -188,6 +188,16 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _batching_label(run) -> str:
+    """`off`, or `on (0 us, 1 thread[, session 1])`: what a batched server's candidates differ in."""
+    if run.batching is not True:
+        return {None: "as configured", False: "off"}[run.batching]
+    threads = run.batching_parameters.num_batch_threads
+    setting = [f"{run.batching_parameters.batch_timeout_micros} us", f"{threads} thread{'s' if threads > 1 else ''}"]
+    setting += [f"session {run.session_parallelism}"] if run.session_parallelism is not None else []
+    return f"on ({', '.join(setting)})"
+
+
 def render_bench(result) -> None:
     """Human view of `bench` (tfsconvert.serving.bench.BenchResult)."""
     stdout.print(Text.assemble(("bench ", "bold"), (result.target, "bold"),
@@ -197,11 +207,8 @@ def render_bench(result) -> None:
                    "vs unbatched", "vs limit"):
         table.add_column(column, justify="left" if column == "batching" else "right")
     for run in result.runs:
-        batching = {None: "as configured", False: "off"}.get(run.batching) or (
-            f"on ({run.batching_parameters.batch_timeout_micros} us, {run.batching_parameters.num_batch_threads} "
-            f"thread{'s' if run.batching_parameters.num_batch_threads > 1 else ''})")
         ms = run.latencies_ms
-        table.add_row(batching, str(run.concurrency), str(run.requests), f"{run.qps:.0f}",
+        table.add_row(_batching_label(run), str(run.concurrency), str(run.requests), f"{run.qps:.0f}",
                       *("-" if ms[key] is None else f"{ms[key]:.1f}" for key in ("p50_ms", "p90_ms", "p99_ms",
                                                                                  "max_ms")),
                       Text(str(run.errors), "bold red" if run.errors else "green"), _ratio(run.vs_unbatched),

@@ -132,6 +132,7 @@ def test_parse_url_refusals(url, protocol, code):
     (["--requests", "0"], "bad-option"),
     (["--server-flag", "tensorflow_intra_op_parallelism=1"], "bad-option"),
     (["--batch-threads", "2,0"], "bad-option"),
+    (["--session-parallelism", "1,-1"], "bad-option"),
 ])
 def test_bad_options_exit_2(fixture_path, args, code):
     result = run_cli("bench", fixture_path("savedmodel_base"), *args, "--json")
@@ -194,6 +195,32 @@ def test_bench_batch_timeout_and_thread_candidates_over_grpc(fixture_path, tmp_p
     assert result.json()["limit"]["batch_requests"] == 3
 
 
+@pytest.mark.slow
+def test_bench_session_parallelism_candidates_are_batched_servers(fixture_path):
+    result = run_cli("bench", fixture_path("savedmodel_base"), "--session-parallelism", "1,0", "--concurrency", "2",
+                     "--requests", "40", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    runs = result.json()["runs"]
+    assert [(r["batching"], r["session_parallelism"]) for r in runs] == [(False, None), (True, 0), (True, 1)]
+    for run in runs:
+        _check_run(run, 40)
+    best = result.json()["recommendation"]
+    if best["batching"]:
+        assert f"--tensorflow_session_parallelism={best['session_parallelism']}" in best["text"]
+
+
+@pytest.mark.slow
+def test_bench_session_parallelism_reaches_the_batched_server_only(fixture_path):
+    """With both pool flags given, the session flag makes TF Serving's start-up error: only the batched
+    server gets it (the unbatched one is started first, and starts)."""
+    flags = ["--server-flag=--tensorflow_intra_op_parallelism=1", "--server-flag=--tensorflow_inter_op_parallelism=1"]
+    result = run_cli("bench", fixture_path("savedmodel_base"), "--session-parallelism", "1", "--concurrency", "1",
+                     "--requests", "10", *flags, "--json")
+    assert result.exit_code != 0
+    message = result.json()["error"]["message"]
+    assert "(batching on, session_parallelism 1)" in message and "You cannot configure all." in message, message
+
+
 @pytest.fixture(scope="module")
 def serving(fixture_path):
     """`tfsconvert serve` on the savedmodel_base fixture (model name `base`), on free ports."""
@@ -232,7 +259,8 @@ def test_bench_url_with_failing_requests_exits_1(serving, tmp_path):
 @pytest.mark.slow
 def test_bench_url_refuses_batching_options_and_unknown_model(serving):
     url = f"http://127.0.0.1:{serving.rest_port}/v1/models/"
-    for option in ("--batching=on", "--batch-threads=1,2", "--server-flag=--tensorflow_intra_op_parallelism=1"):
+    for option in ("--batching=on", "--batch-threads=1,2", "--session-parallelism=0,1",
+                   "--server-flag=--tensorflow_intra_op_parallelism=1"):
         refused = run_cli("bench", url + "base", option, "--json")
         assert refused.exit_code == 2 and refused.json()["error"]["code"] == "bad-option"
     unknown = run_cli("bench", url + "nope", "--json")

@@ -26,7 +26,10 @@ from tfsconvert.serving.bench_target import Target, grpc_signatures, parse_url, 
 from tfsconvert.validate.sandbox import Limits, Sandbox, ServerStartFailed
 
 BATCHING_MODES = {"on": (True,), "off": (False,), "both": (False, True)}
+SESSION_FLAG = "--tensorflow_session_parallelism"  # TF Serving's: both of TensorFlow's thread pools
 Progress = Callable[[str, int, "int | None"], None]
+# A server's setting: (batching: None against a URL, its parameters, its session parallelism if bench set it).
+Mode = tuple["bool | None", "BatchingParameters | None", "int | None"]
 
 
 @dataclass
@@ -43,6 +46,7 @@ class BenchOptions:
     batching_parameters_file: Path | None = None
     batch_timeouts: tuple[int, ...] = ()
     batch_threads: tuple[int, ...] = ()
+    session_parallelism: tuple[int, ...] = ()  # PATH: --tensorflow_session_parallelism of the batched servers
     server_flags: tuple[str, ...] = ()  # PATH: tensorflow_model_server flags for every server started
     latency_budget_ms: float = 100.0
     timeout: float = 30.0
@@ -60,6 +64,8 @@ class BenchOptions:
                     (self.latency_budget_ms <= 0 or self.timeout <= 0, "--latency-budget-ms and --timeout: positive"),
                     (self.client_processes < 1, "--client-processes: at least 1"),
                     (any(threads < 1 for threads in self.batch_threads), "--batch-threads: positive integers (1,2,5)"),
+                    (any(threads < 0 for threads in self.session_parallelism),
+                     "--session-parallelism: integers from 0 (TensorFlow's choice), e.g. 0,1"),
                     (any(not flag.startswith("--") for flag in self.server_flags),
                      "--server-flag: a tensorflow_model_server flag, e.g. "
                      "--server-flag=--tensorflow_intra_op_parallelism=1"),
@@ -72,10 +78,12 @@ class BenchOptions:
 
 @dataclass
 class Run:
-    """One (server, concurrency) measurement; `batching` is None against a URL (the server's own setting)."""
+    """One (server, concurrency) measurement; `batching` is None against a URL (the server's own setting).
+    `session_parallelism` is the batched server's --tensorflow_session_parallelism when bench set it."""
 
     batching: bool | None
     batching_parameters: BatchingParameters | None
+    session_parallelism: int | None
     concurrency: int
     requests: int
     seconds: float
@@ -94,6 +102,7 @@ class Run:
                 **{key: _round(value) for key, value in self.latencies_ms.items()}, "errors": self.errors,
                 "requests": self.requests, "seconds": round(self.seconds, 3),
                 "batching_parameters": self.batching_parameters.to_json() if self.batching_parameters else None,
+                "session_parallelism": self.session_parallelism,
                 "vs_unbatched": _round(self.vs_unbatched), "vs_limit": _round(self.vs_limit)}
         if self.error_samples:
             data["error_samples"] = self.error_samples
@@ -141,6 +150,8 @@ class BenchResult:
         how = {None: "this server as configured", False: "no batching"}.get(best.batching)
         if how is None:
             how = "batching with " + describe(best.batching_parameters)
+            if best.session_parallelism is not None:
+                how += f", {SESSION_FLAG}={best.session_parallelism}"
         if self.server_flags and best.batching is not None:
             how += f" (server flags {' '.join(self.server_flags)})"
         return (f"{how}: {best.qps:.0f} QPS at {best.concurrency} concurrent requests, p99 "
@@ -173,10 +184,10 @@ def bench(target: str, options: BenchOptions, progress: Progress = lambda *_: No
 
 def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResult:
     if options.batching is not None or options.batching_parameters_file or options.batch_timeouts or \
-            options.batch_threads or options.server_flags:
+            options.batch_threads or options.session_parallelism or options.server_flags:
         raise InputError("bad-option", "--batching, --batching-parameters-file, --batch-timeout-micros, "
-                         "--batch-threads and --server-flag need a model PATH: a running server keeps its own "
-                         "configuration",
+                         "--batch-threads, --session-parallelism and --server-flag need a model PATH: a running "
+                         "server keeps its own configuration",
                          "bench the server as it is (leave them out), or give the model's base path")
     found = parse_url(url, options.model_name, options.protocol)
     progress(f"reading the signatures of {found.model} at {url}", 0, None)
@@ -186,7 +197,7 @@ def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResu
     result = BenchResult(url, found.model, found.protocol, source, [], options.latency_budget_ms)
     job = _job(found, records, signatures)
     for concurrency in options.concurrency:
-        result.runs.append(_measure(job, None, None, concurrency, options, progress, url_mode=True))
+        result.runs.append(_measure(job, (None, None, None), concurrency, options, progress, url_mode=True))
     return result
 
 
@@ -197,17 +208,16 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
     base = (read_batching_parameters(options.batching_parameters_file) if options.batching_parameters_file
             else tuning.recommend(hardware.detect())[0])
     candidates = _candidates(base, options)
-    modes = [(batching, params) for batching in BATCHING_MODES[options.batching or "both"]
-             for params in (candidates if batching else [None])]
+    modes = [(batching, *candidate) for batching in BATCHING_MODES[options.batching or "both"]
+             for candidate in (candidates if batching else [(None, None)])]
     golden_file = options.golden or Path(served.path) / GOLDEN_FILE
     protocol = options.protocol or "rest"
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tfsconvert-bench-")))
         boxes = []
-        for index, (batching, params) in enumerate(modes):
-            progress(f"starting a sandboxed server ({_label(batching, params, options)})", 0, None)
-            boxes.append(stack.enter_context(_sandbox(served, model, params, work / f"batching{index}.txt",
-                                                      options.limits, options.server_flags)))
+        for index, mode in enumerate(modes):
+            progress(f"starting a sandboxed server ({_label(mode, options)})", 0, None)
+            boxes.append(stack.enter_context(_sandbox(served, model, mode, work / f"batching{index}.txt", options)))
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
                        model, None)
         signatures = rest_signatures(replace(first, protocol="rest", port=boxes[0].rest_port), options.timeout)
@@ -219,11 +229,11 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         jobs = [_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
                 for box in boxes]
         for concurrency in options.concurrency:
-            for (batching, params), job, box in zip(modes, jobs, boxes):
-                result.runs.append(_measure(job, batching, params, concurrency, options, progress, box=box))
-        result.notes += [f"the server ({_label(b, p, options)}) exited: {problem.message}"
-                         for (b, p), box in zip(modes, boxes) if (problem := box.exit_problem()) is not None]
-    result.runs.sort(key=lambda r: (r.batching is True, _swept(r.batching_parameters), r.concurrency))
+            for mode, job, box in zip(modes, jobs, boxes):
+                result.runs.append(_measure(job, mode, concurrency, options, progress, box=box))
+        result.notes += [f"the server ({_label(mode, options)}) exited: {problem.message}"
+                         for mode, box in zip(modes, boxes) if (problem := box.exit_problem()) is not None]
+    result.runs.sort(key=lambda r: (r.batching is True, _swept(r), r.concurrency))
     _compare(result)
     return result
 
@@ -248,41 +258,51 @@ def _served_version(path: Path, model_name: str | None):
 
 
 @contextlib.contextmanager
-def _sandbox(served, model: str, params: BatchingParameters | None, params_file: Path, limits: Limits,
-             server_flags: tuple[str, ...]):
-    flags: tuple[str, ...] = server_flags
+def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
+    """The server of one mode, with every --server-flag."""
+    _, params, parallelism = mode
+    flags: tuple[str, ...] = options.server_flags
     if params is not None:
         params_file.write_text(format_batching_parameters(params), encoding="utf-8")
         flags += ("--enable_batching", f"--batching_parameters_file={params_file}")
+    if parallelism is not None:
+        flags += (f"{SESSION_FLAG}={parallelism}",)
     try:
-        with Sandbox(Path(served.path), model, served.version, limits=limits, extra_flags=flags) as box:
+        with Sandbox(Path(served.path), model, served.version, limits=options.limits, extra_flags=flags) as box:
             yield box
     except ServerStartFailed as failure:
         if failure.kind in ("crashed", "server-timeout"):
-            raise InfrastructureError(failure.kind, f"the sandboxed server did not start: {failure.message}",
+            raise InfrastructureError(failure.kind, f"the sandboxed server ({_label(mode, options)}) did not "
+                                      f"start: {failure.message}",
                                       "re-run with --debug; tfsconvert validate PATH shows the server log") from None
-        raise CheckFailed(failure.kind, f"the model does not serve: {failure.message}",
+        raise CheckFailed(failure.kind, f"the model does not serve ({_label(mode, options)}): {failure.message}",
                           "run tfsconvert validate PATH for the finding and its fix") from None
 
 
-def _candidates(base: BatchingParameters, options: BenchOptions) -> list[BatchingParameters]:
-    """One parameter set per (--batch-timeout-micros, --batch-threads) pair; `base` fills the rest."""
-    return [replace(base, batch_timeout_micros=timeout, num_batch_threads=threads)
+def _candidates(base: BatchingParameters, options: BenchOptions) -> list[tuple[BatchingParameters, int | None]]:
+    """(parameters, session parallelism) per (--batch-timeout-micros, --batch-threads, --session-parallelism);
+    `base` fills the rest, and no session parallelism leaves TF Serving's default."""
+    return [(replace(base, batch_timeout_micros=timeout, num_batch_threads=threads), parallelism)
             for timeout in options.batch_timeouts or (base.batch_timeout_micros,)
-            for threads in options.batch_threads or (base.num_batch_threads,)]
+            for threads in options.batch_threads or (base.num_batch_threads,)
+            for parallelism in options.session_parallelism or (None,)]
 
 
-def _swept(params: BatchingParameters | None) -> tuple[int, int]:
-    return (params.batch_timeout_micros, params.num_batch_threads) if params else (0, 0)
+def _swept(run: Run) -> tuple[int, int, int]:
+    params = run.batching_parameters
+    return ((params.batch_timeout_micros, params.num_batch_threads, run.session_parallelism or 0) if params
+            else (0, 0, 0))
 
 
-def _label(batching: bool | None, params: BatchingParameters | None, options: BenchOptions) -> str:
+def _label(mode: Mode, options: BenchOptions) -> str:
+    batching, params, parallelism = mode
     if batching is None:
         return "as configured"
     if not batching:
         return "batching off"
     swept = [f"timeout {params.batch_timeout_micros} us"] if len(options.batch_timeouts) > 1 else []
     swept += [f"num_batch_threads {params.num_batch_threads}"] if len(options.batch_threads) > 1 else []
+    swept += [f"session_parallelism {parallelism}"] if parallelism is not None else []
     return ", ".join(["batching on", *swept])
 
 
@@ -292,9 +312,9 @@ def _job(target: Target, records, signatures) -> loadgen.Job:
     return loadgen.Job(target.protocol, target.host, target.port, payloads, 1, None, None)
 
 
-def _measure(job: loadgen.Job, batching, params, concurrency: int, options: BenchOptions, progress: Progress,
+def _measure(job: loadgen.Job, mode: Mode, concurrency: int, options: BenchOptions, progress: Progress,
              box: Sandbox | None = None, url_mode: bool = False) -> Run:
-    label = f"{_label(batching, params, options)}, {concurrency} concurrent"
+    label = f"{_label(mode, options)}, {concurrency} concurrent"
     job = replace(job, connections=concurrency, requests=options.requests, duration=options.duration,
                   timeout=options.timeout)
     progress(label, 0, options.requests)
@@ -310,8 +330,8 @@ def _measure(job: loadgen.Job, batching, params, concurrency: int, options: Benc
     latencies = np.frombuffer(measured.latencies, dtype=np.float64) * 1000.0
     figures = {f"p{q}_ms": float(np.percentile(latencies, q)) if len(latencies) else None for q in (50, 90, 99)}
     figures["max_ms"] = float(latencies.max()) if len(latencies) else None
-    return Run(batching, params, concurrency, len(latencies), measured.seconds, measured.errors,
-               measured.error_samples, figures)
+    return Run(*mode, concurrency, len(latencies), measured.seconds, measured.errors, measured.error_samples,
+               figures)
 
 
 def _limit(version_dir: str, records, signatures, params: BatchingParameters, concurrency: int,
