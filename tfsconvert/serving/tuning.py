@@ -27,7 +27,8 @@ def recommend(hardware: Hardware) -> tuple[BatchingParameters, dict[str, str]]:
         threads = 2 * hardware.cpus + 1
         thread_reason = (f"{threads} = 2 x {hardware.cpus} CPUs ({hardware.cpus_source}) + 1: batches run in "
                          f"parallel, one per thread.\nTF Serving's guide suggests = CPUs ({hardware.cpus}): "
-                         f"measure both.")
+                         f"measure both, and one thread per TensorFlow pool:\ntfsconvert bench MODEL_PATH "
+                         f"--batch-threads 1,{hardware.cpus},{threads} --session-parallelism 0,1")
         timeout_reason = ("0: a batch runs as soon as a batch thread is free, adding no latency.\nThen try 1000-10000 "
                           "(1-10 ms) and keep what measures best.")
     params = BatchingParameters(max_batch_size=MAX_BATCH_SIZE, batch_timeout_micros=0,
