@@ -343,7 +343,8 @@ def bench(
             _ints(concurrency, "--concurrency"), 1000 if requests is None and duration is None else requests,
             duration, protocol, batching, golden, model_name, batching_parameters_file,
             _ints(batch_timeouts or "", "--batch-timeout-micros"), _ints(batch_threads or "", "--batch-threads"),
-            _ints(session_parallelism or "", "--session-parallelism"), tuple(server_flags), latency_budget_ms, timeout, client_processes)
+            _ints(session_parallelism or "", "--session-parallelism"), tuple(server_flags), latency_budget_ms,
+            timeout, client_processes)
         with output.progress_bar() as progress:
             return run_bench(target, options, progress)
 

@@ -180,8 +180,8 @@ def test_bench_batch_timeout_and_thread_candidates_over_grpc(fixture_path, tmp_p
     params = tmp_path / "batching.txt"
     params.write_text("max_batch_size { value: 16 } num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }")
     result = run_cli("bench", fixture_path("savedmodel_base"), "--batching", "on", "--batching-parameters-file", params,
-                     "--batch-timeout-micros", "0,3000", "--batch-threads", "2,1", "--concurrency", "3", "--requests", "60", "--protocol",
-                     "grpc", "--server-flag=--tensorflow_intra_op_parallelism=1", "--json")
+                     "--batch-timeout-micros", "0,3000", "--batch-threads", "2,1", "--concurrency", "3", "--requests",
+                     "60", "--protocol", "grpc", "--server-flag=--tensorflow_intra_op_parallelism=1", "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert result.json()["server_flags"] == ["--tensorflow_intra_op_parallelism=1"]
     assert "(server flags --tensorflow_intra_op_parallelism=1)" in result.json()["recommendation"]["text"]
