@@ -26,13 +26,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../validate/server/_buffer.h"
+
 #define MAX_SAMPLES 3
 #define PROGRESS_EVERY 0.2
 
 typedef struct {
     int fd;
-    char *in;
-    size_t in_len, in_cap;
+    Buffer in;          /* answers read, not yet taken */
     const char *out;    /* the request being sent */
     size_t out_len, sent;
     double started;     /* of the request in flight, 0 if none */
@@ -74,7 +75,7 @@ static void error(Run *r, const char *message) {
 
 /* Connect (blocking: a loopback connect is immediate), then make the socket non-blocking. */
 static int conn_open(Client *c, Conn *k) {
-    k->in_len = k->out_len = k->sent = 0;
+    k->in.len = k->out_len = k->sent = 0;
     k->fd = socket(c->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (k->fd < 0 || connect(k->fd, (struct sockaddr *)&c->address, c->address_len) < 0 ||
@@ -148,13 +149,14 @@ static int add_latency(Run *r, double latency) {
 
 /* A whole answer at the start of k->in: its size (and status, body, closing), 0 if more is to come. */
 static size_t answer(Conn *k, int *status, const char **body, size_t *body_len, int *closing) {
-    char *end = memmem(k->in, k->in_len, "\r\n\r\n", 4);
+    char *in = k->in.data;
+    char *end = memmem(in, k->in.len, "\r\n\r\n", 4);
     if (!end) return 0;
-    size_t head = end + 4 - k->in;
+    size_t head = end + 4 - in;
     long long length = -1;
-    *status = k->in_len > 12 ? atoi(k->in + 9) : 0;
+    *status = k->in.len > 12 ? atoi(in + 9) : 0;
     *closing = 0;
-    for (char *line = memmem(k->in, head, "\r\n", 2) + 2; line < end + 2;) {
+    for (char *line = memmem(in, head, "\r\n", 2) + 2; line < end + 2;) {
         char *line_end = memmem(line, end + 2 - line, "\r\n", 2);
         if (!strncasecmp(line, "content-length:", 15)) length = atoll(line + 15);
         if (!strncasecmp(line, "connection:", 11))
@@ -162,21 +164,15 @@ static size_t answer(Conn *k, int *status, const char **body, size_t *body_len, 
         line = line_end + 2;
     }
     if (length < 0) length = 0;  /* TF Serving and our server always send a length */
-    if (k->in_len < head + length) return 0;
-    *body = k->in + head;
+    if (k->in.len < head + length) return 0;
+    *body = in + head;
     *body_len = length;
     return head + length;
 }
 
 static void on_readable(Client *c, Run *r, Conn *k, int *active) {
-    if (k->in_cap - k->in_len < 65536) {
-        size_t cap = k->in_cap ? k->in_cap * 2 : 131072;
-        char *in = realloc(k->in, cap);
-        if (!in) return;
-        k->in = in;
-        k->in_cap = cap;
-    }
-    ssize_t n = recv(k->fd, k->in + k->in_len, k->in_cap - k->in_len, 0);
+    if (buffer_reserve(&k->in, 65536)) return;
+    ssize_t n = recv(k->fd, k->in.data + k->in.len, k->in.cap - k->in.len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n <= 0) {
         conn_close(k);
@@ -187,7 +183,7 @@ static void on_readable(Client *c, Run *r, Conn *k, int *active) {
         }
         return;
     }
-    k->in_len += n;
+    k->in.len += n;
     int status, closing;
     const char *body;
     size_t body_len, size;
@@ -199,8 +195,8 @@ static void on_readable(Client *c, Run *r, Conn *k, int *active) {
             snprintf(message, sizeof message, "HTTP %d: %.*s", status, (int)(body_len < 300 ? body_len : 300), body);
             error(r, message);
         }
-        memmove(k->in, k->in + size, k->in_len - size);
-        k->in_len -= size;
+        memmove(k->in.data, k->in.data + size, k->in.len - size);
+        k->in.len -= size;
         k->started = 0;
         if (closing) conn_close(k);
         if (!next_request(c, r, k)) --*active;
@@ -316,7 +312,7 @@ static PyObject *Client_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
 static void Client_dealloc(Client *c) {
     for (int i = 0; c->conns && i < c->count; i++) {
         conn_close(&c->conns[i]);
-        free(c->conns[i].in);
+        free(c->conns[i].in.data);
     }
     free(c->conns);
     if (c->epoll_fd >= 0) close(c->epoll_fd);
@@ -344,14 +340,7 @@ static PyTypeObject ClientType = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_loadgen", "The load generator's REST clients.", -1};
 
 PyMODINIT_FUNC PyInit__loadgen(void) {
-    if (PyType_Ready(&ClientType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (!m) return NULL;
-    Py_INCREF(&ClientType);
-    if (PyModule_AddObject(m, "Client", (PyObject *)&ClientType) < 0) {
-        Py_DECREF(&ClientType);
-        Py_DECREF(m);
-        return NULL;
-    }
+    if (m && PyModule_AddType(m, &ClientType) < 0) Py_CLEAR(m);  /* readies the type, named by tp_name */
     return m;
 }

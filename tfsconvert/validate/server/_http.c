@@ -633,14 +633,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_http", "The REST fr
                                     module_methods};
 
 PyMODINIT_FUNC PyInit__http(void) {
-    if (PyType_Ready(&ServerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (!m) return NULL;
-    Py_INCREF(&ServerType);
-    if (PyModule_AddObject(m, "Server", (PyObject *)&ServerType) < 0) {
-        Py_DECREF(&ServerType);
-        Py_DECREF(m);
-        return NULL;
-    }
+    if (m && PyModule_AddType(m, &ServerType) < 0) Py_CLEAR(m);  /* readies the type, named by tp_name */
     return m;
 }
