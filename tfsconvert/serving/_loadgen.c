@@ -53,8 +53,7 @@ typedef struct {  /* one run() */
     Py_ssize_t *lengths, payload_count, next_payload;
     long long left;   /* requests still to claim, -1 without a bound */
     double deadline, timeout;
-    double *latencies;
-    size_t latency_count, latency_cap;
+    Buffer latencies;   /* doubles */
     long errors;
     char samples[MAX_SAMPLES][360];
     int sample_count;
@@ -136,15 +135,7 @@ static int next_request(Client *c, Run *r, Conn *k) {
 }
 
 static int add_latency(Run *r, double latency) {
-    if (r->latency_count == r->latency_cap) {
-        size_t cap = r->latency_cap ? r->latency_cap * 2 : 65536;
-        double *l = realloc(r->latencies, cap * sizeof *l);
-        if (!l) return -1;
-        r->latencies = l;
-        r->latency_cap = cap;
-    }
-    r->latencies[r->latency_count++] = latency;
-    return 0;
+    return buffer_add(&r->latencies, (const char *)&latency, sizeof latency);
 }
 
 /* A whole answer at the start of k->in: its size (and status, body, closing), 0 if more is to come. */
@@ -249,7 +240,7 @@ static PyObject *Client_run(Client *c, PyObject *args) {
         if (now() >= next_progress) {
             expire(c, &r, &active);
             next_progress = now() + PROGRESS_EVERY;
-            PyObject *result = PyObject_CallFunction(progress, "n", (Py_ssize_t)(r.latency_count + r.errors));
+            PyObject *result = PyObject_CallFunction(progress, "n", (Py_ssize_t)(r.latencies.len / sizeof(double) + r.errors));
             if (!result) goto fail;
             Py_DECREF(result);
         }
@@ -258,14 +249,14 @@ static PyObject *Client_run(Client *c, PyObject *args) {
     PyObject *samples = PyList_New(r.sample_count);
     for (int i = 0; samples && i < r.sample_count; i++)
         PyList_SET_ITEM(samples, i, PyUnicode_DecodeUTF8(r.samples[i], strlen(r.samples[i]), "replace"));
-    PyObject *out = Py_BuildValue("(y#lNdd)", r.latencies ? (const char *)r.latencies : "", (Py_ssize_t)(r.latency_count * sizeof(double)),
+    PyObject *out = Py_BuildValue("(y#lNdd)", r.latencies.data ? r.latencies.data : "", (Py_ssize_t)r.latencies.len,
                                   r.errors, samples, started, ended);
-    free(r.latencies);
+    free(r.latencies.data);
     PyMem_Free(r.payloads);
     PyMem_Free(r.lengths);
     return out;
 fail:
-    free(r.latencies);
+    free(r.latencies.data);
     PyMem_Free(r.payloads);
     PyMem_Free(r.lengths);
     return NULL;

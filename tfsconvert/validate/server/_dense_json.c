@@ -154,15 +154,7 @@ static int number(Parser *ps, double *out) {
 }
 
 static int append(DenseBody *b, double value) {
-    if (b->count == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        double *values = realloc(b->values, cap * sizeof *values);
-        if (!values) return 0;
-        b->values = values;
-        b->cap = cap;
-    }
-    b->values[b->count++] = value;
-    return 1;
+    return buffer_add(&b->values, (const char *)&value, sizeof value) == 0;
 }
 
 /* A number, or a non-empty list at `level` whose items have the shape the first one had. */
@@ -200,7 +192,7 @@ int dense_body(const char *data, size_t len, DenseBody *b) {
     Parser ps = {data, data + len, b, -1};
     int seen_signature = 0, seen_tensor = 0;
     memset(b, 0, offsetof(DenseBody, values));
-    b->count = 0;
+    b->values.len = 0;
     if (!next_is(&ps, '{')) return 0;
     do {
         char key[DENSE_MAX_NAME];

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "_buffer.h"
+
 #define DENSE_MAX_DIMS 32
 #define DENSE_MAX_NAME 256
 
@@ -16,8 +18,7 @@ typedef struct {
     char alias[DENSE_MAX_NAME];
     int ndim;
     int64_t shape[DENSE_MAX_DIMS];
-    double *values;                  /* malloc'd, shape's product of them; the caller frees */
-    size_t count, cap;
+    Buffer values;                   /* shape's product of doubles; the caller frees values.data */
 } DenseBody;
 
 /* 1 if `data` is a predict body of the one form read here, with `values` and `shape` filled in;

@@ -322,7 +322,7 @@ static PyObject *dense_tuple(const DenseBody *b) {
     if (!shape) return NULL;
     return Py_BuildValue("(NzzNN)", PyBool_FromLong(b->rows), b->has_signature ? b->signature : NULL,
                          b->has_alias ? b->alias : NULL,
-                         PyBytes_FromStringAndSize((const char *)b->values, b->count * sizeof(double)), shape);
+                         PyBytes_FromStringAndSize(b->values.data, b->values.len), shape);
 }
 
 static const Lane *lane_of(Server *s, Request *r) {
@@ -581,7 +581,7 @@ static void Server_dealloc(Server *s) {
     free(s->conns);
     free(s->ready);
     free(s->chunked.data);
-    free(s->dense.values);
+    free(s->dense.values.data);
     for (int i = 0; i < s->lanes_len; i++) free(s->lanes[i].target);
     Py_XDECREF(s->on_request);
     Py_XDECREF(s->on_wake);
@@ -618,7 +618,7 @@ static PyObject *read_body(PyObject *module, PyObject *arg) {
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
     DenseBody body = {0};
     PyObject *result = dense_body(data.buf, data.len, &body) ? dense_tuple(&body) : Py_NewRef(Py_None);
-    free(body.values);
+    free(body.values.data);
     PyBuffer_Release(&data);
     return result;
 }
