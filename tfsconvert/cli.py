@@ -100,7 +100,8 @@ _OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature o
 _SIGNATURE = typer.Option("serving_default", "--signature-name", help="Signature key to write.")
 _SOURCE_SIGNATURE = typer.Option(None, "--source-signature",
                                  help="SavedModel source: the signature to convert (default serving_default).")
-_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity and golden (default 8).")
+_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256); the first 8 "
+                                              "become golden requests and warmup records.")
 _SAMPLE_INPUTS = typer.Option(None, "--sample-inputs", help="Sample inputs from a JSON or .npz file instead.")
 _ATOL = typer.Option(None, "--atol", help="Parity: absolute tolerance for float outputs.")
 _RTOL = typer.Option(None, "--rtol", help="Parity: relative tolerance for float outputs.")
@@ -109,8 +110,8 @@ _JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 # scikit-learn and Spark sources (pmml, and onnx when SRC is a pickle or a Spark directory).
 _ROWS = typer.Option(None, "--samples", help="Rows for parity and golden requests (default 16; with --sample-data, "
                                             "its first N rows).")
-_ONNX_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity and golden "
-                                                    "(default 8; 16 rows for scikit-learn and Spark sources).")
+_ONNX_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256, the first "
+                                                    "8 golden; 16 rows for scikit-learn and Spark sources).")
 _SAMPLE_DATA = typer.Option(None, "--sample-data", help="scikit-learn and Spark sources: rows from a CSV or "
                                                        "Parquet file (one column per feature) instead of "
                                                        "synthesized ones; for Spark also the schema.")

@@ -57,18 +57,31 @@ def numpy_dtype(dt: str) -> np.dtype:
 # Sample inputs
 
 
-def synthesize(inputs: dict[str, TensorSpec], count: int, seed: int = 0) -> list[dict[str, np.ndarray]]:
+# Makes one sample value for an input that random values would not exercise (a vocabulary, a
+# serialized tf.Example, an encoded image): (rng, sample index, shape) -> array of that shape.
+ValueMaker = Callable[[np.random.Generator, int, tuple[int, ...]], np.ndarray]
+
+
+def synthesize(inputs: dict[str, TensorSpec], count: int, seed: int = 0,
+               makers: dict[str, ValueMaker] | None = None) -> list[dict[str, np.ndarray]]:
     """`count` made-up feed dicts, the same for the same seed.
 
     Shapes: a leading -1 becomes 1 (each sample is a batch of one), any other -1 becomes 3.
-    Values: floats standard normal, integers in [0, 10) (valid ids and indices), uint8 in
-    [0, 256), random bools, strings `b"<alias>-<i>"`. Unknown rank is an InputError.
+    Values: `makers[alias]` where the source knows what its input means, else floats standard
+    normal, integers in [0, 10) (valid ids and indices), uint8 in [0, 256), random bools,
+    strings `b"<alias>-<i>"`. Unknown rank is an InputError.
     """
     rng = np.random.default_rng(seed)
+    makers = makers or {}
     shapes = {alias: _sample_shape(alias, spec) for alias, spec in inputs.items()}
+
+    def value(alias: str, index: int) -> np.ndarray:
+        if alias in makers:
+            return makers[alias](rng, index, shapes[alias])
+        return _random_values(rng, alias, index, inputs[alias].dtype, shapes[alias])
+
     # Sorted aliases: the values must not depend on the order a reader listed the inputs in.
-    return [{alias: _random_values(rng, alias, i, inputs[alias].dtype, shapes[alias]) for alias in sorted(inputs)}
-            for i in range(count)]
+    return [{alias: value(alias, i) for alias in sorted(inputs)} for i in range(count)]
 
 
 def _sample_shape(alias: str, spec: TensorSpec) -> tuple[int, ...]:

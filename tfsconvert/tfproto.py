@@ -2,9 +2,13 @@
 imports TensorFlow (`tensorflow_serving.apis` imports it too).
 
 Only the fields a deployer needs are declared (field numbers from tensorflow/core/protobuf,
-tensorflow/core/framework and tensorflow_serving/{apis,config}). Binary parsing keeps undeclared
-fields as unknown fields; text parsing skips them unless `strict`. Parsing itself is done by the
-real protobuf runtime.
+tensorflow/core/framework and tensorflow_serving/{apis,config}), but each declared field is
+declared as TensorFlow declares it, `oneof` groups included: a oneof member set to 0, false or ""
+is still "set" (`is_training: false` is not the default `true`), so re-serializing a parsed
+message gives back what TensorFlow would. Binary parsing keeps undeclared fields as unknown fields;
+text parsing skips them unless `strict`. Parsing itself is done by the real protobuf runtime.
+Conversion never re-serializes a user's file through these declarations: it parses the original
+bytes with TensorFlow's own messages.
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("output_filter", 3, "string", True),
     ],
     "ModelSpec": [("name", 1, "string", False), ("version", 2, "Int64Value", False),
-                  ("signature_name", 3, "string", False)],
+                  ("signature_name", 3, "string", False), ("version_label", 4, "string", False)],
     "PredictResponse": [("outputs", 1, "map:string,TensorProto", False), ("model_spec", 2, "ModelSpec", False)],
     # TF Serving: the --model_config_file (config/model_server_config.proto and the protos it
     # imports), complete, because TF Serving rejects a field it does not know (spec §6.2).
@@ -164,6 +168,17 @@ _MESSAGES: dict[str, list[tuple]] = {
     "StringValue": [("value", 1, "string", False)],
 }
 
+# oneof groups per message: group name -> its member fields (members have presence in proto3).
+_ONEOFS: dict[str, dict[str, tuple[str, ...]]] = {
+    "AttrValue": {"value": ("list", "s", "i", "f", "b", "type", "shape", "tensor", "placeholder", "func")},
+    "TensorInfo": {"encoding": ("name", "coo_sparse")},
+    "PredictionLog": {"log_type": ("classify_log", "regress_log", "multi_inference_log", "session_run_log",
+                                   "predict_log", "predict_streamed_log")},
+    "ServableVersionPolicy": {"policy_choice": ("latest", "all", "specific")},
+    "ModelServerConfig": {"config": ("model_config_list", "custom_model_config")},
+    "ModelSpec": {"version_choice": ("version", "version_label")},
+}
+
 # Enums by name: number -> value name.
 _ENUMS = {
     "DataType": DTYPE_NAMES,
@@ -187,9 +202,16 @@ def _set_type(fd: descriptor_pb2.FieldDescriptorProto, type_name: str) -> None:
         fd.type, fd.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{type_name}"
 
 
-def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple]) -> None:
+def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple],
+                oneofs: dict[str, tuple[str, ...]] | None = None) -> None:
+    group_of = {}
+    for index, (group, members) in enumerate((oneofs or {}).items()):
+        msg.oneof_decl.add(name=group)
+        group_of.update(dict.fromkeys(members, index))
     for name, number, type_name, repeated in fields:
         fd = msg.field.add(name=name, number=number)
+        if name in group_of:
+            fd.oneof_index = group_of[name]
         fd.label = F.LABEL_REPEATED if repeated else F.LABEL_OPTIONAL
         if type_name.startswith("map:"):
             key, value = type_name[4:].split(",")
@@ -214,7 +236,7 @@ def _pool() -> descriptor_pool.DescriptorPool:
         parent, _, child = full_name.rpartition(".")
         msg = top[parent].nested_type.add(name=child) if parent else fdp.message_type.add(name=child)
         top[full_name] = msg
-        _add_fields(msg, fields)  # map fields only occur on top-level messages
+        _add_fields(msg, fields, _ONEOFS.get(full_name))  # map fields only occur on top-level messages
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return pool

@@ -83,7 +83,7 @@ def test_every_source_kind_becomes_a_servable_version(kind, convert, fixture_pat
     artifact = Path(data["artifact"])
     assert artifact.name == "3" and artifact.parent == Path(data["base_path"])
     assert (tmp_path / artifact).is_dir()
-    assert data["parity"]["ok"] and data["parity"]["samples"] == 8
+    assert data["parity"]["ok"] and data["parity"]["samples"] == 256  # golden and warmup: the first 8
     assert {d["alias"] for d in data["parity"]["outputs"]} == set(outputs)
     assert all(d["max_abs"] <= d["atol"] for d in data["parity"]["outputs"])
     assert sorted(data["signature"]["inputs"]) == sorted(inputs)
@@ -314,7 +314,7 @@ def test_human_output_shows_the_signature_and_the_parity_table(cli, fixture_path
     assert result.exit_code == 0, result.stderr
     assert "wrote models/mlp/3" in result.stdout
     assert "signature serving_default  method: tensorflow/serving/predict" in result.stdout
-    assert "features:0" in result.stdout and "parity on 8 samples" in result.stdout
+    assert "features:0" in result.stdout and "parity on 256 samples" in result.stdout
     assert "assets.extra/golden.jsonl" in result.stdout and "tf_serving_warmup_requests" in result.stdout
 
 

@@ -11,10 +11,15 @@ from tfsconvert.tf_runtime import quiet_tf
 
 
 def load(path: Path) -> GraphSource:
-    """Parse the graph (without TensorFlow, for fast errors), then import it into a session."""
-    parsed = read_graphdef(path)
+    """Check the file without TensorFlow (fast errors), then import the original bytes into a session.
+
+    The graph TensorFlow runs is parsed by TensorFlow's own GraphDef message from the untouched
+    file, never re-serialized through our declarations, so every attr (0, false and "" included)
+    reaches the session as written.
+    """
+    read_graphdef(path)  # not kept: a large graph is then held once, by TensorFlow's parse
     with quiet_tf() as tf:
-        graph_def = tf.compat.v1.GraphDef.FromString(parsed.SerializeToString())
+        graph_def = _tensorflow_graphdef(tf, path)
         graph = tf.Graph()
         try:
             with graph.as_default():
@@ -24,5 +29,15 @@ def load(path: Path) -> GraphSource:
             raise InputError("load-failed", f"{path} cannot be imported by TensorFlow {tf.__version__}: {first}",
                              "re-export the graph with this TensorFlow version, or register its custom ops "
                              "(TF Serving cannot load unregistered ops either)") from None
+        del graph_def
         session = tf.compat.v1.Session(graph=graph)
     return GraphSource(path, "frozen-graph", graph, session)
+
+
+def _tensorflow_graphdef(tf, path: Path):
+    """The file parsed by TensorFlow's GraphDef message (text for `.pbtxt`, as read_graphdef does)."""
+    if path.suffix == ".pbtxt":
+        from google.protobuf import text_format
+
+        return text_format.Parse(path.read_text(), tf.compat.v1.GraphDef())
+    return tf.compat.v1.GraphDef.FromString(path.read_bytes())

@@ -26,7 +26,8 @@ from tfsconvert.model import Signature
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
 TOLERANCES = {"savedmodel": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
-DEFAULT_SAMPLES = 8
+DEFAULT_SAMPLES = 256  # parity rows: cheap in-process, and enough to reach the rarer branches
+GOLDEN_RECORDS = 8  # of those, written as golden requests and warmup records
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
@@ -106,7 +107,7 @@ def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
     return savedmodel.load(src, options.source_signature)
 
 
-def _samples(signature: Signature, options: ConvertOptions) -> list[dict[str, np.ndarray]]:
+def _samples(signature: Signature, options: ConvertOptions, source: TfSource) -> list[dict[str, np.ndarray]]:
     if options.sample_inputs is not None:
         if options.samples is not None:
             raise InputError("bad-option", "--samples and --sample-inputs exclude each other",
@@ -116,7 +117,7 @@ def _samples(signature: Signature, options: ConvertOptions) -> list[dict[str, np
     if count < 1:
         raise InputError("bad-option", f"--samples {count}: at least one sample is needed to check parity",
                          f"use --samples {DEFAULT_SAMPLES}")
-    return golden.synthesize(signature.inputs, count)
+    return golden.synthesize(signature.inputs, count, makers=source.value_makers())
 
 
 def _write_golden(dest: Path, samples, expected, signature: Signature, options: ConvertOptions,
@@ -179,7 +180,7 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
     source = _load(src, kind, options)
     try:
         signature = source.resolve(inputs, outputs)
-        samples = _samples(signature, options)
+        samples = _samples(signature, options, source)
         progress(f"running the source on {len(samples)} samples")
         expected = [source.run(feeds) for feeds in samples]
         written: dict = {}
@@ -193,10 +194,10 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
                      "or accept the difference with --atol/--rtol")
             written["signature"] = _written_signature(dest, target, options.signature_name)
             progress("writing golden requests")
-            _write_golden(dest, samples, expected, signature, options, atol, rtol)
+            _write_golden(dest, samples[:GOLDEN_RECORDS], expected, signature, options, atol, rtol)
             if target == "savedmodel":
                 from tfsconvert.warmup import write_warmup
-                write_warmup(dest / WARMUP_FILE, samples, name, options.signature_name)
+                write_warmup(dest / WARMUP_FILE, samples[:GOLDEN_RECORDS], name, options.signature_name)
 
         progress("publishing")
         artifact = layout.publish(base, version, build, force=options.force)

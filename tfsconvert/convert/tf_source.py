@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert import tfproto
+from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature, TensorSpec
 
 
@@ -34,6 +35,10 @@ class TfSource(ABC):
 
     def close(self) -> None:
         """Release the TensorFlow session, if any."""
+
+    def value_makers(self) -> dict[str, ValueMaker]:
+        """Sample makers for inputs whose meaning the source knows (by alias; see golden.synthesize)."""
+        return {}
 
     @abstractmethod
     def write_savedmodel(self, dest: Path, signature_name: str) -> None:
