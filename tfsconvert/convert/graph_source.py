@@ -10,6 +10,7 @@ from tfsconvert import graph as graph_analysis
 from tfsconvert.convert.names import alias_for, not_found
 from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
+from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature
 from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, quiet_tf
 
@@ -90,6 +91,11 @@ class GraphSource(TfSource):
 
     def close(self) -> None:
         self.session.close()
+
+    def value_makers(self) -> dict[str, ValueMaker]:
+        from tfsconvert.convert.input_meaning import graph_makers
+
+        return graph_makers(self.graph, self.inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         aliases = list(self.outputs)

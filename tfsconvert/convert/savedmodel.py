@@ -18,6 +18,7 @@ from tfsconvert import tfproto
 from tfsconvert.convert.names import not_found
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import InputError
+from tfsconvert.golden import ValueMaker
 from tfsconvert.findings import SEVERITY
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, INTERNAL_SIGNATURE_PREFIX, read_savedmodel
 from tfsconvert.model import Signature, TensorSpec
@@ -68,6 +69,13 @@ class SavedModelSource(TfSource):
 
     def close(self) -> None:
         self.session.close()
+
+    def value_makers(self) -> dict[str, ValueMaker]:
+        from tfsconvert.convert.input_meaning import graph_makers
+
+        graph = self.session.graph
+        infos = self.source_signature.inputs
+        return graph_makers(graph, {new: graph.get_tensor_by_name(infos[old].name) for new, old in self.inputs.items()})
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self.signature_key, {self.inputs[a]: v for a, v in feeds.items()})
