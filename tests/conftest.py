@@ -102,3 +102,15 @@ def tree_digest(path: Path) -> str:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(path)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
+
+
+def assert_serves(base: Path, records: int) -> dict:
+    """`tfsconvert validate BASE` passes: every golden request answered right over REST and gRPC."""
+    result = run_cli("validate", base, "--json", "-")
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, report
+    (version,) = report["versions"]
+    assert version["served"] and version["golden_failed"] == 0, version
+    assert version["golden_passed"] == 2 * records, version
+    assert sorted({r["protocol"] for r in version["golden"]}) == ["grpc", "rest"]
+    return version
