@@ -230,8 +230,22 @@ def _split_samples(path: Path, arrays: dict[str, np.ndarray],
     if count == 0:
         raise InputError("bad-sample-inputs", f"{path}: no samples", "give at least one sample")
     scalar = {alias: inputs[alias].shape == [] for alias in arrays}
+    for alias, array in arrays.items():
+        _check_sample_shape(path, alias, array.shape[1:] if scalar[alias] else (1, *array.shape[1:]),
+                            inputs[alias].shape)
     return [{alias: array[i:i + 1].reshape(()) if scalar[alias] else array[i:i + 1] for alias, array in arrays.items()}
             for i in range(count)]
+
+
+def _check_sample_shape(path: Path, alias: str, shape: tuple[int, ...], declared: list[int] | None) -> None:
+    """Refuse samples whose shape the signature's known dimensions rule out (TensorFlow would not feed them)."""
+    if declared is None:
+        return
+    if len(shape) != len(declared) or any(want >= 0 and want != got for want, got in zip(declared, shape)):
+        raise InputError("bad-sample-inputs",
+                         f"{path}: input '{alias}': a sample has shape {list(shape)}, the signature takes {declared}",
+                         "give each sample the input's shape (the file's first axis lists the samples; a sample of a "
+                         "batch input is a batch of one)")
 
 
 def _bad_value(path: Path, alias: str, problem: str) -> InputError:
