@@ -119,7 +119,7 @@ def _maker(spec: ImageSpec) -> ValueMaker:
     def make(rng: np.random.Generator, index: int, shape: tuple[int, ...]) -> np.ndarray:
         out = np.empty(shape, dtype=object)
         for position in np.ndindex(shape):
-            out[position] = encode(spec, _pixels(rng, spec))
+            out[position] = _encode(spec, _pixels(rng, spec))
         return out
 
     return make
@@ -133,7 +133,7 @@ def _pixels(rng: np.random.Generator, spec: ImageSpec) -> np.ndarray:
     return pixels[:spec.height, :spec.width].astype(spec.dtype)
 
 
-def encode(spec: ImageSpec, pixels: np.ndarray) -> bytes:
+def _encode(spec: ImageSpec, pixels: np.ndarray) -> bytes:
     """The JPEG or PNG file TensorFlow writes for `pixels` (height x width x channels)."""
     from tfsconvert.tf_runtime import quiet_tf
 
