@@ -263,8 +263,10 @@ def test_the_synthesized_image_is_what_the_graph_decodes(name):
         other = tf.strings.length(tf.compat.v1.placeholder(tf.string, [None], name="text"))
     makers = image_makers(graph, {"data": data, "text": other.op.inputs[0]})
     assert list(makers) == ["data"]  # a string that is only measured is no image
-    sample = makers["data"](np.random.default_rng(0), 0, tuple(1 if d is None else d for d in shape))
-    assert sample.shape == tuple(1 if d is None else d for d in shape) and sample.dtype == object
+    batch = tuple(1 if d is None else d for d in shape)
+    sample = makers["data"](np.random.default_rng(0), 0, batch)
+    assert sample.shape == batch and sample.dtype == object
+    assert sample.tolist() == makers["data"](np.random.default_rng(0), 0, batch).tolist()  # seeded
     image = sample.ravel()[0]
     assert image.startswith(b"\xff\xd8\xff" if fmt == "jpeg" else b"\x89PNG")
     with tf.compat.v1.Session(graph=tf.Graph()) as session:
