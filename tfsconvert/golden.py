@@ -104,7 +104,7 @@ def _random_values(rng: np.random.Generator, alias: str, index: int, dt: str, sh
 
 
 def load_samples(path: Path, inputs: dict[str, TensorSpec]) -> list[dict[str, np.ndarray]]:
-    """Read user sample inputs from `.npz` or `.json`; sample i feeds `array[i:i+1]`.
+    """Read user sample inputs from `.npz` or `.json`; sample i feeds `array[i:i+1]` (`array[i]` to a scalar input).
 
     JSON may be columnar (`{alias: [...]}`), rows (`[{alias: value}, ...]`) or a TF Serving
     REST body (`{"inputs": ...}` / `{"instances": [...]}`); the first axis is always the sample.
@@ -119,7 +119,7 @@ def load_samples(path: Path, inputs: dict[str, TensorSpec]) -> list[dict[str, np
     else:
         raise InputError("bad-sample-inputs", f"{path}: sample inputs must be a .json or .npz file",
                          _SAMPLES_HINT)
-    return _split_samples(path, arrays)
+    return _split_samples(path, arrays, inputs)
 
 
 def _read_npz(path: Path, inputs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
@@ -181,12 +181,26 @@ def _json_columns(doc: Any, inputs: dict[str, TensorSpec]) -> dict[str, Any]:
         return _rows_to_columns(doc, inputs, "the list")
     if not isinstance(doc, dict):
         raise ValueError("expected a JSON object or list at the top level")
-    # A key named like a REST body key is only the body form when no input has that alias.
-    if "inputs" in doc and "inputs" not in inputs:
+    if _is_rest_body(doc, "inputs", inputs):
         return _named_tensors(doc["inputs"], inputs, "'inputs'")
-    if "instances" in doc and "instances" not in inputs:
+    if _is_rest_body(doc, "instances", inputs):
         return _rows_to_columns(doc["instances"], inputs, "'instances'")
     return doc
+
+
+def _is_rest_body(doc: dict, key: str, inputs: dict[str, TensorSpec]) -> bool:
+    """Whether `doc` is a REST body under `key` (`inputs` or `instances`) rather than columns by alias.
+
+    When an input is itself called `inputs` or `instances`, the body is told apart by what no tensor
+    value is: an object by alias (per row, for `instances`), or a `signature_name` next to it.
+    """
+    if key not in doc:
+        return False
+    if key not in inputs or ("signature_name" in doc and "signature_name" not in inputs):
+        return True
+    value = doc[key]
+    named = value[0] if key == "instances" and isinstance(value, list) and value else value
+    return isinstance(named, dict) and not _is_b64(named)
 
 
 def _check_aliases(path: Path, values: dict, inputs: dict[str, TensorSpec]) -> None:
@@ -201,7 +215,9 @@ def _check_aliases(path: Path, values: dict, inputs: dict[str, TensorSpec]) -> N
                          "add a value for every input alias")
 
 
-def _split_samples(path: Path, arrays: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+def _split_samples(path: Path, arrays: dict[str, np.ndarray],
+                   inputs: dict[str, TensorSpec]) -> list[dict[str, np.ndarray]]:
+    """One feed dict per entry of the first axis: `array[i:i+1]`, or the entry itself for a scalar input."""
     for alias, array in arrays.items():
         if array.ndim == 0:
             raise _bad_value(path, alias, "a scalar; give a list with one entry per sample")
@@ -213,7 +229,23 @@ def _split_samples(path: Path, arrays: dict[str, np.ndarray]) -> list[dict[str, 
     count = next(iter(counts.values()), 0)
     if count == 0:
         raise InputError("bad-sample-inputs", f"{path}: no samples", "give at least one sample")
-    return [{alias: array[i:i + 1] for alias, array in arrays.items()} for i in range(count)]
+    scalar = {alias: inputs[alias].shape == [] for alias in arrays}
+    for alias, array in arrays.items():
+        _check_sample_shape(path, alias, array.shape[1:] if scalar[alias] else (1, *array.shape[1:]),
+                            inputs[alias].shape)
+    return [{alias: array[i:i + 1].reshape(()) if scalar[alias] else array[i:i + 1] for alias, array in arrays.items()}
+            for i in range(count)]
+
+
+def _check_sample_shape(path: Path, alias: str, shape: tuple[int, ...], declared: list[int] | None) -> None:
+    """Refuse samples whose shape the signature's known dimensions rule out (TensorFlow would not feed them)."""
+    if declared is None:
+        return
+    if len(shape) != len(declared) or any(want >= 0 and want != got for want, got in zip(declared, shape)):
+        raise InputError("bad-sample-inputs",
+                         f"{path}: input '{alias}': a sample has shape {list(shape)}, the signature takes {declared}",
+                         "give each sample the input's shape (the file's first axis lists the samples; a sample of a "
+                         "batch input is a batch of one)")
 
 
 def _bad_value(path: Path, alias: str, problem: str) -> InputError:

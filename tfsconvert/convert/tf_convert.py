@@ -107,7 +107,8 @@ def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
     return savedmodel.load(src, options.source_signature)
 
 
-def _samples(signature: Signature, options: ConvertOptions, source: TfSource) -> list[dict[str, np.ndarray]]:
+def _samples(signature: Signature, options: ConvertOptions,
+             makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
     if options.sample_inputs is not None:
         if options.samples is not None:
             raise InputError("bad-option", "--samples and --sample-inputs exclude each other",
@@ -117,7 +118,23 @@ def _samples(signature: Signature, options: ConvertOptions, source: TfSource) ->
     if count < 1:
         raise InputError("bad-option", f"--samples {count}: at least one sample is needed to check parity",
                          f"use --samples {DEFAULT_SAMPLES}")
-    return golden.synthesize(signature.inputs, count, makers=source.value_makers())
+    return golden.synthesize(signature.inputs, count, makers=makers)
+
+
+def _run_source(source: TfSource, samples, signature: Signature, options: ConvertOptions,
+                makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
+    """The source's outputs on every sample; a sample TensorFlow refuses is bad input (exit 2), not a crash."""
+    from tfsconvert.convert.rejected_samples import rejected
+    from tfsconvert.tf_runtime import import_tf
+
+    op_error = import_tf().errors.OpError
+    outputs = []
+    for index, feeds in enumerate(samples):
+        try:
+            outputs.append(source.run(feeds))
+        except op_error as error:
+            raise rejected(source.path, error, feeds, signature, makers, options.sample_inputs, index) from None
+    return outputs
 
 
 def _write_golden(dest: Path, samples, expected, signature: Signature, options: ConvertOptions,
@@ -180,9 +197,10 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
     source = _load(src, kind, options)
     try:
         signature = source.resolve(inputs, outputs)
-        samples = _samples(signature, options, source)
+        makers = {} if options.sample_inputs is not None else source.value_makers()
+        samples = _samples(signature, options, makers)
         progress(f"running the source on {len(samples)} samples")
-        expected = [source.run(feeds) for feeds in samples]
+        expected = _run_source(source, samples, signature, options, makers)
         written: dict = {}
 
         def build(dest: Path) -> None:
