@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import converted, run_cli
-from fixtures.keras_field_models import COUNTRIES, QUERY_WORDS, USER_IDS, WIDE_BUCKETS, WIDE_IDS
+from fixtures.keras_field_models import COUNTRIES, LABELS, QUERY_WORDS, USER_IDS, WIDE_BUCKETS, WIDE_IDS
 from tfsconvert import golden
 from tfsconvert.tf_runtime import ServingSession
 
@@ -117,6 +117,29 @@ def test_samples_cover_each_vocabulary_and_one_unseen_value(fixture_path):
     assert drawn["wide_ids"] == set(range(WIDE_BUCKETS))
     assert all(s["wide_ids"].dtype == np.int64 and s["wide_ids"].shape == (1, WIDE_IDS) for s in samples)
     assert b"item_category-0" in drawn["item_category"]  # Hashing takes any string: default samples
+
+
+def test_a_layer_giving_two_outputs_and_an_inverted_lookup(convert, fixture_path, tmp_path):
+    """Two outputs of one layer get distinct names; the inverted lookup's strings are typed as strings
+    (Keras' symbolic spec says int64) and answer like Keras for every index and one past the end."""
+    import keras
+
+    source = fixture_path("keras_shared_heads")
+    result = convert("saved-model", source)
+    assert result.exit_code == 0, result.stdout
+    outputs = result.json()["signature"]["outputs"]
+    assert {alias: spec["dtype"] for alias, spec in outputs.items()} == {
+        "tower": "DT_FLOAT", "tower_1": "DT_FLOAT", "label_name": "DT_STRING"}
+    rng = np.random.default_rng(2)
+    rows = {"left": rng.standard_normal((ROWS, 3)).astype(np.float32),
+            "right": rng.standard_normal((ROWS, 3)).astype(np.float32),
+            "label_id": np.resize(np.arange(len(LABELS) + 2, dtype=np.int64), (ROWS, 1))}
+    answers = keras.models.load_model(source, compile=False)([rows["left"], rows["right"], rows["label_id"]])
+    expected = {alias: np.asarray(value) for alias, value in zip(["tower", "tower_1", "label_name"], answers)}
+    with ServingSession(tmp_path / "models" / "shared_heads" / "1") as served:
+        diffs = golden.compare(expected, served.run("serving_default", rows), ATOL, RTOL)
+    assert all(d.ok for d in diffs) and len(diffs) == 3, diffs
+    assert set(expected["label_name"].ravel().tolist()) == {b"[UNK]", *(label.encode() for label in LABELS)}
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)

@@ -6,12 +6,13 @@ a dict (`{"user_id": ..., "country": ...}` -> `{"ctr": ..., "cvr": ...}`), else 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from tfsconvert.convert.names import not_found
-from tfsconvert.convert.tf_source import TfSource
+from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
 from tfsconvert.golden import ValueMaker
 from tfsconvert.inspect.keras_model import keras_spec, load_model, named_tensors, structure
@@ -30,6 +31,7 @@ class KerasSource(TfSource):
         self.output_tensors = named_tensors(structure(model, "output"))
         self.inputs: dict[str, str] = {}  # alias -> model input name
         self.outputs: dict[str, str] = {}  # alias -> model output name
+        self._serve = None  # the traced serving tf.function, once resolved
 
     def _pick(self, mapping: dict[str, str], names: list[str], flag: str) -> dict[str, str]:
         chosen = {}
@@ -49,8 +51,13 @@ class KerasSource(TfSource):
                              f"names", "add " + " ".join(f"--input {n}={n}" for n in missing))
         names = list(self.output_tensors)
         self.outputs = self._pick(outputs, names, "--output") or {n: n for n in names}
+        self._serve = self._serving_function()
+        # Output specs from the traced function: Keras' symbolic dtypes can be wrong (an inverted
+        # StringLookup claims int64 and returns strings).
+        traced = self._serve.get_concrete_function().structured_outputs
         return Signature(PREDICT_METHOD, {a: keras_spec(self.input_tensors[n]) for a, n in self.inputs.items()},
-                         {a: keras_spec(self.output_tensors[n]) for a, n in self.outputs.items()})
+                         {a: replace(spec_of(traced[a]), name=keras_spec(self.output_tensors[n]).name)
+                          for a, n in self.outputs.items()})
 
     def source_names(self) -> dict[str, str]:
         return {**self.inputs, **self.outputs}
@@ -74,10 +81,9 @@ class KerasSource(TfSource):
         values = self._call({self.inputs[alias]: value for alias, value in feeds.items()})
         return {alias: np.asarray(values[name]) for alias, name in self.outputs.items()}
 
-    def write_savedmodel(self, dest: Path, signature_name: str) -> None:
+    def _serving_function(self):
+        """The tf.function the SavedModel serves: aliases in, aliases out."""
         with quiet_tf() as tf:
-            import keras
-
             # TensorSpec names become the signature's input aliases, the dict keys its output aliases.
             specs = [tf.TensorSpec([None if d == -1 else d for d in keras_spec(self.input_tensors[name]).shape],
                                    self.input_tensors[name].dtype, name=alias) for alias, name in self.inputs.items()]
@@ -86,11 +92,17 @@ class KerasSource(TfSource):
                 values = self._call(dict(zip(self.inputs.values(), args)))
                 return {alias: values[name] for alias, name in self.outputs.items()}
 
+            return tf.function(serve, input_signature=specs, autograph=False)
+
+    def write_savedmodel(self, dest: Path, signature_name: str) -> None:
+        with quiet_tf():
+            import keras
+
             # Keras' own exporter tracks Keras 3 variables (and the lookup tables of preprocessing
             # layers) so TF1 session loaders restore and initialize them.
             archive = keras.export.ExportArchive()
             archive.track(self.model)
-            archive.add_endpoint(signature_name, serve, input_signature=specs)
+            archive.add_endpoint(signature_name, self._serve)
             archive.write_out(str(dest), verbose=False)
 
 

@@ -93,13 +93,17 @@ def structure(model, side: str):
 
 def named_tensors(struct) -> dict[str, object]:
     """Name -> symbolic tensor in the model's flat order: the dict keys where the model takes or
-    returns a dict (`{"ctr": ..., "cvr": ...}`), else the layer names."""
+    returns a dict (`{"ctr": ..., "cvr": ...}`), else the layer names (`tower`, `tower_1` for a
+    layer that gives two of the outputs)."""
     import keras
 
     named = {}
     for path, tensor in keras.tree.flatten_with_path(struct):
         keys = [key for key in path if isinstance(key, str)]
-        named["_".join(keys) if keys else layer_name(tensor)] = tensor
+        name = base = "_".join(keys) if keys else layer_name(tensor)
+        while name in named:  # one layer's two outputs, or a shared layer called twice
+            name = f"{base}_{len(named)}"
+        named[name] = tensor
     return named
 
 
