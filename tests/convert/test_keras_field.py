@@ -184,3 +184,18 @@ def test_validate_replays_the_golden_requests_over_rest_and_grpc(conversion):
     (version,) = report["versions"]
     assert version["served"] and version["golden_failed"] == 0 and version["golden_passed"] == 16
     assert sorted({r["protocol"] for r in version["golden"]}) == ["grpc", "rest"]
+
+
+def test_a_model_saved_before_it_was_built_is_refused_clearly(convert, tmp_path):
+    import warnings
+
+    import keras
+
+    path = tmp_path / "unbuilt.keras"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns that the model is not built: the point here
+        keras.Sequential([keras.layers.Dense(2)]).save(path)
+    result = convert("saved-model", path)
+    error = result.json()["error"]
+    assert result.exit_code == 2 and error["code"] == "unknown-input-shape"
+    assert str(path) in error["message"] and "re-save" in error["hint"]

@@ -38,7 +38,7 @@ class KerasSource(TfSource):
         for alias, name in mapping.items():
             name = name.removesuffix(":0")
             if name not in names:
-                raise not_found(f"{flag[2:]}", name, names, str(self.path), flag)
+                raise not_found(flag[2:], name, names, str(self.path), flag)
             chosen[alias] = name
         return chosen
 
@@ -107,4 +107,12 @@ class KerasSource(TfSource):
 
 
 def load(path: Path) -> KerasSource:
-    return KerasSource(path, load_model(path))
+    model = load_model(path)
+    try:
+        structure(model, "input")
+    except (AttributeError, ValueError):  # a Sequential saved unbuilt, a subclassed model
+        raise InputError("unknown-input-shape", f"{path} holds a Keras {type(model).__name__} without known inputs "
+                         "(saved before it was built, or a subclassed model)",
+                         "build it on its inputs (keras.Input(shape=...) first, or model.build((None, ...))) and "
+                         "re-save, or export it with model.export(DIR) and convert that SavedModel") from None
+    return KerasSource(path, model)
