@@ -104,10 +104,11 @@ def test_golden_requests_use_the_vocabularies(conversion):
     assert all(0 <= i < WIDE_BUCKETS for row in inputs for i in row["wide_ids"][0])
 
 
-def test_samples_cover_each_vocabulary_and_one_unseen_value(fixture_path):
+@pytest.mark.parametrize("fixture", FIXTURES)  # the list variant's lookups sit in a nested model
+def test_samples_cover_each_vocabulary_and_one_unseen_value(fixture, fixture_path):
     from tfsconvert.convert import keras as keras_source
 
-    source = keras_source.load(fixture_path("keras_wide_deep_ctr"))
+    source = keras_source.load(fixture_path(fixture))
     samples = golden.synthesize(source.resolve({}, {}).inputs, 256, makers=source.value_makers())
     drawn = {alias: {v for s in samples for v in s[alias].ravel().tolist()} for alias in INPUTS}
     assert drawn["country"] == {c.encode() for c in COUNTRIES} | {b"unseen"}

@@ -1,8 +1,8 @@
 """Sample makers for Keras inputs that feed preprocessing layers, so parity and golden requests
 go through the model's real lookup path instead of missing every vocabulary.
 
-Each input is followed through the functional model's layer graph (past layers that only reshape)
-to the first layer that gives its values a meaning:
+Each input is followed through the functional model's layer graph (past layers that only reshape,
+into nested models) to the first layer that gives its values a meaning:
 
 - StringLookup / IntegerLookup: values from the layer's vocabulary plus one out-of-vocabulary value
   (inverted lookups: indices in [0, vocabulary size));
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfsconvert.golden import ValueMaker, numpy_dtype
-from tfsconvert.inspect.keras_model import keras_spec
+from tfsconvert.inspect.keras_model import keras_spec, structure
 
 _RESHAPING = ("Reshape", "Flatten", "Identity")  # values pass through unchanged
 _TEXT_WORDS = 4  # words per sample string when TextVectorization does not fix a sequence length
@@ -36,19 +36,33 @@ def lookup_makers(inputs: dict[str, object]) -> dict[str, ValueMaker]:
 
 
 def _meaningful_consumers(tensor) -> list:
-    """The layers `tensor` feeds, looking through layers that only reshape it, in graph order."""
+    """The layers `tensor` feeds, in graph order, looking through layers that only reshape it and
+    into nested models (a preprocessing model called inside the served one)."""
+    import keras
+
     found, frontier = [], [tensor]
     while frontier:
         current = frontier.pop(0)
-        producer = current._keras_history.operation
-        for node in producer._outbound_nodes:
+        for node in current._keras_history.operation._outbound_nodes:  # Keras' own layer graph
             if not any(t is current for t in node.input_tensors):
                 continue
-            if type(node.operation).__name__ in _RESHAPING:
+            layer = node.operation
+            if type(layer).__name__ in _RESHAPING:
                 frontier.extend(node.output_tensors)
+            elif isinstance(layer, keras.Model):
+                frontier.extend(_inner_inputs(layer, node, current))
             else:
-                found.append(node.operation)
+                found.append(layer)
     return found
+
+
+def _inner_inputs(model, node, tensor) -> list:
+    """The inputs of nested `model` that `tensor` is given as in its call `node`."""
+    import keras
+
+    arguments = keras.tree.flatten(node.arguments.args)
+    inner = keras.tree.flatten(structure(model, "input"))
+    return [own for given, own in zip(arguments, inner) if given is tensor] if len(arguments) == len(inner) else []
 
 
 def _maker(layer, dtype: np.dtype) -> ValueMaker | None:
