@@ -82,6 +82,31 @@ def layer_name(tensor) -> str:
     return getattr(operation, "name", None) or tensor.name
 
 
+def structure(model, side: str):
+    """The model's inputs (`side="input"`) or outputs as it takes or returns them: a dict, a list
+    or one tensor. A Sequential model has one of each and no `model.input` of its own."""
+    try:
+        return getattr(model, side)
+    except AttributeError:
+        return getattr(model, side + "s")[0]
+
+
+def named_tensors(struct) -> dict[str, object]:
+    """Name -> symbolic tensor in the model's flat order: the dict keys where the model takes or
+    returns a dict (`{"ctr": ..., "cvr": ...}`), else the layer names (`tower`, `tower_1` for a
+    layer that gives two of the outputs)."""
+    import keras
+
+    named = {}
+    for path, tensor in keras.tree.flatten_with_path(struct):
+        keys = [key for key in path if isinstance(key, str)]
+        name = base = "_".join(keys) if keys else layer_name(tensor)
+        while name in named:  # one layer's two outputs, or a shared layer called twice
+            name = f"{base}_{len(named)}"
+        named[name] = tensor
+    return named
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
@@ -128,9 +153,9 @@ def describe(path: Path) -> ModelDescription:
     model = _load(path)
 
     try:  # a Sequential model saved before it was built has no inputs yet
-        inputs, outputs = list(model.inputs), list(model.outputs)
+        inputs, outputs = named_tensors(structure(model, "input")), named_tensors(structure(model, "output"))
     except (AttributeError, ValueError):
-        inputs, outputs = [], []
+        inputs, outputs = {}, {}
     layers = {layer.name: layer for layer in model.layers}
     input_layers = {layer.name: layer for layer in getattr(model, "_input_layers", [])}
     layers.update(input_layers)
@@ -142,8 +167,8 @@ def describe(path: Path) -> ModelDescription:
         "model_name": model.name,
         "layer_count": len(model.layers),
         "parameter_count": int(model.count_params()) if model.built else None,
-        "inputs": {layer_name(t): keras_spec(t).to_json() for t in inputs},
-        "outputs": {layer_name(t): keras_spec(t).to_json() for t in outputs},
+        "inputs": {name: keras_spec(t).to_json() for name, t in inputs.items()},
+        "outputs": {name: keras_spec(t).to_json() for name, t in outputs.items()},
     }
 
     if not inputs:
