@@ -179,3 +179,29 @@ def test_sinks_skip_machinery_but_keep_outputs_that_look_like_it():
         if op == "Identity":
             node.input.append("x")
     assert sorted(graph.sinks(graph_def)) == ["initial_score", "saved_rate"]
+
+
+def test_sinks_skip_control_flow_plumbing_in_nested_and_numbered_scopes():
+    from tfsconvert import graph, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    for name, op, inputs in [
+        ("x", "Placeholder", []), ("p", "PlaceholderWithDefault", ["c"]), ("c", "Const", []),
+        ("cond_1/Switch", "Switch", ["x", "p"]), ("cond_1/switch_f", "Identity", ["cond_1/Switch:1"]),
+        ("rnn/while/Exit", "Exit", ["x"]), ("encoder/while/cond_2/switch_t", "Identity", ["cond_1/Switch"]),
+        ("model/while/Identity_3", "Identity", ["model/while"]), ("model/while", "StatelessWhile", ["x"]),
+        ("conditional_score", "Identity", ["cond_1/Switch"]), ("score", "Identity", ["x"]),
+    ]:
+        graph_def.node.add(name=name, op=op, input=inputs)
+    assert sorted(graph.sinks(graph_def)) == ["conditional_score", "score"]
+    assert list(graph.optional_inputs(graph_def)) == ["p"] and list(graph.placeholders(graph_def)) == ["x"]
+
+
+def test_a_graph_frozen_at_a_bare_merge_still_offers_it():
+    from tfsconvert import graph, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    for name, op, inputs in [("x", "Placeholder", []), ("cond/Switch", "Switch", ["x", "x"]),
+                             ("cond/Merge", "Merge", ["cond/Switch", "cond/Switch:1"])]:
+        graph_def.node.add(name=name, op=op, input=inputs)
+    assert list(graph.sinks(graph_def)) == ["cond/Merge"]
