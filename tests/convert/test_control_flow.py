@@ -58,7 +58,8 @@ def saved(fixture_path, tmp_path_factory):
     for variant, (fixture, _, _) in VARIANTS.items():
         flags = []
         if variant == "v2":
-            error = run_cli("saved-model", fixture_path(fixture), "--json").json()["error"]
+            scratch = tmp_path_factory.mktemp("ambiguous") / "models"
+            error = run_cli("saved-model", fixture_path(fixture), "--base-path", scratch, "--json").json()["error"]
             flags = _hint_flags(error["hint"])
         results[variant] = converted(fixture_path, tmp_path_factory, "saved-model", fixture, "--version", "1", *flags)
     return results
@@ -106,12 +107,14 @@ def test_human_inspect_shows_the_optional_inputs_with_their_defaults(cli, fixtur
     assert "default" in table and "is_training:0" in table and "false" in table and "1.0" in table
 
 
-def test_ambiguous_outputs_name_only_the_real_outputs(cli, fixture_path):
-    result = cli("saved-model", fixture_path("frozen_cond_v2_pb"), "--json")
+def test_ambiguous_outputs_name_only_the_real_outputs(convert, fixture_path, tmp_path):
+    result = convert("saved-model", fixture_path("frozen_cond_v2_pb"))
     error = result.json()["error"]
     assert result.exit_code == 2 and error["code"] == "ambiguous-outputs"
     assert "2 candidate outputs (probabilities, class_id)" in error["message"]
-    assert _hint_flags(error["hint"]) == ["--output", "probabilities=probabilities:0", "--output", "class_id=class_id:0"]
+    assert _hint_flags(error["hint"]) == ["--output", "probabilities=probabilities:0",
+                                          "--output", "class_id=class_id:0"]
+    assert not (tmp_path / "models").exists()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
