@@ -7,7 +7,8 @@ from collections import Counter
 
 from google.protobuf.message import Message
 
-from tfsconvert import tensor_codec, tfproto
+from tfsconvert import golden, tensor_codec, tfproto
+from tfsconvert.errors import InputError
 from tfsconvert.model import TensorSpec
 
 REQUIRED_INPUT_OPS = {"Placeholder", "PlaceholderV2"}
@@ -54,9 +55,16 @@ def _is_machinery(node: Message) -> bool:
     return bool(_MACHINERY_NAMES.match(node.name))
 
 
+def _consumed(graph: Message) -> set[str]:
+    return {_source_node(i) for n in graph.node for i in n.input}
+
+
 def placeholders(graph: Message) -> dict[str, TensorSpec]:
-    """Candidate inputs: every Placeholder outside save/restore machinery, keyed by op name."""
-    return {n.name: tensor_spec(n) for n in graph.node if n.op in REQUIRED_INPUT_OPS and not _is_machinery(n)}
+    """Candidate inputs: every Placeholder outside save/restore machinery that something reads (TF2's
+    freezing leaves `unused_control_flow_input` Placeholders nothing reads), keyed by op name."""
+    consumed = _consumed(graph)
+    return {n.name: tensor_spec(n) for n in graph.node
+            if n.op in REQUIRED_INPUT_OPS and n.name in consumed and not _is_machinery(n)}
 
 
 def optional_inputs(graph: Message) -> dict[str, dict]:
@@ -72,22 +80,23 @@ def optional_inputs(graph: Message) -> dict[str, dict]:
 
 
 def _small_constant(node: Message | None):
+    """A Const's value as JSON (as TF Serving writes tensors), when it has at most _DEFAULT_SHOWN elements."""
     if node is None or node.op != "Const" or "value" not in node.attr:
         return None
     value = tensor_codec.from_proto(node.attr["value"].tensor)
     if value.size > _DEFAULT_SHOWN:
         return None
-    if value.dtype == object:
-        return [v.decode(errors="replace") for v in value.ravel()] if value.ndim else value.item().decode(
-            errors="replace")
-    return value.tolist()
+    try:
+        return golden.encode_tensor(value, tfproto.dtype_name(node.attr["value"].tensor.dtype))
+    except InputError:  # a dtype JSON cannot carry
+        return None
 
 
 def sinks(graph: Message) -> dict[str, TensorSpec]:
     """Candidate outputs: nodes nothing consumes, minus save/restore/init machinery and control-flow
     plumbing (the loop counter's Exit, a cond's `switch_f`, the Identity of an unused While output).
     When plumbing is all there is (a graph frozen at a bare `cond/Merge`), it is what is offered."""
-    consumed = {_source_node(i) for n in graph.node for i in n.input}
+    consumed = _consumed(graph)
     found = [n for n in graph.node
              if n.name not in consumed and n.op not in _MACHINERY_OPS and not _is_machinery(n)]
     nodes = {n.name: n for n in graph.node}

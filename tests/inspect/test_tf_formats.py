@@ -205,3 +205,23 @@ def test_a_graph_frozen_at_a_bare_merge_still_offers_it():
                              ("cond/Merge", "Merge", ["cond/Switch", "cond/Switch:1"])]:
         graph_def.node.add(name=name, op=op, input=inputs)
     assert list(graph.sinks(graph_def)) == ["cond/Merge"]
+
+
+def test_unread_placeholders_are_not_inputs_and_optional_inputs_show_small_defaults():
+    import numpy as np
+
+    from tfsconvert import graph, tensor_codec, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    graph_def.node.add(name="unused_control_flow_input", op="Placeholder")
+    graph_def.node.add(name="x", op="Placeholder")
+    for name, value, dtype in [("rate", np.array(0.1, np.float32), "DT_FLOAT"),
+                               ("mode", np.array([b"eval"]), "DT_STRING"),
+                               ("mask", np.zeros(17, np.float32), "DT_FLOAT"), ("flag", np.array(False), "DT_BOOL")]:
+        const = graph_def.node.add(name=f"{name}/default", op="Const")
+        const.attr["value"].tensor.CopyFrom(tensor_codec.to_proto(value, dtype))
+        graph_def.node.add(name=name, op="PlaceholderWithDefault", input=[const.name])
+    graph_def.node.add(name="y", op="AddN", input=["x", "rate", "mode", "mask", "flag"])
+    assert list(graph.placeholders(graph_def)) == ["x"]
+    defaults = {name: spec["default"] for name, spec in graph.optional_inputs(graph_def).items()}
+    assert defaults == {"rate": 0.1, "mode": ["eval"], "mask": None, "flag": False}
