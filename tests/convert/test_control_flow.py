@@ -116,6 +116,9 @@ def test_ambiguous_outputs_name_only_the_real_outputs(convert, fixture_path, tmp
     assert _hint_flags(error["hint"]) == ["--output", "probabilities=probabilities:0",
                                           "--output", "class_id=class_id:0"]
     assert not (tmp_path / "models").exists()
+    diagnostics = convert("inspect", fixture_path("frozen_cond_v2_pb")).json()["diagnostics"]
+    [several] = [d for d in diagnostics if d["code"] == "unnamed-signature-io"]
+    assert shlex.split(several["hint"].split(": ", 1)[1]) == _hint_flags(error["hint"])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -150,17 +153,25 @@ def test_validate_passes_over_rest_and_grpc(saved, variant):
     assert sorted({r["protocol"] for r in version["golden"]}) == ["grpc", "rest"]
 
 
-def test_an_optional_input_named_with_input_becomes_a_required_input(convert, fixture_path, tmp_path):
-    result = convert("saved-model", fixture_path("frozen_cond_v1_pb"), "--input", "features=features",
-                     "--input", "keep_prob=keep_prob")
+def test_the_flags_the_note_gives_serve_the_optional_inputs_with_their_defaults_as_samples(saved, convert,
+                                                                                           fixture_path, tmp_path):
+    note = saved["v1"][0]["notes"][0]
+    flags = shlex.split(note.split("add ", 1)[1].split(";")[0])
+    assert flags == ["--input", "features=features:0", "--input", "is_training=is_training:0",
+                     "--input", "keep_prob=keep_prob:0"]
+    result = convert("saved-model", fixture_path("frozen_cond_v1_pb"), "--version", "1", *flags)
     assert result.exit_code == 0, result.stdout + result.stderr
     data = result.json()
-    assert data["signature"]["inputs"]["keep_prob"] == {"dtype": "DT_FLOAT", "shape": [], "name": "keep_prob:0"}
-    assert sorted(data["signature"]["inputs"]) == ["features", "keep_prob"]
-    [note] = data["notes"]
-    assert "not in the signature: is_training=false (" in note
-    first = json.loads((tmp_path / data["files"]["golden"]).read_text().splitlines()[0])
-    assert sorted(first["request"]["inputs"]) == ["features", "keep_prob"]
+    assert data["notes"] == []
+    inputs = data["signature"]["inputs"]
+    assert {alias: (spec["dtype"], spec["shape"]) for alias, spec in inputs.items()} == {
+        "features": ("DT_FLOAT", [-1, 4]), "is_training": ("DT_BOOL", []), "keep_prob": ("DT_FLOAT", [])}
+    records = [json.loads(line) for line in (tmp_path / data["files"]["golden"]).read_text().splitlines()]
+    # Synthesized samples give an optional input its default: random ones would switch dropout on.
+    assert {(r["request"]["inputs"]["is_training"], r["request"]["inputs"]["keep_prob"]) for r in records} == {
+        (False, 1.0)}
+    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json", "-").stdout)
+    assert report["versions"][0]["golden_passed"] == 16 and report["versions"][0]["golden_failed"] == 0
 
 
 @pytest.mark.parametrize("variant", ["v1", "checkpoint", "tf2-frozen"])
