@@ -188,6 +188,18 @@ def test_onnx_answers_like_tensorflow_on_the_original(convert, fixture_path, tmp
     np.testing.assert_allclose(actual[output], expected[output], atol=1e-5, rtol=1e-5)
 
 
+def test_onnx_serves_named_optional_inputs_as_required_inputs(convert, fixture_path, tmp_path):
+    flags = ["--input", "features=features", "--input", "is_training=is_training", "--input", "keep_prob=keep_prob"]
+    result = convert("onnx", fixture_path("frozen_cond_v1_pb"), "--version", "1", *flags)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    data = result.json()
+    signature = onnx_model.describe(tmp_path / data["files"]["model"]).versions[0].signatures["serving_default"]
+    assert {alias: (spec.dtype, spec.shape) for alias, spec in signature.inputs.items()} == {
+        "features": ("DT_FLOAT", [-1, 4]), "is_training": ("DT_BOOL", []), "keep_prob": ("DT_FLOAT", [])}
+    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json", "-").stdout)
+    assert report["versions"][0]["golden_passed"] == 16 and report["versions"][0]["golden_failed"] == 0
+
+
 def test_onnx_of_control_flow_v2_is_a_clear_unsupported_op(convert, fixture_path, tmp_path):
     result = convert("onnx", fixture_path("frozen_cond_v2_pb"), "--output", "probabilities=probabilities")
     error = result.json()["error"]

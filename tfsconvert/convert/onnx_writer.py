@@ -56,7 +56,7 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
             return_tensors_to_rename=True)
         new_name = {tensor: new for tensor, alias in aliases.items() for new, old in renames.items() if old == alias}
         outputs = [t for t in outputs if t in new_name]
-        _defaults_as_constants(graph_def, inputs)
+        _settle_optional_inputs(graph_def, inputs)
         # tf2onnx lists a signature's tensors in its own order; the ONNX graph keeps the order given.
         model, _ = tf2onnx.convert.from_graph_def(
             graph_def, input_names=sorted(inputs, key=lambda t: new_name.get(t, t)),
@@ -79,14 +79,21 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
     dest.write_bytes(model.SerializeToString())
 
 
-def _defaults_as_constants(graph_def, inputs: list[str]) -> None:
-    """PlaceholderWithDefault nodes the signature does not feed become Identity of their default.
+def _settle_optional_inputs(graph_def, inputs: list[str]) -> None:
+    """PlaceholderWithDefault nodes become what the signature makes of them: a plain Placeholder when
+    the signature feeds it, else an Identity of its default.
 
-    tf2onnx would make each one an ONNX graph input (with its default as initializer), which the
-    signature does not have; this is what its `--use_default` flag does.
+    tf2onnx would make each one an ONNX input with its default as initializer, which ONNX readers
+    (ours and servers) treat as a constant, not an input. Its `--ignore_default` / `--use_default`
+    flags do the same as this.
     """
     for node in graph_def.node:
-        if node.op == "PlaceholderWithDefault" and f"{node.name}:0" not in inputs:
+        if node.op != "PlaceholderWithDefault":
+            continue
+        if f"{node.name}:0" in inputs:
+            node.op = "Placeholder"
+            del node.input[:]
+        else:
             node.op = "Identity"
             node.attr["T"].type = node.attr["dtype"].type
             del node.attr["dtype"]
