@@ -57,6 +57,18 @@ def test_typed_value_lists_and_their_broadcast(tf):
     assert from_proto(proto).tolist() == [[1.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
 
 
+@pytest.mark.parametrize("dtype, number", [("DT_FLOAT", 1), ("DT_BOOL", 10), ("DT_INT32", 3)])
+def test_an_empty_value_list_means_zeros_as_tensorflow_reads_it(tf, dtype, number):
+    """A Const whose value is all zeros (`false`, `0.0`) may be written with no values at all."""
+    proto = tfproto.message_class("TensorProto")()
+    proto.dtype = number
+    proto.tensor_shape.dim.add(size=2)
+    expected = tf.make_ndarray(_official(tf, proto))
+    assert from_proto(proto).dtype == expected.dtype and from_proto(proto).tolist() == expected.tolist()
+    proto.ClearField("tensor_shape")  # a scalar
+    assert from_proto(proto).tolist() == tf.make_ndarray(_official(tf, proto)).tolist()
+
+
 def test_predict_messages_match_the_official_protos(tf):
     from tensorflow_serving.apis import predict_pb2
 

@@ -47,12 +47,14 @@ def render_error(error: TfsConvertError, as_json: bool) -> None:
 def _tensor_table(title: str, tensors: dict[str, dict], indent: int) -> Padding:
     """A table of aliases -> TensorSpec JSON dicts, indented under its heading."""
     table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
-    for column in ("alias", "dtype", "shape", "tensor"):
+    defaults = any("default" in spec for spec in tensors.values())  # optional inputs show what they fall back to
+    for column in ("alias", "dtype", "shape", "tensor", *(["default"] if defaults else [])):
         table.add_column(column, overflow="fold")  # names are copied by users: wrap, never truncate
     for alias, spec in tensors.items():
         shape = "unknown rank" if spec["shape"] is None else "[" + ", ".join(map(str, spec["shape"])) + "]"
         native = spec.get("native_dtype")
-        table.add_row(alias, spec["dtype"] + (f" ({native})" if native else ""), shape, spec["name"] or "")
+        default = [] if not defaults else ["-" if spec.get("default") is None else json.dumps(spec["default"])]
+        table.add_row(alias, spec["dtype"] + (f" ({native})" if native else ""), shape, spec["name"] or "", *default)
     return Padding(table, (0, 0, 0, indent), expand=False)
 
 
@@ -81,7 +83,7 @@ def _render_details(details: dict) -> None:
 
 
 def _short(value) -> str:
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, dict)):
         text = ", ".join(map(str, value)) or "-"
         return text if len(text) <= 200 else text[:197] + "..."
     return str(value)

@@ -2,7 +2,7 @@
 
 Writes what `tf.make_tensor_proto` writes (strings in `string_val`, numbers little-endian in
 `tensor_content`) and reads what any server sends, `tf.make_ndarray`'s rules included: a typed
-`*_val` list shorter than the shape is filled with its last value.
+`*_val` list shorter than the shape is filled with its last value, an empty one means all zeros.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def from_proto(proto) -> np.ndarray:
         if dtype == "DT_HALF":
             values = values.astype(np.uint16).view(np.float16)
         values = values.astype(golden.numpy_dtype(dtype))
-    if 0 < len(values) < size:
+    if len(values) == 0:  # every element is the dtype's zero
+        return np.zeros(shape, values.dtype) if dtype != "DT_STRING" else np.full(shape, b"", dtype=object)
+    if len(values) < size:
         values = np.concatenate([values, np.repeat(values[-1:], size - len(values))])
     return values.reshape(shape)

@@ -179,3 +179,49 @@ def test_sinks_skip_machinery_but_keep_outputs_that_look_like_it():
         if op == "Identity":
             node.input.append("x")
     assert sorted(graph.sinks(graph_def)) == ["initial_score", "saved_rate"]
+
+
+def test_sinks_skip_control_flow_plumbing_in_nested_and_numbered_scopes():
+    from tfsconvert import graph, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    for name, op, inputs in [
+        ("x", "Placeholder", []), ("p", "PlaceholderWithDefault", ["c"]), ("c", "Const", []),
+        ("cond_1/Switch", "Switch", ["x", "p"]), ("cond_1/switch_f", "Identity", ["cond_1/Switch:1"]),
+        ("rnn/while/Exit", "Exit", ["x"]), ("encoder/while/cond_2/switch_t", "Identity", ["cond_1/Switch"]),
+        ("model/while/Identity_3", "Identity", ["model/while"]), ("model/while", "StatelessWhile", ["x"]),
+        ("conditional_score", "Identity", ["cond_1/Switch"]), ("score", "Identity", ["x"]),
+    ]:
+        graph_def.node.add(name=name, op=op, input=inputs)
+    assert sorted(graph.sinks(graph_def)) == ["conditional_score", "score"]
+    assert list(graph.optional_inputs(graph_def)) == ["p"] and list(graph.placeholders(graph_def)) == ["x"]
+
+
+def test_a_graph_frozen_at_a_bare_merge_still_offers_it():
+    from tfsconvert import graph, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    for name, op, inputs in [("x", "Placeholder", []), ("cond/Switch", "Switch", ["x", "x"]),
+                             ("cond/Merge", "Merge", ["cond/Switch", "cond/Switch:1"])]:
+        graph_def.node.add(name=name, op=op, input=inputs)
+    assert list(graph.sinks(graph_def)) == ["cond/Merge"]
+
+
+def test_unread_placeholders_are_not_inputs_and_optional_inputs_show_small_defaults():
+    import numpy as np
+
+    from tfsconvert import graph, tensor_codec, tfproto
+
+    graph_def = tfproto.message_class("GraphDef")()
+    graph_def.node.add(name="unused_control_flow_input", op="Placeholder")
+    graph_def.node.add(name="x", op="Placeholder")
+    for name, value, dtype in [("rate", np.array(0.1, np.float32), "DT_FLOAT"),
+                               ("mode", np.array([b"eval"]), "DT_STRING"),
+                               ("mask", np.zeros(17, np.float32), "DT_FLOAT"), ("flag", np.array(False), "DT_BOOL")]:
+        const = graph_def.node.add(name=f"{name}/default", op="Const")
+        const.attr["value"].tensor.CopyFrom(tensor_codec.to_proto(value, dtype))
+        graph_def.node.add(name=name, op="PlaceholderWithDefault", input=[const.name])
+    graph_def.node.add(name="y", op="AddN", input=["x", "rate", "mode", "mask", "flag"])
+    assert list(graph.placeholders(graph_def)) == ["x"]
+    defaults = {name: spec["default"] for name, spec in graph.optional_inputs(graph_def).items()}
+    assert defaults == {"rate": 0.1, "mode": ["eval"], "mask": None, "flag": False}

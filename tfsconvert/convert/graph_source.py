@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,7 @@ class GraphSource(TfSource):
             ops = [op.name for op in self.graph.get_operations()]
             raise not_found("tensor", name, ops, str(self.path), flag) from None
 
-    def _candidate_outputs(self) -> dict[str, object]:
-        graph_def = self.graph.as_graph_def()
+    def _candidate_outputs(self, graph_def) -> dict[str, object]:
         sinks = list(graph_analysis.sinks(graph_def))
         if len(sinks) == 1:
             return {alias_for(sinks[0]): self.graph.get_tensor_by_name(sinks[0] + ":0")}
@@ -45,29 +45,33 @@ class GraphSource(TfSource):
                          f"{self.path} has {len(sinks)} candidate outputs ({', '.join(sinks)}); "
                          f"which ones are served is your choice", f"name them, e.g. {flags}")
 
-    def _walk(self, fetches: list, fed: set) -> tuple[set, list]:
-        """Fed tensors the fetches depend on, and the Placeholders they still need."""
-        reached, placeholders, seen = set(), [], set()
+    def _walk(self, fetches: list, fed: set) -> tuple[set, list, list]:
+        """Fed tensors the fetches depend on, the Placeholders they still need, and the
+        PlaceholderWithDefault inputs they reach unfed (those run on their defaults)."""
+        reached, placeholders, optional, seen = set(), [], [], set()
         stack = [t.op for t in fetches]
         while stack:
             op = stack.pop()
             if op.name in seen:
                 continue
             seen.add(op.name)
-            if op.type == "Placeholder":
+            if op.type in graph_analysis.REQUIRED_INPUT_OPS:
                 placeholders.append(op)
+            elif op.type in graph_analysis.OPTIONAL_INPUT_OPS:
+                optional.append(op)
             for tensor in op.inputs:
                 if tensor.name in fed:
                     reached.add(tensor.name)
                 else:
                     stack.append(tensor.op)
-        return reached, sorted(placeholders, key=lambda op: op.name)
+        return reached, *(sorted(ops, key=lambda op: op.name) for ops in (placeholders, optional))
 
     def resolve(self, inputs: dict[str, str], outputs: dict[str, str]) -> Signature:
+        graph_def = self.graph.as_graph_def()
         self.outputs = ({alias: self._tensor(name, "--output") for alias, name in outputs.items()}
-                        or self._candidate_outputs())
+                        or self._candidate_outputs(graph_def))
         fed = {alias: self._tensor(name, "--input") for alias, name in inputs.items()}
-        reached, needed = self._walk(list(self.outputs.values()), {t.name for t in fed.values()})
+        reached, needed, defaulted = self._walk(list(self.outputs.values()), {t.name for t in fed.values()})
         for alias, tensor in fed.items():
             if tensor.name not in reached and tensor not in self.outputs.values():
                 raise InputError(
@@ -82,6 +86,8 @@ class GraphSource(TfSource):
                 f"placeholder {', '.join(op.name for op in needed)} feeds the outputs but is not an --input",
                 f"add {flags}")
         self.inputs = fed or {alias_for(op.name): op.outputs[0] for op in needed}
+        if defaulted:
+            self.notes.append(_defaults_note(self.inputs, defaulted, graph_analysis.optional_inputs(graph_def)))
         self._names = {alias: t.name for alias, t in (*self.inputs.items(), *self.outputs.items())}
         return Signature(PREDICT_METHOD, {a: spec_of(t) for a, t in self.inputs.items()},
                          {a: spec_of(t) for a, t in self.outputs.items()})
@@ -116,3 +122,14 @@ class GraphSource(TfSource):
                                                  signature_def_map={signature_name: signature},
                                                  strip_default_attrs=True)
             builder.save()
+
+
+def _defaults_note(inputs: dict[str, object], ops: list, optional: dict[str, dict]) -> str:
+    """The summary line for PlaceholderWithDefault inputs left out of the signature, with the complete
+    `--input` flags that would serve them (explicit flags must name every input)."""
+    shown = ", ".join(op.name if optional.get(op.name, {}).get("default") is None
+                      else f"{op.name}={json.dumps(optional[op.name]['default'])}" for op in ops)
+    flags = " ".join([f"--input {alias}={tensor.name}" for alias, tensor in inputs.items()]
+                     + [f"--input {alias_for(op.name)}={op.name}:0" for op in ops])
+    return (f"optional inputs left at their defaults and not in the signature: {shown} "
+            f"(to let clients set them, add {flags}; they are then required in every request)")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from tfsconvert.convert.image_inputs import image_makers
+from tfsconvert.convert.optional_inputs import default_makers
 from tfsconvert.golden import ValueMaker
 
 
@@ -11,4 +12,5 @@ def graph_makers(graph, inputs: dict[str, object]) -> dict[str, ValueMaker]:
     """alias -> maker for each input tensor (a tf.Tensor of `graph`) whose consumers say what it holds."""
     makers: dict[str, ValueMaker] = {}
     makers.update(image_makers(graph, inputs))
+    makers.update(default_makers(inputs))
     return makers

@@ -29,6 +29,8 @@ _HANDLER_FAILED = "Failed to convert node %r (fct=%r)\n%r"  # args: node name, h
 # Findings read_savedmodel reports when tf2onnx could not even load the directory.
 _UNLOADABLE = ("not-a-savedmodel", "corrupt-model-file", "missing-serve-tag")
 
+_FUNCTIONAL_CONTROL_FLOW = {"If", "StatelessIf", "While", "StatelessWhile", "Case", "StatelessCase"}
+
 Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
@@ -54,6 +56,7 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
             return_tensors_to_rename=True)
         new_name = {tensor: new for tensor, alias in aliases.items() for new, old in renames.items() if old == alias}
         outputs = [t for t in outputs if t in new_name]
+        _settle_optional_inputs(graph_def, inputs)
         # tf2onnx lists a signature's tensors in its own order; the ONNX graph keeps the order given.
         model, _ = tf2onnx.convert.from_graph_def(
             graph_def, input_names=sorted(inputs, key=lambda t: new_name.get(t, t)),
@@ -61,6 +64,7 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
     unconverted = _unconverted_ops(errors, graph_def)
     if unconverted:
         raise _unsupported(tf2onnx, unconverted, opset, max_opset)
+    _check_onnx(tf2onnx, model, graph_def, opset)
     names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
     wanted = (sorted(new for new, old in renames.items() if old in signature.inputs),
               sorted(new for new, old in renames.items() if old in signature.outputs))
@@ -73,6 +77,27 @@ def savedmodel_to_onnx(saved_model_dir: Path, signature_name: str, dest: Path, o
             "give every signature alias its own tensor (wrap repeated ones in tf.identity) and re-export, "
             "or keep the SavedModel target")
     dest.write_bytes(model.SerializeToString())
+
+
+def _settle_optional_inputs(graph_def, inputs: list[str]) -> None:
+    """PlaceholderWithDefault nodes become what the signature makes of them: a plain Placeholder when
+    the signature feeds it, else an Identity of its default.
+
+    tf2onnx would make each one an ONNX input with its default as initializer, which ONNX readers
+    (ours and servers) treat as a constant, not an input. Its `--ignore_default` / `--use_default`
+    flags do the same as this.
+    """
+    for node in graph_def.node:
+        if node.op != "PlaceholderWithDefault":
+            continue
+        if f"{node.name}:0" in inputs:
+            node.op = "Placeholder"
+            del node.input[:]
+        else:
+            node.op = "Identity"
+            node.attr["T"].type = node.attr["dtype"].type
+            del node.attr["dtype"]
+            del node.attr["shape"]
 
 
 def onnx_runner(path: Path) -> Runner:
@@ -153,6 +178,25 @@ def _unconverted_ops(errors: list[logging.LogRecord], graph_def) -> list[str]:
         elif record.msg == _HANDLER_FAILED:
             ops.add(op_of_node.get(record.args[0], record.args[0]))
     return sorted(ops)
+
+
+def _check_onnx(tf2onnx, model, graph_def, opset: int) -> None:
+    """ONNX's own checker on what tf2onnx wrote: it can write an invalid graph without logging an error
+    (1.17.0 does for some control flow v2 While loops, reusing a tensor name inside the Loop body)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as error:
+        reason = " ".join(str(error).split())[:300]
+        functional = sorted({n.op for n in graph_def.node} & _FUNCTIONAL_CONTROL_FLOW)
+        raise InputError(
+            "unsupported-op",
+            f"tf2onnx {tf2onnx.__version__} could not convert {', '.join(functional) or 'this graph'} at opset "
+            f"{opset} into a valid ONNX model (ONNX checker: {reason})",
+            "keep the SavedModel target: TF Serving runs every TensorFlow op" + (
+                "; or re-export the graph with control flow v1 (tf.compat.v1.disable_control_flow_v2())"
+                if functional else "")) from None
 
 
 def _unsupported(tf2onnx, ops: list[str], opset: int, max_opset: int) -> InputError:

@@ -36,9 +36,13 @@ def _first_line(error: Exception) -> str:
 
 
 def graph_io_details(graph_def: Message) -> dict:
-    """Candidate inputs/outputs (as TensorSpec JSON) and a summary of the graph."""
+    """Candidate inputs/outputs (as TensorSpec JSON) and a summary of the graph.
+
+    `optional_inputs` are the PlaceholderWithDefault inputs, each with the `default` it falls back to.
+    """
     return {
         "inputs": {k: v.to_json() for k, v in graph.placeholders(graph_def).items()},
+        "optional_inputs": graph.optional_inputs(graph_def),
         "outputs": {k: v.to_json() for k, v in graph.sinks(graph_def).items()},
         **graph.summary(graph_def),
     }
