@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from tfsconvert.convert.example_inputs import example_makers
 from tfsconvert.golden import ValueMaker
 
 
 def graph_makers(graph, inputs: dict[str, object]) -> dict[str, ValueMaker]:
     """alias -> maker for each input tensor (a tf.Tensor of `graph`) whose consumers say what it holds."""
     makers: dict[str, ValueMaker] = {}
+    makers.update(example_makers(graph, inputs))
     return makers
