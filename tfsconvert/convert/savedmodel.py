@@ -80,19 +80,36 @@ class SavedModelSource(TfSource):
                                  f"rename a predict signature instead: --source-signature {others[0]}" if others
                                  else "drop that --input/--output flag")
 
-    def kept_signatures(self, signature_name: str) -> dict[str, Signature]:
-        return {key: _signature(sig) for key, sig in self._kept(signature_name).items()}
+    def _kept(self, signature_name: str) -> list[str]:
+        """The source's other client signatures (the converted one's new key replaces any)."""
+        return sorted(k for k in self.meta_graph.signature_def if k not in (self.signature_key, signature_name)
+                      and not k.startswith(INTERNAL_SIGNATURE_PREFIX))
 
-    def _kept(self, signature_name: str) -> dict:
-        """The source's other client signatures, by key (the converted one's new key replaces any)."""
-        return {k: v for k, v in sorted(self.meta_graph.signature_def.items())
-                if k not in (self.signature_key, signature_name) and not k.startswith(INTERNAL_SIGNATURE_PREFIX)}
+    def _aliases(self, key: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(inputs, outputs) as new alias -> source alias for signature `key`: the converted one's, or
+        the same renames applied to a kept predict signature that has those aliases (no clash)."""
+        if key == self.signature_key:
+            return self.inputs, self.outputs
+        sig = self.meta_graph.signature_def[key]
+        if _method(sig) != PREDICT_METHOD:
+            return {a: a for a in sig.inputs}, {a: a for a in sig.outputs}
+        maps = []
+        for infos, converted in ((sig.inputs, self.inputs), (sig.outputs, self.outputs)):
+            renamed = {old: new for new, old in converted.items() if old in infos}
+            new = {renamed.get(a, a): a for a in infos}
+            maps.append(new if len(new) == len(infos) else {a: a for a in infos})
+        return maps[0], maps[1]
+
+    def kept_signatures(self, signature_name: str) -> dict[str, Signature]:
+        return {key: _signature(self._written(key)) for key in self._kept(signature_name)}
 
     def kept_makers(self, key: str) -> dict[str, ValueMaker]:
-        return self._makers(dict(self.meta_graph.signature_def[key].inputs))
+        return self._makers(dict(self._written(key).inputs))
 
     def run_kept(self, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.session.run(key, feeds)
+        inputs, outputs = self._aliases(key)
+        values = self.session.run(key, {inputs[a]: v for a, v in feeds.items()})
+        return {new: values[old] for new, old in outputs.items()}
 
     def source_names(self) -> dict[str, str]:
         return {**self.inputs, **self.outputs}
@@ -112,8 +129,7 @@ class SavedModelSource(TfSource):
         return graph_makers(graph, {alias: graph.get_tensor_by_name(info.name) for alias, info in infos.items()})
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.signature_key, {self.inputs[a]: v for a, v in feeds.items()})
-        return {new: values[old] for new, old in self.outputs.items()}
+        return self.run_kept(self.signature_key, feeds)
 
     def onnx_input(self, scratch: Path, signature_name: str) -> tuple[Path, str, dict[str, str] | None]:
         # tf2onnx freezes through the TF2 object graph, which a renamed copy no longer has.
@@ -121,12 +137,18 @@ class SavedModelSource(TfSource):
             return super().onnx_input(scratch, signature_name)
         return self.path, self.signature_key, {**self.inputs, **self.outputs}
 
-    def _target_signature(self):
-        sig = self.source_signature
-        target = type(sig)(method_name=_method(sig))
-        for new, old in self.inputs.items():
+    def _written(self, key: str):
+        """The SignatureDef written for the source's signature `key`: aliases as _aliases, method as _method."""
+        sig = self.meta_graph.signature_def[key]
+        target = type(sig)()
+        target.CopyFrom(sig)
+        target.method_name = _method(sig)
+        target.ClearField("inputs")
+        target.ClearField("outputs")
+        inputs, outputs = self._aliases(key)
+        for new, old in inputs.items():
             target.inputs[new].CopyFrom(sig.inputs[old])
-        for new, old in self.outputs.items():
+        for new, old in outputs.items():
             target.outputs[new].CopyFrom(sig.outputs[old])
         return target
 
@@ -143,11 +165,8 @@ class SavedModelSource(TfSource):
         meta_graph.meta_info_def.tags.extend(SERVE_TAGS)
         signatures = {k: v for k, v in self.meta_graph.signature_def.items()
                       if k.startswith(INTERNAL_SIGNATURE_PREFIX)}
-        for key, sig in self._kept(signature_name).items():
-            signatures[key] = type(sig)()
-            signatures[key].CopyFrom(sig)
-            signatures[key].method_name = _method(sig)
-        signatures[signature_name] = self._target_signature()
+        signatures.update({key: self._written(key) for key in self._kept(signature_name)})
+        signatures[signature_name] = self._written(self.signature_key)
         if _serialized(signatures) != _serialized(self.meta_graph.signature_def):
             meta_graph.ClearField("signature_def")
             for key, value in signatures.items():

@@ -139,7 +139,11 @@ class _Checked:
 def _kept(source: TfSource, options: ConvertOptions, count: int) -> list[_Checked]:
     """The source's other signatures, written unchanged: synthesized samples and the source's answers."""
     checked = []
-    for key, signature in source.kept_signatures(options.signature_name).items():
+    kept = source.kept_signatures(options.signature_name)
+    if kept:
+        source.notes.append(f"other signatures kept (checked for parity, with golden and warmup records): "
+                            f"{', '.join(kept)}")
+    for key, signature in kept.items():
         samples = golden.synthesize(signature.inputs, count, makers=source.kept_makers(key))
         checked.append(_Checked(key, signature, samples, [source.run_kept(key, feeds) for feeds in samples]))
     return checked
