@@ -143,8 +143,8 @@ def _kept(source: TfSource, options: ConvertOptions, count: int) -> list[_Checke
     if kept:
         source.notes.append(f"other signatures kept (checked for parity, with golden and warmup records): "
                             f"{', '.join(kept)}")
-    for key, signature in kept.items():
-        samples = golden.synthesize(signature.inputs, count, makers=source.kept_makers(key))
+    for seed, (key, signature) in enumerate(kept.items(), start=1):  # other values than the converted one's
+        samples = golden.synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
         checked.append(_Checked(key, signature, samples, [source.run_kept(key, feeds) for feeds in samples]))
     return checked
 
