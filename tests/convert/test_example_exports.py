@@ -256,3 +256,40 @@ def test_dense_only_parse_graph_validates(dense):
     report = result.json()
     assert result.exit_code == 0 and report["ok"], json.dumps(report)[:2000]
     assert report["summary"]["golden_passed"] == 16
+
+
+def test_sample_makers_follow_every_kind_of_parse_spec():
+    """ParseExampleV2 (dense, sequence, sparse, ragged features) and the legacy ParseExample: every
+    made example parses, required features are always there, others vary."""
+    import tensorflow as tf
+
+    from tfsconvert import golden
+    from tfsconvert.convert.input_meaning import graph_makers
+    from tfsconvert.model import TensorSpec
+
+    with tf.Graph().as_default() as graph:
+        v2_input = tf.compat.v1.placeholder(tf.string, [None], name="v2")
+        v2 = tf.io.parse_example(tf.identity(v2_input), {
+            "dense": tf.io.FixedLenFeature([2], tf.float32),
+            "sequence": tf.io.FixedLenSequenceFeature([], tf.int64, allow_missing=True),
+            "ragged": tf.io.RaggedFeature(tf.string),
+            "sparse": tf.io.VarLenFeature(tf.float32),
+            "word": tf.io.FixedLenFeature([], tf.string, default_value="none"),
+        })
+        v1_input = tf.compat.v1.placeholder(tf.string, [None], name="v1")
+        v1 = tf.raw_ops.ParseExample(
+            serialized=v1_input, names=[], sparse_keys=["ids"], dense_keys=["x"], sparse_types=[tf.int64],
+            dense_defaults=[tf.constant([], tf.float32)], dense_shapes=[[3]])
+        text = tf.compat.v1.placeholder(tf.string, [None], name="text")
+        makers = graph_makers(graph, {"v2": v2_input, "v1": v1_input, "text": text})
+        assert sorted(makers) == ["v1", "v2"]  # a string nobody parses keeps plain strings
+        specs = {alias: TensorSpec("DT_STRING", [-1]) for alias in makers}
+        samples = golden.synthesize(specs, 64, makers=makers)
+        batch = {alias: np.concatenate([s[alias] for s in samples]) for alias in makers}
+        with tf.compat.v1.Session(graph=graph) as session:
+            parsed_v2, parsed_v1 = session.run([v2, v1], {v2_input: batch["v2"], v1_input: batch["v1"]})
+    assert parsed_v2["dense"].shape == (64, 2) and np.ptp(parsed_v2["dense"]) > 1
+    assert 0 < (parsed_v2["word"] == b"none").sum() < 64  # the defaulted feature is sometimes left out
+    assert set(np.diff(parsed_v2["ragged"].row_splits)) == {0, 1, 2, 3}
+    assert len(parsed_v2["sparse"].values) and parsed_v2["sequence"].shape[0] == 64
+    assert parsed_v1.dense_values[0].shape == (64, 3) and len(parsed_v1.sparse_values[0])

@@ -23,6 +23,7 @@ from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
 from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
+from tfsconvert.tf_runtime import PREDICT_METHOD
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -160,23 +161,30 @@ def _run_source(source: TfSource, samples, signature: Signature, options: Conver
         return [source.run(feeds) for feeds in samples]
     except tf.errors.InvalidArgumentError as error:
         message = error.message.strip().splitlines()[0]
-        wants = " (serialized tf.Example records)" if signature.method in API_KEYS else ""
+        wants = " (serialized tf.Example records)" if _api(signature) != PREDICT_METHOD else ""
         raise InputError("bad-sample-inputs", f"{options.sample_inputs}: the source model refuses these inputs"
                          f"{wants}: {message}",
                          "give values the model accepts: serialized tf.Examples for a string input parsed as "
                          "tf.Example, or leave --sample-inputs out to synthesize them") from None
 
 
-def _golden_records(checked: _Checked, atol: float, rtol: float) -> list[golden.GoldenRecord]:
-    """Golden requests for one signature: `:classify`/`:regress` bodies for those methods, else `:predict`."""
+def _api(signature: Signature) -> str:
+    """The API a signature's records use: its classify/regress method when it has that API's one
+    `inputs` tensor, else predict."""
+    return signature.method if signature.method in API_KEYS and list(signature.inputs) == ["inputs"] else \
+        PREDICT_METHOD
+
+
+def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: float) -> list[golden.GoldenRecord]:
+    """Golden requests for one signature as written: `:classify`/`:regress` bodies for those APIs, else `:predict`."""
     from tfsconvert.convert.example_inputs import example_json
 
     records = []
     for i, (feeds, outputs) in enumerate(zip(checked.samples[:GOLDEN_RECORDS], checked.expected)):
-        if checked.signature.method in API_KEYS:
+        if _api(written) != PREDICT_METHOD:
             examples = [example_json(data) for data in feeds["inputs"].ravel()]
             request = golden.example_request(examples, checked.key)
-            response = golden.results_response(outputs, checked.signature.method == CLASSIFY_METHOD)
+            response = golden.results_response(outputs, written.method == CLASSIFY_METHOD)
         else:
             request = golden.rest_request(feeds, checked.signature.inputs, checked.key)
             response = golden.rest_response(outputs, checked.signature.outputs)
@@ -198,8 +206,9 @@ def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], opt
 
 def _build_onnx(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
                 progress: Progress) -> list[list[dict]]:
-    samples = checked[0].samples
     from tfsconvert.convert.onnx_writer import onnx_runner, savedmodel_to_onnx
+
+    samples = checked[0].samples
 
     with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
         progress("writing an intermediate SavedModel")
@@ -263,11 +272,13 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
             written["signatures"] = _written_signatures(dest, target, options.signature_name)
             progress("writing golden requests")
             (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
-            golden.write_golden(dest / GOLDEN_FILE, [r for c in checked for r in _golden_records(c, atol, rtol)])
+            signatures = written["signatures"]
+            golden.write_golden(dest / GOLDEN_FILE, [r for c in checked
+                                                     for r in _golden_records(c, signatures[c.key], atol, rtol)])
             if target == "savedmodel":
                 from tfsconvert.warmup import warmup_records, write_logs
                 write_logs(dest / WARMUP_FILE, [record for c in checked for record in warmup_records(
-                    c.samples[:GOLDEN_RECORDS], name, c.key, c.signature.method)])
+                    c.samples[:GOLDEN_RECORDS], name, c.key, _api(signatures[c.key]))])
 
         progress("publishing")
         artifact = layout.publish(base, version, build, force=options.force)
