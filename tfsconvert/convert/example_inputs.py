@@ -63,18 +63,20 @@ def parse_spec(graph_def, tensor_name: str) -> dict[str, Feature]:
 
 
 def _parse_nodes(graph_def, tensor_name: str) -> list:
+    """The parse nodes whose serialized input (input 0) is the tensor, directly or through _PASS_THROUGH."""
     names = {tensor_name, tensor_name.removesuffix(":0")}
-    found, changed = [], True
-    while changed:
+    found: dict[str, object] = {}
+    changed = True
+    while changed:  # until no new pass-through node reads one of `names`
         changed = False
         for node in graph_def.node:
             if node.input and node.input[0] in names:
-                if node.op in _PARSE_OPS and node not in found:
-                    found.append(node)
+                if node.op in _PARSE_OPS:
+                    found[node.name] = node
                 elif node.op in _PASS_THROUGH and node.name not in names:
                     names.add(node.name)
                     changed = True
-    return found
+    return list(found.values())
 
 
 def _const(name: str, nodes: dict):
