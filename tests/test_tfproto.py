@@ -154,3 +154,32 @@ def test_zero_valued_attrs_are_set_in_our_parse(fixture_path):
     assert ops["StringSplit"].attr["skip_empty"].WhichOneof("value") == "b"
     message = tfproto.message_class("AttrValue")(b=False)
     assert message.SerializeToString() == b"\x28\x00"  # field 5, value 0: present, as TensorFlow writes it
+def test_example_and_classify_regress_messages_match_tensorflow_serving():
+    """tf.Example and the Classify/Regress messages round-trip through our declarations byte for byte."""
+    from tensorflow.core.example import example_pb2
+    from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
+
+    example = example_pb2.Example()
+    example.features.feature["age"].float_list.value.extend([31.5, -0.25])
+    example.features.feature["visits"].int64_list.value.extend([0, 7, -3])
+    example.features.feature["tags"].bytes_list.value.extend([b"news", b"\xff"])
+    example.features.feature["empty"].SetInParent()
+    examples = input_pb2.Input(example_list=input_pb2.ExampleList(examples=[example, example_pb2.Example()]))
+    classify = classification_pb2.ClassificationRequest(input=examples)
+    classify.model_spec.name, classify.model_spec.signature_name = "m", "classification"
+    regress = regression_pb2.RegressionRequest(model_spec=classify.model_spec, input=examples)
+    answers = {
+        "ClassificationResponse": classification_pb2.ClassificationResponse(
+            result=classification_pb2.ClassificationResult(classifications=[classification_pb2.Classifications(
+                classes=[classification_pb2.Class(label="0", score=0.25), classification_pb2.Class(label="1")])])),
+        "RegressionResponse": regression_pb2.RegressionResponse(
+            result=regression_pb2.RegressionResult(regressions=[regression_pb2.Regression(value=0.0),
+                                                                regression_pb2.Regression(value=2.5)])),
+    }
+    messages = {"Example": example, "ClassificationRequest": classify, "RegressionRequest": regress, **answers}
+    for name, message in messages.items():
+        data = message.SerializeToString(deterministic=True)
+        assert tfproto.parse_binary(name, data).SerializeToString(deterministic=True) == data, name
+    ours = tfproto.parse_binary("Example", example.SerializeToString())
+    assert ours.features.feature["empty"].WhichOneof("kind") is None
+    assert list(ours.features.feature["age"].float_list.value) == [31.5, -0.25]

@@ -409,6 +409,42 @@ def rest_response(outputs: dict[str, np.ndarray], specs: dict[str, TensorSpec]) 
     return {"outputs": next(iter(encoded.values())) if len(encoded) == 1 else encoded}
 
 
+def example_request(examples: list[dict], signature_name: str) -> dict:
+    """A `:classify`/`:regress` body: tf.Examples as `{feature: [values]}` objects (spec §4.7)."""
+    return {"signature_name": signature_name, "examples": examples}
+
+
+def results_response(outputs: dict[str, np.ndarray], classify: bool) -> dict:
+    """What TF Serving answers to `:classify` (per example [label, score] pairs; label "" without
+    `classes`, score 0.0 without `scores`) or `:regress` (one value per example)."""
+    if not classify:
+        return {"results": [_decimal(v, np.dtype(np.float32)) for v in np.asarray(outputs["outputs"]).ravel()]}
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    rows = len(classes if classes is not None else scores)
+    labels = (np.full((rows, np.asarray(scores).reshape(rows, -1).shape[1]), b"", dtype=object) if classes is None
+              else np.asarray(classes).reshape(rows, -1))
+    values = (np.zeros(labels.shape, np.float32) if scores is None else np.asarray(scores).reshape(rows, -1))
+    return {"results": [[[_encode_string(label, False), _decimal(float(score), np.dtype(np.float32))]
+                         for label, score in zip(label_row, score_row)]
+                        for label_row, score_row in zip(labels.tolist(), values.tolist())]}
+
+
+def results_tensors(body: dict, classify: bool) -> dict[str, np.ndarray]:
+    """The `results` of a `:classify` answer as `classes` (labels) and `scores`, or of a `:regress`
+    answer as `outputs`; ValueError if malformed."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise ValueError("the response has no 'results' list")
+    if not classify:
+        return {"outputs": decode_tensor(results, "DT_FLOAT")}
+    try:
+        labels = [[pair[0] for pair in row] for row in results]
+        scores = [[pair[1] for pair in row] for row in results]
+    except (TypeError, IndexError, KeyError):
+        raise ValueError("'results' must hold one list of [label, score] pairs per example") from None
+    return {"classes": decode_tensor(labels, "DT_STRING"), "scores": decode_tensor(scores, "DT_FLOAT")}
+
+
 def request_tensors(body: dict, specs: dict[str, TensorSpec]) -> dict[str, np.ndarray]:
     """The input arrays of a `:predict` body (`inputs` or `instances`); ValueError if malformed.
 

@@ -22,3 +22,23 @@ _FINE = {"features", "feature"}
 def is_generic(name: str) -> bool:
     """True for default-looking names such as `input_1`, `args_0`, `output_0`, `Identity`, `dense_3`, `x`."""
     return name.lower() not in _FINE and bool(_GENERIC.match(name))
+
+
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+# The keys TF Serving's Classify and Regress APIs look up: required names, never to be renamed.
+API_KEYS = {CLASSIFY_METHOD: ({"inputs"}, {"classes", "scores"}), REGRESS_METHOD: ({"inputs"}, {"outputs"})}
+
+
+def is_api_key(method: str | None, alias: str, output: bool) -> bool:
+    """True when `alias` is a key the Classify/Regress API of a signature with `method` requires."""
+    keys = API_KEYS.get(method or "")
+    return keys is not None and alias in keys[output]
+
+
+def generic_aliases(signature) -> list[tuple[str, str]]:
+    """(`--input`/`--output`, alias) for each generic alias of a Signature, API keys excepted."""
+    return [("--input", a) for a in signature.inputs
+            if is_generic(a) and not is_api_key(signature.method, a, False)] + \
+           [("--output", a) for a in signature.outputs
+            if is_generic(a) and not is_api_key(signature.method, a, True)]

@@ -127,7 +127,8 @@ def render_conversion(result) -> None:
     stdout.print(Text.assemble(("wrote ", "bold green"), (result.artifact, "bold"),
                                f"  ({result.target}, version {result.version} of '{result.model_name}', "
                                f"from {result.source_format} {result.source})"))
-    render_signature(result.signature_name, result.signature)
+    for key, signature in (result.signatures or {result.signature_name: result.signature}).items():
+        render_signature(key, signature)
     table = Table(title=f"parity on {result.samples} samples", title_justify="left", title_style="bold",
                   show_edge=False, pad_edge=False)
     for column in ("output", "dtype", "max abs", "max rel", "tolerance", "result"):

@@ -122,6 +122,28 @@ _MESSAGES: dict[str, list[tuple]] = {
     "ModelSpec": [("name", 1, "string", False), ("version", 2, "Int64Value", False),
                   ("signature_name", 3, "string", False), ("version_label", 4, "string", False)],
     "PredictResponse": [("outputs", 1, "map:string,TensorProto", False), ("model_spec", 2, "ModelSpec", False)],
+    # tf.Example (core/example/{example,feature}.proto) and TF Serving's Classify/Regress messages
+    # (apis/{input,classification,regression}.proto), for validate's gRPC client.
+    "Example": [("features", 1, "Features", False)],
+    "Features": [("feature", 1, "map:string,Feature", False)],
+    "Feature": [("bytes_list", 1, "BytesList", False), ("float_list", 2, "FloatList", False),
+                ("int64_list", 3, "Int64List", False)],
+    "BytesList": [("value", 1, "bytes", True)],
+    "FloatList": [("value", 1, "float", True)],
+    "Int64List": [("value", 1, "int64", True)],
+    "Input": [("example_list", 1, "ExampleList", False),
+              ("example_list_with_context", 2, "ExampleListWithContext", False)],
+    "ExampleList": [("examples", 1, "Example", True)],
+    "ExampleListWithContext": [("examples", 1, "Example", True), ("context", 2, "Example", False)],
+    "ClassificationRequest": [("model_spec", 1, "ModelSpec", False), ("input", 2, "Input", False)],
+    "ClassificationResponse": [("result", 1, "ClassificationResult", False), ("model_spec", 2, "ModelSpec", False)],
+    "ClassificationResult": [("classifications", 1, "Classifications", True)],
+    "Classifications": [("classes", 1, "Class", True)],
+    "Class": [("label", 1, "string", False), ("score", 2, "float", False)],
+    "RegressionRequest": [("model_spec", 1, "ModelSpec", False), ("input", 2, "Input", False)],
+    "RegressionResponse": [("result", 1, "RegressionResult", False), ("model_spec", 2, "ModelSpec", False)],
+    "RegressionResult": [("regressions", 1, "Regression", True)],
+    "Regression": [("value", 1, "float", False)],
     # TF Serving: the --model_config_file (config/model_server_config.proto and the protos it
     # imports), complete, because TF Serving rejects a field it does not know (spec §6.2).
     "ModelServerConfig": [
@@ -177,6 +199,8 @@ _ONEOFS: dict[str, dict[str, tuple[str, ...]]] = {
     "ServableVersionPolicy": {"policy_choice": ("latest", "all", "specific")},
     "ModelServerConfig": {"config": ("model_config_list", "custom_model_config")},
     "ModelSpec": {"version_choice": ("version", "version_label")},
+    "Feature": {"kind": ("bytes_list", "float_list", "int64_list")},
+    "Input": {"kind": ("example_list", "example_list_with_context")},
 }
 
 # Enums by name: number -> value name.

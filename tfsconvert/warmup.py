@@ -6,10 +6,13 @@ lazy initialisation. Uses the official `tensorflow_serving.apis` protos, importe
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
+from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD
 from tfsconvert.quiet import native_stderr_silenced
 from tfsconvert.tfrecord import read_records, write_records
 
@@ -19,19 +22,44 @@ MAX_RECORDS = 1000
 
 def write_warmup(path: Path, samples: list[dict[str, np.ndarray]], model_name: str, signature_name: str) -> int:
     """Write one predict PredictionLog per sample (at most MAX_RECORDS); returns the count."""
+    return write_logs(path, warmup_records(samples, model_name, signature_name))
+
+
+def write_logs(path: Path, records: Iterable[bytes]) -> int:
+    """Write serialized PredictionLogs (at most MAX_RECORDS); returns the count."""
+    return write_records(path, itertools.islice(records, MAX_RECORDS))
+
+
+def warmup_records(samples: list[dict[str, np.ndarray]], model_name: str, signature_name: str,
+                   method: str | None = None) -> list[bytes]:
+    """One serialized PredictionLog per sample: `classify_log`/`regress_log` (the serialized
+    tf.Examples of input `inputs`) for those methods, else `predict_log`."""
     with native_stderr_silenced():
         import tensorflow as tf
-        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+        from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
+                                             prediction_log_pb2, regression_pb2)
 
-    def record(feeds: dict[str, np.ndarray]) -> bytes:
-        request = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name))
+    spec = model_pb2.ModelSpec(name=model_name, signature_name=signature_name)
+
+    def examples(feeds: dict[str, np.ndarray]):
+        items = input_pb2.ExampleList()
+        for data in feeds["inputs"].ravel():
+            items.examples.add().ParseFromString(data)
+        return input_pb2.Input(example_list=items)
+
+    def record(feeds: dict[str, np.ndarray]) -> prediction_log_pb2.PredictionLog:
+        if method == CLASSIFY_METHOD:
+            request = classification_pb2.ClassificationRequest(model_spec=spec, input=examples(feeds))
+            return prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(request=request))
+        if method == REGRESS_METHOD:
+            request = regression_pb2.RegressionRequest(model_spec=spec, input=examples(feeds))
+            return prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request))
+        request = predict_pb2.PredictRequest(model_spec=spec)
         for alias, array in feeds.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
-        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        return log.SerializeToString()
+        return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
-    return write_records(path, (record(feeds) for feeds in samples[:MAX_RECORDS]))
+    return [record(feeds).SerializeToString() for feeds in samples[:MAX_RECORDS]]
 
 
 def read_warmup(path: Path) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tfsconvert.convert.image_inputs import image_makers
 from tfsconvert.convert.optional_inputs import default_makers
+from tfsconvert.convert.example_inputs import example_makers
 from tfsconvert.golden import ValueMaker
 
 
@@ -13,4 +14,5 @@ def graph_makers(graph, inputs: dict[str, object]) -> dict[str, ValueMaker]:
     makers: dict[str, ValueMaker] = {}
     makers.update(image_makers(graph, inputs))
     makers.update(default_makers(inputs))
+    makers.update(example_makers(graph, inputs))
     return makers

@@ -8,7 +8,7 @@ import re
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
 from tfsconvert.model import Finding, Signature
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import generic_aliases
 
 # An alias becomes a key in REST bodies and, for Keras sources, a placeholder op name.
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
@@ -55,8 +55,7 @@ def generic_findings(signature: Signature, source_names: dict[str, str], path) -
 
     `source_names` maps each alias to the name a flag must refer to (tensor, layer or old alias).
     """
-    generic = [("--input", a) for a in signature.inputs if is_generic(a)] + \
-              [("--output", a) for a in signature.outputs if is_generic(a)]
+    generic = generic_aliases(signature)
     if not generic:
         return []
     flags = " ".join(f"{flag} NAME={source_names.get(alias, alias)}" for flag, alias in generic)

@@ -32,6 +32,7 @@ class ConversionResult:
     files: dict[str, str]
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    signatures: dict[str, Signature] = field(default_factory=dict)  # every written one, the converted first
 
     def to_json(self) -> dict:
         return {
@@ -39,6 +40,8 @@ class ConversionResult:
             "model_name": self.model_name, "base_path": self.base_path, "version": self.version,
             "artifact": self.artifact, "signature_name": self.signature_name,
             "signature": self.signature.to_json(),
+            "signatures": {key: sig.to_json() for key, sig in (self.signatures or
+                                                               {self.signature_name: self.signature}).items()},
             "parity": {"samples": self.samples, "ok": all(d.ok for d in self.parity),
                        "outputs": [d.to_json() for d in self.parity]},
             "files": self.files, "findings": [f.to_json() for f in self.findings], "notes": self.notes,

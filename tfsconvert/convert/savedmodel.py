@@ -1,10 +1,11 @@
 """Source: an existing SavedModel, re-versioned and/or with its signature renamed.
 
 The variables, assets and graph are copied unchanged; only `saved_model.pb` is rewritten when
-the signature or tags change. It then keeps one meta graph tagged exactly {serve} with the one
-converted signature, and drops the TF2 object graph, so every loader (TF Serving's session
-loader and Python's `tf.saved_model.load`, which falls back to the signature defs) sees the same
-names.
+the signatures or tags change. It then keeps one meta graph tagged exactly {serve}: the converted
+signature (renamed by `--input/--output`) and every other signature of the source, unchanged
+(classify and regress signatures keep their method and API keys), and drops the TF2 object graph,
+so every loader (TF Serving's session loader and Python's `tf.saved_model.load`, which falls back
+to the signature defs) sees the same names.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tfsconvert.golden import ValueMaker
 from tfsconvert.findings import SEVERITY
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, INTERNAL_SIGNATURE_PREFIX, read_savedmodel
 from tfsconvert.model import Signature, TensorSpec
+from tfsconvert.naming import API_KEYS, is_api_key
 from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, ServingSession, quiet_tf
 
 _REWRITTEN = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
@@ -61,8 +63,53 @@ class SavedModelSource(TfSource):
                              f"rename that input too, e.g. --input {clash[0]}_2={clash[0]}")
         self.inputs = {**renamed, **kept}  # every input stays: the graph needs them all
         self.outputs = self._renames(outputs, sig.outputs, "--output") or {a: a for a in sig.outputs}
-        return Signature(PREDICT_METHOD, {new: _spec(sig.inputs[old]) for new, old in self.inputs.items()},
+        self._check_api_keys()
+        return Signature(_method(sig), {new: _spec(sig.inputs[old]) for new, old in self.inputs.items()},
                          {new: _spec(sig.outputs[old]) for new, old in self.outputs.items()})
+
+    def _check_api_keys(self) -> None:
+        """A classify/regress signature keeps the keys TF Serving's Classify/Regress API looks up."""
+        method = _method(self.source_signature)
+        if method not in API_KEYS:
+            return
+        for new, old in (*self.inputs.items(), *self.outputs.items()):
+            if new != old and is_api_key(method, old, old in self.source_signature.outputs):
+                others = [k for k, v in self.meta_graph.signature_def.items() if _method(v) == PREDICT_METHOD]
+                raise InputError("bad-name-mapping", f"'{old}' of signature '{self.signature_key}' ({method}) is "
+                                 f"a key TF Serving's {method.rsplit('/', 1)[1]} API requires; it cannot be renamed",
+                                 f"rename a predict signature instead: --source-signature {others[0]}" if others
+                                 else "drop that --input/--output flag")
+
+    def _kept(self, signature_name: str) -> list[str]:
+        """The source's other client signatures (the converted one's new key replaces any)."""
+        return sorted(k for k in self.meta_graph.signature_def if k not in (self.signature_key, signature_name)
+                      and not k.startswith(INTERNAL_SIGNATURE_PREFIX))
+
+    def _aliases(self, key: str) -> tuple[dict[str, str], dict[str, str]]:
+        """(inputs, outputs) as new alias -> source alias for signature `key`: the converted one's, or
+        the same renames applied to a kept predict signature that has those aliases (no clash)."""
+        if key == self.signature_key:
+            return self.inputs, self.outputs
+        sig = self.meta_graph.signature_def[key]
+        if _method(sig) != PREDICT_METHOD:
+            return {a: a for a in sig.inputs}, {a: a for a in sig.outputs}
+        maps = []
+        for infos, converted in ((sig.inputs, self.inputs), (sig.outputs, self.outputs)):
+            renamed = {old: new for new, old in converted.items() if old in infos}
+            new = {renamed.get(a, a): a for a in infos}
+            maps.append(new if len(new) == len(infos) else {a: a for a in infos})
+        return maps[0], maps[1]
+
+    def kept_signatures(self, signature_name: str) -> dict[str, Signature]:
+        return {key: _signature(self._written(key)) for key in self._kept(signature_name)}
+
+    def kept_makers(self, key: str) -> dict[str, ValueMaker]:
+        return self._makers(dict(self._written(key).inputs))
+
+    def run_kept(self, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs, outputs = self._aliases(key)
+        values = self.session.run(key, {inputs[a]: v for a, v in feeds.items()})
+        return {new: values[old] for new, old in outputs.items()}
 
     def source_names(self) -> dict[str, str]:
         return {**self.inputs, **self.outputs}
@@ -71,15 +118,18 @@ class SavedModelSource(TfSource):
         self.session.close()
 
     def value_makers(self) -> dict[str, ValueMaker]:
+        infos = self.source_signature.inputs
+        return self._makers({new: infos[old] for new, old in self.inputs.items()})
+
+    def _makers(self, infos: dict) -> dict[str, ValueMaker]:
+        """Sample makers for inputs (alias -> TensorInfo) from what the graph does with them."""
         from tfsconvert.convert.input_meaning import graph_makers
 
         graph = self.session.graph
-        infos = self.source_signature.inputs
-        return graph_makers(graph, {new: graph.get_tensor_by_name(infos[old].name) for new, old in self.inputs.items()})
+        return graph_makers(graph, {alias: graph.get_tensor_by_name(info.name) for alias, info in infos.items()})
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        values = self.session.run(self.signature_key, {self.inputs[a]: v for a, v in feeds.items()})
-        return {new: values[old] for new, old in self.outputs.items()}
+        return self.run_kept(self.signature_key, feeds)
 
     def onnx_input(self, scratch: Path, signature_name: str) -> tuple[Path, str, dict[str, str] | None]:
         # tf2onnx freezes through the TF2 object graph, which a renamed copy no longer has.
@@ -87,12 +137,18 @@ class SavedModelSource(TfSource):
             return super().onnx_input(scratch, signature_name)
         return self.path, self.signature_key, {**self.inputs, **self.outputs}
 
-    def _target_signature(self):
-        sig = self.source_signature
-        target = type(sig)(method_name=PREDICT_METHOD)
-        for new, old in self.inputs.items():
+    def _written(self, key: str):
+        """The SignatureDef written for the source's signature `key`: aliases as _aliases, method as _method."""
+        sig = self.meta_graph.signature_def[key]
+        target = type(sig)()
+        target.CopyFrom(sig)
+        target.method_name = _method(sig)
+        target.ClearField("inputs")
+        target.ClearField("outputs")
+        inputs, outputs = self._aliases(key)
+        for new, old in inputs.items():
             target.inputs[new].CopyFrom(sig.inputs[old])
-        for new, old in self.outputs.items():
+        for new, old in outputs.items():
             target.outputs[new].CopyFrom(sig.outputs[old])
         return target
 
@@ -109,7 +165,8 @@ class SavedModelSource(TfSource):
         meta_graph.meta_info_def.tags.extend(SERVE_TAGS)
         signatures = {k: v for k, v in self.meta_graph.signature_def.items()
                       if k.startswith(INTERNAL_SIGNATURE_PREFIX)}
-        signatures[signature_name] = self._target_signature()
+        signatures.update({key: self._written(key) for key in self._kept(signature_name)})
+        signatures[signature_name] = self._written(self.signature_key)
         if _serialized(signatures) != _serialized(self.meta_graph.signature_def):
             meta_graph.ClearField("signature_def")
             for key, value in signatures.items():
@@ -120,6 +177,16 @@ class SavedModelSource(TfSource):
 
 def _serialized(signatures) -> dict[str, bytes]:
     return {k: v.SerializeToString(deterministic=True) for k, v in signatures.items()}
+
+
+def _method(sig) -> str:
+    """The method a signature is written with: classify and regress kept, anything else predict."""
+    return sig.method_name if sig.method_name in API_KEYS else PREDICT_METHOD
+
+
+def _signature(sig) -> Signature:
+    return Signature(_method(sig), {a: _spec(i) for a, i in sig.inputs.items()},
+                     {a: _spec(i) for a, i in sig.outputs.items()})
 
 
 def _spec(info) -> TensorSpec:
@@ -173,8 +240,4 @@ def load(path: Path, source_signature: str | None = None) -> SavedModelSource:
     tags = sorted(saved_model.meta_graphs[index].meta_info_def.tags)
     if tags != list(SERVE_TAGS):
         source.notes.append(f"the meta graph tagged {{{', '.join(tags)}}} is written with tags {{serve}}")
-    dropped = sorted(k for k in saved_model.meta_graphs[index].signature_def
-                     if k != key and not k.startswith(INTERNAL_SIGNATURE_PREFIX))
-    if dropped:
-        source.notes.append(f"signatures not converted (only '{key}' is kept): {', '.join(dropped)}")
     return source

@@ -22,6 +22,8 @@ from tfsconvert.inspect.checkpoint import checkpoint_prefix
 from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
+from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
+from tfsconvert.tf_runtime import PREDICT_METHOD
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -137,29 +139,75 @@ def _run_source(source: TfSource, samples, signature: Signature, options: Conver
     return outputs
 
 
-def _write_golden(dest: Path, samples, expected, signature: Signature, options: ConvertOptions,
-                  atol: float, rtol: float) -> None:
-    records = [golden.GoldenRecord(
-        id=f"sample-{i}", signature_name=options.signature_name,
-        request=golden.rest_request(feeds, signature.inputs, options.signature_name),
-        response=golden.rest_response(outputs, signature.outputs), rtol=rtol, atol=atol)
-        for i, (feeds, outputs) in enumerate(zip(samples, expected))]
-    (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
-    golden.write_golden(dest / GOLDEN_FILE, records)
+@dataclass
+class _Checked:
+    """One signature of the target: its samples and the source's answers on them."""
+
+    key: str
+    signature: Signature
+    samples: list[dict[str, np.ndarray]]
+    expected: list[dict[str, np.ndarray]]
+    first: bool = False  # the converted signature (its parity rows keep the bare aliases)
+
+    def labelled(self, values: list[dict]) -> list[dict]:
+        """Outputs keyed `key/alias` for a kept signature, so one parity table holds them all."""
+        return values if self.first else [{f"{self.key}/{a}": v for a, v in row.items()} for row in values]
 
 
-def _build_savedmodel(source: TfSource, dest: Path, samples, options: ConvertOptions, progress: Progress):
+def _kept(source: TfSource, options: ConvertOptions, count: int) -> list[_Checked]:
+    """The source's other signatures, written unchanged: synthesized samples and the source's answers."""
+    checked = []
+    kept = source.kept_signatures(options.signature_name)
+    if kept:
+        source.notes.append(f"other signatures kept (checked for parity, with golden and warmup records): "
+                            f"{', '.join(kept)}")
+    for seed, (key, signature) in enumerate(kept.items(), start=1):  # other values than the converted one's
+        samples = golden.synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
+        checked.append(_Checked(key, signature, samples, [source.run_kept(key, feeds) for feeds in samples]))
+    return checked
+
+
+def _api(signature: Signature) -> str:
+    """The API a signature's records use: its classify/regress method when it has that API's one
+    `inputs` tensor, else predict."""
+    return signature.method if signature.method in API_KEYS and list(signature.inputs) == ["inputs"] else \
+        PREDICT_METHOD
+
+
+def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: float) -> list[golden.GoldenRecord]:
+    """Golden requests for one signature as written: `:classify`/`:regress` bodies for those APIs, else `:predict`."""
+    from tfsconvert.convert.example_inputs import example_json
+
+    records = []
+    for i, (feeds, outputs) in enumerate(zip(checked.samples[:GOLDEN_RECORDS], checked.expected)):
+        if _api(written) != PREDICT_METHOD:
+            examples = [example_json(data) for data in feeds["inputs"].ravel()]
+            request = golden.example_request(examples, checked.key)
+            response = golden.results_response(outputs, written.method == CLASSIFY_METHOD)
+        else:
+            request = golden.rest_request(feeds, checked.signature.inputs, checked.key)
+            response = golden.rest_response(outputs, checked.signature.outputs)
+        name = "sample" if checked.first else checked.key
+        records.append(golden.GoldenRecord(f"{name}-{i}", checked.key, request, response, rtol=rtol, atol=atol))
+    return records
+
+
+def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
+                      progress: Progress) -> list[list[dict]]:
     from tfsconvert.tf_runtime import ServingSession
 
     progress("writing the SavedModel")
     source.write_savedmodel(dest, options.signature_name)
     progress("checking parity: loading the SavedModel as TF Serving does")
     with ServingSession(dest) as served:
-        return [served.run(options.signature_name, feeds) for feeds in samples]
+        return [[served.run(c.key, feeds) for feeds in c.samples] for c in checked]
 
 
-def _build_onnx(source: TfSource, dest: Path, samples, options: ConvertOptions, progress: Progress):
+def _build_onnx(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
+                progress: Progress) -> list[list[dict]]:
     from tfsconvert.convert.onnx_writer import onnx_runner, savedmodel_to_onnx
+
+    samples = checked[0].samples
 
     with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
         progress("writing an intermediate SavedModel")
@@ -168,16 +216,22 @@ def _build_onnx(source: TfSource, dest: Path, samples, options: ConvertOptions, 
         savedmodel_to_onnx(saved, key, dest / "model.onnx", options.opset, names)
     progress("checking parity with ONNX Runtime")
     run = onnx_runner(dest / "model.onnx")
-    return [run(feeds) for feeds in samples]
+    return [[run(feeds) for feeds in samples]]
 
 
-def _written_signature(dest: Path, target: str, signature_name: str) -> Signature:
-    """The signature as a server will see it, read back from the written files."""
+def _written_signatures(dest: Path, target: str, signature_name: str) -> dict[str, Signature]:
+    """The signatures as a server will see them, read back from the written files (the converted first)."""
     if target == "savedmodel":
         from tfsconvert.inspect.savedmodel import read_savedmodel
-        return read_savedmodel(dest, None)[0].signatures[signature_name]
+        written = read_savedmodel(dest, None)[0].signatures
+        return {signature_name: written.pop(signature_name), **written}
     from tfsconvert.inspect import onnx_model
-    return next(iter(onnx_model.describe(dest / "model.onnx").versions[0].signatures.values()))
+    return {signature_name: next(iter(onnx_model.describe(dest / "model.onnx").versions[0].signatures.values()))}
+
+
+def _by_sample(per_signature: list[list[dict]]) -> list[dict]:
+    """Sample i of every signature merged into one dict (every signature has the same count)."""
+    return [{k: v for rows in sample for k, v in rows.items()} for sample in zip(*per_signature)]
 
 
 def convert(src: Path, target: str, options: ConvertOptions, progress: Progress = lambda _: None) -> ConversionResult:
@@ -200,22 +254,31 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
         makers = {} if options.sample_inputs is not None else source.value_makers()
         samples = _samples(signature, options, makers)
         progress(f"running the source on {len(samples)} samples")
-        expected = _run_source(source, samples, signature, options, makers)
+        checked = [_Checked(options.signature_name, signature, samples,
+                            _run_source(source, samples, signature, options, makers), first=True)]
+        if target == "savedmodel":
+            checked += _kept(source, options, len(samples))
         written: dict = {}
 
         def build(dest: Path) -> None:
             builder = _build_savedmodel if target == "savedmodel" else _build_onnx
-            actual = builder(source, dest, samples, options, progress)
+            actual = builder(source, dest, checked, options, progress)
             written["parity"] = check_parity(
-                expected, actual, atol, rtol, what="the converted model",
+                _by_sample([c.labelled(c.expected) for c in checked]),
+                _by_sample([c.labelled(values) for c, values in zip(checked, actual)]), atol, rtol,
+                what="the converted model",
                 hint="find what makes the source non-deterministic (random ops, training-mode layers), "
                      "or accept the difference with --atol/--rtol")
-            written["signature"] = _written_signature(dest, target, options.signature_name)
+            written["signatures"] = _written_signatures(dest, target, options.signature_name)
             progress("writing golden requests")
-            _write_golden(dest, samples[:GOLDEN_RECORDS], expected, signature, options, atol, rtol)
+            (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
+            signatures = written["signatures"]
+            golden.write_golden(dest / GOLDEN_FILE, [r for c in checked
+                                                     for r in _golden_records(c, signatures[c.key], atol, rtol)])
             if target == "savedmodel":
-                from tfsconvert.warmup import write_warmup
-                write_warmup(dest / WARMUP_FILE, samples[:GOLDEN_RECORDS], name, options.signature_name)
+                from tfsconvert.warmup import warmup_records, write_logs
+                write_logs(dest / WARMUP_FILE, [record for c in checked for record in warmup_records(
+                    c.samples[:GOLDEN_RECORDS], name, c.key, _api(signatures[c.key]))])
 
         progress("publishing")
         artifact = layout.publish(base, version, build, force=options.force)
@@ -229,5 +292,6 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
     return ConversionResult(
         source=str(src), source_format=kind, target=target, model_name=name, base_path=str(base),
         version=version, artifact=str(artifact), signature_name=options.signature_name,
-        signature=written["signature"], parity=written["parity"], samples=len(samples), files=files,
+        signature=written["signatures"][options.signature_name], signatures=written["signatures"],
+        parity=written["parity"], samples=len(samples), files=files,
         findings=generic_findings(signature, source.source_names(), src), notes=source.notes)

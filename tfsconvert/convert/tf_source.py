@@ -40,9 +40,22 @@ class TfSource(ABC):
         """Sample makers for inputs whose meaning the source knows (by alias; see golden.synthesize)."""
         return {}
 
+    def kept_signatures(self, signature_name: str) -> dict[str, Signature]:
+        """Signatures of the source written as they are next to the converted one (key -> Signature)."""
+        return {}
+
+    def kept_makers(self, key: str) -> dict[str, ValueMaker]:
+        """Sample makers for the inputs of the kept signature `key`."""
+        return {}
+
+    def run_kept(self, key: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the kept signature `key` of the source in-process."""
+        raise KeyError(key)
+
     @abstractmethod
     def write_savedmodel(self, dest: Path, signature_name: str) -> None:
-        """Write a SavedModel (tags {serve}, one predict signature) into the empty dir `dest`."""
+        """Write a SavedModel (tags {serve}) into the empty dir `dest`: the converted signature as
+        `signature_name`, and the kept ones."""
 
     def onnx_input(self, scratch: Path, signature_name: str) -> tuple[Path, str, dict[str, str] | None]:
         """What tf2onnx converts: a SavedModel dir, its signature key, ONNX names (None: the aliases)."""

@@ -15,7 +15,7 @@ from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
 from tfsconvert.layout import is_canonical_version, parse_version
 from tfsconvert.model import Finding, ModelDescription, Signature, TensorSpec, VersionInfo
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import generic_aliases
 
 SERVE = ["serve"]
 DEFAULT_SIGNATURE = "serving_default"
@@ -173,8 +173,7 @@ def _signature_findings(model_dir: Path, signatures: dict[str, Signature]) -> li
             f"\"signature_name\": \"{next(iter(signatures), 'NAME')}\"",
             model_dir, tf_serving=f'Serving signature name: "{DEFAULT_SIGNATURE}" not found in signature def'))
     for key, sig in signatures.items():
-        generic = [("--input", a) for a in sig.inputs if is_generic(a)] + \
-                  [("--output", a) for a in sig.outputs if is_generic(a)]
+        generic = generic_aliases(sig)
         if generic:
             flags = " ".join(f"{flag} NAME={alias}" for flag, alias in generic)
             findings.append(finding(

@@ -60,6 +60,7 @@ class RestClient:
         return _answer(status, body, text)
 
     def predict(self, model: str, version: int | None, body: dict, verb: str = "predict") -> Answer:
+        """POST `body` to `:predict` (or `:classify` / `:regress` with `verb`)."""
         status, parsed, text = self._request("POST", f"{model_path(model, version)}:{verb}", body)
         return _answer(status, parsed, text)
 
@@ -81,10 +82,12 @@ def _answer(status: int, body: dict | None, text: str) -> Answer:
 
 
 class GrpcClient:
-    """`tensorflow.serving.PredictionService/Predict` over gRPC. The messages are tfsconvert.tfproto's
-    declarations of TF Serving's protos (same wire format), so no TensorFlow import is needed."""
+    """`tensorflow.serving.PredictionService/Predict`, `Classify` and `Regress` over gRPC. The messages are
+    tfsconvert.tfproto's declarations of TF Serving's protos (same wire format), so no TensorFlow import
+    is needed."""
 
     METHOD = "/tensorflow.serving.PredictionService/Predict"
+    SERVICE = "/tensorflow.serving.PredictionService/"
 
     def __init__(self, target: str, timeout: float) -> None:
         import grpc
@@ -95,6 +98,10 @@ class GrpcClient:
         response = tfproto.message_class("PredictResponse")
         self._predict = self.channel.unary_unary(self.METHOD, request_serializer=lambda m: m.SerializeToString(),
                                                  response_deserializer=response.FromString)
+        self._on_examples = {verb: self.channel.unary_unary(
+            self.SERVICE + verb.capitalize(), request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=tfproto.message_class(f"{kind}Response").FromString)
+            for verb, kind in (("classify", "Classification"), ("regress", "Regression"))}
 
     def predict(self, model: str, version: int | None, signature_name: str,
                 inputs: dict[str, np.ndarray], dtypes: dict[str, str]) -> Answer:
@@ -111,6 +118,34 @@ class GrpcClient:
         except self._grpc.RpcError as error:
             return Answer(False, error.code().name, error=error.details())
         return Answer(True, "OK", outputs={alias: from_proto(proto) for alias, proto in response.outputs.items()})
+
+    def classify_or_regress(self, verb: str, model: str, version: int | None, signature_name: str,
+                            body: dict) -> Answer:
+        """Send a `:classify`/`:regress` REST body's examples (read as TF Serving's REST layer reads
+        them) as a Classification/RegressionRequest; the answer's body is the REST form `{"results": ...}`."""
+        from tfsconvert.validate.server.examples import from_json
+        from tfsconvert.validate.server.status import ServingError
+
+        try:
+            examples = from_json(body, verb)
+        except ServingError as error:
+            return Answer(False, "client", error=f"cannot encode the golden request: {error.message}")
+        kind = "Classification" if verb == "classify" else "Regression"
+        request = tfproto.message_class(f"{kind}Request")()
+        request.model_spec.name = model
+        request.model_spec.signature_name = signature_name
+        if version is not None:
+            request.model_spec.version.value = version
+        for data in examples:
+            request.input.example_list.examples.add().ParseFromString(data)
+        try:
+            response = self._on_examples[verb](request, timeout=self.timeout)
+        except self._grpc.RpcError as error:
+            return Answer(False, error.code().name, error=error.details())
+        if verb == "regress":
+            return Answer(True, "OK", body={"results": [r.value for r in response.result.regressions]})
+        return Answer(True, "OK", body={"results": [[[c.label, c.score] for c in row.classes]
+                                                    for row in response.result.classifications]})
 
     def close(self) -> None:
         self.channel.close()

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert import golden
+from tfsconvert import golden, tfproto
 from tfsconvert.findings import finding
 from tfsconvert.golden import GoldenRecord, OutputDiff
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
+from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, SERVE
 from tfsconvert.model import Finding, Signature, TensorSpec
+from tfsconvert.naming import API_KEYS, REGRESS_METHOD
 from tfsconvert.validate.client import Answer
 
 DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # DESIGN.md §4.4, when neither the file nor the flags say
@@ -80,18 +81,46 @@ def _specs(tensors: dict) -> dict[str, TensorSpec]:
     return out
 
 
-def synthesized_records(signatures: dict[str, Signature]) -> list[GoldenRecord]:
+def serving_graph_def(version_dir: Path):
+    """The GraphDef of a SavedModel's {serve} meta graph (read with tfsconvert.tfproto), or None."""
+    pb = version_dir / "saved_model.pb"
+    try:
+        saved_model = tfproto.parse_binary("SavedModel", pb.read_bytes())
+    except (OSError, tfproto.DecodeError):
+        return None  # ONNX, PMML, or a text SavedModel: requests are made from the signature alone
+    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == SERVE), None)
+
+
+def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> list[GoldenRecord]:
     """One request per signature from its dtypes and shapes, when there is no golden file; the
-    expected response is empty (only names, dtypes and shapes are checked)."""
+    expected response is empty (only names, dtypes and shapes are checked). String inputs that
+    `graph_def` parses as tf.Examples get valid examples; classify/regress signatures get a
+    `:classify`/`:regress` body."""
+    from tfsconvert.convert.example_inputs import example_json, graph_def_makers
+
     records = []
     for name, signature in signatures.items():
         if name.startswith("__") or not signature.inputs:  # __saved_model_init_op is not for clients
             continue
         if any(spec.dtype in ("DT_HALF", "DT_UINT16", "DT_INVALID") for spec in signature.inputs.values()):
             continue  # not expressible in a REST body (spec §7 case 42)
-        feeds = golden.synthesize(signature.inputs, 1)[0]
-        records.append(GoldenRecord(f"synthesized-{name}", name, golden.rest_request(feeds, signature.inputs, name), {}))
+        strings = {alias: spec.name for alias, spec in signature.inputs.items() if spec.dtype == "DT_STRING"}
+        makers = graph_def_makers(graph_def, strings) if graph_def is not None and strings else {}
+        feeds = golden.synthesize(signature.inputs, 1, makers=makers)[0]
+        if signature.method in API_KEYS and "inputs" in makers:
+            request = golden.example_request([example_json(data) for data in feeds["inputs"].ravel()], name)
+        else:
+            request = golden.rest_request(feeds, signature.inputs, name)
+        records.append(GoldenRecord(f"synthesized-{name}", name, request, {}))
     return records
+
+
+def api_verb(record: GoldenRecord, signature: Signature | None) -> str:
+    """`predict`, or `classify`/`regress` for a record whose request holds tf.Examples (the verb is
+    the signature's method; a record for an unknown signature goes to `:classify`, which says so)."""
+    if "examples" not in record.request:
+        return "predict"
+    return "regress" if signature is not None and signature.method == REGRESS_METHOD else "classify"
 
 
 def rest_body(record: GoldenRecord) -> dict:
@@ -140,8 +169,12 @@ class Replayer:
         return self._judge(result, record, signature, answer)
 
     def _send(self, record: GoldenRecord, protocol: str, signature: Signature | None) -> Answer:
+        verb = api_verb(record, signature)
         if protocol == "rest":
-            return self.clients["rest"].predict(self.model, self.version, rest_body(record))
+            return self.clients["rest"].predict(self.model, self.version, rest_body(record), verb)
+        if verb != "predict":
+            return self.clients["grpc"].classify_or_regress(verb, self.model, self.version, record.signature_name,
+                                                            record.request)
         inputs = golden.sent_tensors(record.request, signature.inputs if signature else {})
         return self.clients["grpc"].predict(self.model, self.version, record.signature_name, inputs,
                                             {alias: golden.dtype_name(array) for alias, array in inputs.items()})
@@ -149,15 +182,22 @@ class Replayer:
     def _judge(self, result: GoldenResult, record: GoldenRecord, signature: Signature, answer: Answer
                ) -> GoldenResult:
         specs = signature.outputs if signature else {}
+        verb = api_verb(record, signature)
+        if verb != "predict":  # classes/scores or outputs, read from `results`
+            specs = {alias: TensorSpec("DT_STRING" if alias == "classes" else "DT_FLOAT", None)
+                     for alias in (("classes", "scores") if verb == "classify" else ("outputs",))}
         try:
-            actual = answer.outputs if answer.outputs is not None else golden.response_tensors(answer.body, specs)
+            actual = (answer.outputs if answer.outputs is not None else
+                      golden.response_tensors(answer.body, specs) if verb == "predict" else
+                      golden.results_tensors(answer.body, verb == "classify"))
         except ValueError as error:
             result.finding = finding("golden-mismatch", f"golden request {record.id} ({result.protocol}): the "
                                      f"response cannot be read: {error}", "check the server", self.path)
             return result
         rtol, atol = self.tolerance.of(record)
         if result.values_checked:
-            expected = golden.response_tensors(record.response, specs)
+            expected = (golden.response_tensors(record.response, specs) if verb == "predict" else
+                        golden.results_tensors(record.response, verb == "classify"))
         else:  # synthesized: every declared output must come back; values are unknown
             expected = {alias: actual[alias] for alias in specs if alias in actual}
             expected.update({alias: np.zeros(0) for alias in specs if alias not in actual})

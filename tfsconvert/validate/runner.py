@@ -14,7 +14,8 @@ from tfsconvert.golden import read_golden
 from tfsconvert.model import Finding
 from tfsconvert.validate.checks import GOLDEN_FILE, ServedModel, ServedVersion, static_check
 from tfsconvert.validate.client import GrpcClient, RestClient, model_path
-from tfsconvert.validate.replay import Replayer, Tolerance, signatures_from_metadata, synthesized_records
+from tfsconvert.validate.replay import (Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
+                                        synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
 from tfsconvert.validate.server.status import finding_code
 from tfsconvert.validate.sandbox import EMBEDDED, Limits, Sandbox, ServerStartFailed, server_program
@@ -122,7 +123,8 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
         signatures = signatures_from_metadata(metadata.body)
         golden_path = options.golden or Path(version.path) / GOLDEN_FILE
         synthesized = not Path(golden_path).is_file()
-        records = synthesized_records(signatures) if synthesized else read_golden(Path(golden_path))
+        records = (synthesized_records(signatures, serving_graph_def(Path(version.path))) if synthesized
+                   else read_golden(Path(golden_path)))
         version.golden_source = "synthesized" if synthesized else str(golden_path)
         protocols = PROTOCOLS[options.protocol]
         if "grpc" in protocols:

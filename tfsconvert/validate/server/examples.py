@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 
+from tfsconvert import tfproto
 from tfsconvert.validate.server.status import invalid
 
 _INT64_MAX = 2 ** 63 - 1
@@ -53,11 +54,9 @@ def from_json(body: dict, method: str) -> list[bytes]:
 
 
 def _example(obj):
-    from tensorflow.core.example import example_pb2
-
     if not isinstance(obj, dict):
         raise invalid(f"Example must be JSON object but got JSON {json_type(obj)}")
-    example = example_pb2.Example()
+    example = tfproto.message_class("Example")()  # tf.Example's wire format, without TensorFlow
     for name, value in obj.items():
         _fill_feature(example.features.feature[name], name, value if isinstance(value, list) else [value])
     return example

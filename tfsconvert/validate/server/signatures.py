@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 
 from tfsconvert.model import Signature
+from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD  # noqa: F401 (re-exported)
 from tfsconvert.tf_runtime import PREDICT_METHOD
 
 DEFAULT_SIGNATURE = "serving_default"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 
 
 def signature_def(signature: Signature, method: str = PREDICT_METHOD):
