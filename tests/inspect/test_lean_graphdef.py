@@ -10,10 +10,15 @@ from tfsconvert.inspect import graphdef, lean_graphdef
 
 FROZEN_PB = [f.name for f in REGISTRY.values() if f.format == "frozen-graph" and not f.lazy
              and not f.name.endswith("pbtxt")]
+SAVEDMODELS = ["savedmodel_base", "keras_export_savedmodel", "serving_examples", "ctr_ranker", "validate_breaking_dtype"]
 
 
 def _without_tensor_values(parsed, limit: int):
     """The full parse with the values of every attr tensor whose encoding exceeds `limit` cleared."""
+    if hasattr(parsed, "meta_graphs"):  # a SavedModel
+        for meta_graph in parsed.meta_graphs:
+            _without_tensor_values(meta_graph.graph_def, limit)
+        return parsed
     nodes = [*parsed.node, *(n for f in parsed.library.function for n in f.node_def)]
     for node in nodes:
         for value in node.attr.values():
@@ -43,6 +48,18 @@ def test_fixture_with_every_tensor_skipped(fixture_path, name, monkeypatch):
     lean = tfproto.parse_binary("GraphDef", lean_graphdef.read(path))
     assert lean == _without_tensor_values(tfproto.parse_binary("GraphDef", path.read_bytes()), 0)
     assert graphdef.graph_io_details(graphdef.read_graphdef(path)) == expected_details
+
+
+@pytest.mark.parametrize("name", SAVEDMODELS)
+@pytest.mark.parametrize("limit", [lean_graphdef.LIMIT, 0])
+def test_savedmodel_reads_as_the_full_parse(fixture_path, name, limit, monkeypatch):
+    pb = next(fixture_path(name).rglob("saved_model.pb"))
+    monkeypatch.setattr(lean_graphdef, "LIMIT", limit)
+    data = lean_graphdef.read(pb, lean_graphdef.SAVED_MODEL)
+    full = tfproto.parse_binary("SavedModel", pb.read_bytes())
+    assert len(full.meta_graphs[0].graph_def.node) > 0
+    assert tfproto.parse_binary("SavedModel", data) == _without_tensor_values(full, limit)
+    assert len(data) < pb.stat().st_size or limit > 0  # every fixture holds some tensor value
 
 
 def _big_graph(tmp_path):

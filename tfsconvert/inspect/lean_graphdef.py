@@ -1,8 +1,9 @@
-"""A binary GraphDef's bytes without its large tensor payloads, read from the file without loading it.
+"""A binary GraphDef's bytes (alone, or in a SavedModel) without its large tensor values, read from
+the file without loading it.
 
 Frozen graphs keep their weights in Const nodes (`attr { key: "value" value { tensor {
 tensor_content: ... } } }`); inspect never looks at those values. This walks the protobuf wire
-format with seeks: every field up to LIMIT bytes is copied as written; a larger node, function,
+format over a read-only mmap: every field up to LIMIT bytes is copied as written; a larger node, function,
 attr entry or attr value is walked the same way, and a large TensorProto keeps only its dtype,
 shape and version (the values are skipped, never read). Parsing the result gives the full parse
 minus those values, at the memory cost of the graph's structure instead of its weights.
@@ -22,22 +23,26 @@ LIMIT = 4096  # fields up to this size are copied whole
 _TENSOR: dict = {number: None for number in range(4, 20)}  # TensorProto: all but dtype, shape, version
 _ATTR_VALUE = {8: _TENSOR}  # AttrValue.tensor
 _NODE = {5: {2: _ATTR_VALUE}}  # NodeDef.attr map entry -> its value
-_GRAPH = {1: _NODE, 2: {1: {3: _NODE}}}  # GraphDef.node, GraphDef.library.function[].node_def
+GRAPH_DEF = {1: _NODE, 2: {1: {3: _NODE}}}  # GraphDef.node, GraphDef.library.function[].node_def
+SAVED_MODEL = {2: {2: GRAPH_DEF}}  # SavedModel.meta_graphs[].graph_def
 
 
 class _Irregular(Exception):
     """The bytes are not a plain wire-format message: leave them to the real parser."""
 
 
-def read(path: Path) -> bytes:
-    """The GraphDef bytes of `path` with tensor values over LIMIT bytes dropped (the file as is if irregular)."""
+def read(path: Path, rule: dict = GRAPH_DEF) -> bytes:
+    """The bytes of `path` with tensor values over LIMIT bytes dropped (the file as is if irregular).
+
+    `rule`: GRAPH_DEF for a frozen graph, SAVED_MODEL for a saved_model.pb.
+    """
     with path.open("rb") as f:
         if f.seek(0, 2) == 0:
             return b""
         # Only the pages holding what is copied are read; skipped values are never touched.
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             try:
-                return bytes(_Walk(mapped).message(len(mapped), _GRAPH))
+                return bytes(_Walk(mapped).message(len(mapped), rule))
             except _Irregular:
                 return mapped[:]
 
