@@ -131,11 +131,21 @@ def _write_golden(dest: Path, samples, expected, signature: Signature, options: 
     golden.write_golden(dest / GOLDEN_FILE, records)
 
 
+def _release(source: TfSource) -> None:
+    """Once the target is written, the source's answers are all that is left to use: free its graph
+    and session before the written model is loaded, so a big model is held once, not twice."""
+    from tfsconvert.tf_runtime import release_memory
+
+    source.close()
+    release_memory()
+
+
 def _build_savedmodel(source: TfSource, dest: Path, samples, options: ConvertOptions, progress: Progress):
     from tfsconvert.tf_runtime import ServingSession
 
     progress("writing the SavedModel")
     source.write_savedmodel(dest, options.signature_name)
+    _release(source)
     progress("checking parity: loading the SavedModel as TF Serving does")
     with ServingSession(dest) as served:
         return [served.run(options.signature_name, feeds) for feeds in samples]
@@ -147,6 +157,7 @@ def _build_onnx(source: TfSource, dest: Path, samples, options: ConvertOptions, 
     with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
         progress("writing an intermediate SavedModel")
         saved, key, names = source.onnx_input(Path(scratch), options.signature_name)
+        _release(source)
         progress(f"converting to ONNX with tf2onnx (opset {options.opset})")
         savedmodel_to_onnx(saved, key, dest / "model.onnx", options.opset, names)
     progress("checking parity with ONNX Runtime")
