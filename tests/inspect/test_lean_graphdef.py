@@ -10,7 +10,8 @@ from tfsconvert.inspect import graphdef, lean_graphdef
 
 FROZEN_PB = [f.name for f in REGISTRY.values() if f.format == "frozen-graph" and not f.lazy
              and not f.name.endswith("pbtxt")]
-SAVEDMODELS = ["savedmodel_base", "keras_export_savedmodel", "serving_examples", "ctr_ranker", "validate_breaking_dtype"]
+SAVEDMODELS = ["savedmodel_base", "keras_export_savedmodel", "serving_examples", "ctr_ranker",
+               "validate_breaking_dtype"]
 
 
 def _without_tensor_values(parsed, limit: int):
