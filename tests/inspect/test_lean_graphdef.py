@@ -63,6 +63,17 @@ def test_savedmodel_reads_as_the_full_parse(fixture_path, name, limit, monkeypat
     assert len(data) < pb.stat().st_size or limit > 0  # every fixture holds some tensor value
 
 
+@pytest.mark.parametrize("limit", [lean_graphdef.LIMIT, 0])
+def test_checkpoint_meta_reads_as_the_full_parse(fixture_path, limit, monkeypatch):
+    meta = next(fixture_path("tf1_checkpoint").parent.glob("*.meta"))
+    monkeypatch.setattr(lean_graphdef, "LIMIT", limit)
+    lean = tfproto.parse_binary("MetaGraphDef", lean_graphdef.read(meta, lean_graphdef.META_GRAPH))
+    full = tfproto.parse_binary("MetaGraphDef", meta.read_bytes())
+    assert len(full.graph_def.node) > 0
+    _without_tensor_values(full.graph_def, limit)
+    assert lean == full
+
+
 def _big_graph(tmp_path):
     """features float[-1,512] -> MatMul with a 1 MiB Const weight -> probabilities, written by tfproto."""
     graph = tfproto.message_class("GraphDef")()

@@ -1,4 +1,4 @@
-"""A binary GraphDef's bytes (alone, or in a SavedModel) without its large tensor values, read from
+"""A binary GraphDef's bytes (alone, or in a MetaGraphDef or SavedModel) without its large tensor values, read from
 the file without loading it.
 
 Frozen graphs keep their weights in Const nodes (`attr { key: "value" value { tensor {
@@ -24,7 +24,8 @@ _TENSOR: dict = {number: None for number in range(4, 20)}  # TensorProto: all bu
 _ATTR_VALUE = {8: _TENSOR}  # AttrValue.tensor
 _NODE = {5: {2: _ATTR_VALUE}}  # NodeDef.attr map entry -> its value
 GRAPH_DEF = {1: _NODE, 2: {1: {3: _NODE}}}  # GraphDef.node, GraphDef.library.function[].node_def
-SAVED_MODEL = {2: {2: GRAPH_DEF}}  # SavedModel.meta_graphs[].graph_def
+META_GRAPH = {2: GRAPH_DEF}  # MetaGraphDef.graph_def (a checkpoint's .meta)
+SAVED_MODEL = {2: META_GRAPH}  # SavedModel.meta_graphs[]
 
 
 class _Irregular(Exception):
@@ -34,7 +35,8 @@ class _Irregular(Exception):
 def read(path: Path, rule: dict = GRAPH_DEF) -> bytes:
     """The bytes of `path` with tensor values over LIMIT bytes dropped (the file as is if irregular).
 
-    `rule`: GRAPH_DEF for a frozen graph, SAVED_MODEL for a saved_model.pb.
+    `rule`: GRAPH_DEF for a frozen graph, META_GRAPH for a checkpoint's .meta, SAVED_MODEL for a
+    saved_model.pb.
     """
     with path.open("rb") as f:
         if f.seek(0, 2) == 0:
