@@ -31,6 +31,7 @@ test: setup
 bench: setup
 	$(PY) bench/inspect_speed.py
 	$(PY) bench/convert_speed.py
+	$(PY) bench/graph_memory.py
 	$(PY) bench/validate_speed.py
 	$(PY) bench/serve_load.py
 

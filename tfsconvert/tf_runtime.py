@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,16 @@ def import_tf():
     return tf
 
 
+def release_memory() -> None:
+    """Collect dropped TensorFlow objects and hand the freed heap back to the OS (glibc's malloc_trim),
+    so a big graph freed between phases is not counted again by the next one."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except AttributeError:  # not glibc
+        pass
+
+
 @contextmanager
 def quiet_tf() -> Iterator[object]:
     """TensorFlow with its deprecation notices and native log lines silenced for the block."""
@@ -53,7 +65,9 @@ class ServingSession:
             self.session = tf.compat.v1.Session(graph=self.graph, config=config)
             with self.graph.as_default():
                 meta_graph = tf.compat.v1.saved_model.loader.load(self.session, list(tags), str(export_dir))
-        self.signatures = dict(meta_graph.signature_def)
+        # Copies: a reference into the parsed MetaGraphDef would keep its whole graph in memory.
+        self.signatures = {key: type(sig).FromString(sig.SerializeToString())
+                           for key, sig in meta_graph.signature_def.items()}
 
     def run(self, signature_name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Feed inputs by alias, fetch every output of the signature, keyed by alias."""

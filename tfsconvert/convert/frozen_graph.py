@@ -17,7 +17,7 @@ def load(path: Path) -> GraphSource:
     file, never re-serialized through our declarations, so every attr (0, false and "" included)
     reaches the session as written.
     """
-    read_graphdef(path)  # not kept: a large graph is then held once, by TensorFlow's parse
+    read_graphdef(path)  # read without its weights, and not kept: TensorFlow's parse holds them once
     with quiet_tf() as tf:
         graph_def = _tensorflow_graphdef(tf, path)
         graph = tf.Graph()

@@ -96,7 +96,11 @@ class GraphSource(TfSource):
         return self._names
 
     def close(self) -> None:
-        self.session.close()
+        """Close the session and drop the graph (called again at the end: then a no-op)."""
+        if self.session is not None:
+            self.session.close()
+        self.session = self.graph = None
+        self.inputs, self.outputs = {}, {}
 
     def value_makers(self) -> dict[str, ValueMaker]:
         from tfsconvert.convert.input_meaning import graph_makers

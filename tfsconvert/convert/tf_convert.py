@@ -192,12 +192,22 @@ def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: fl
     return records
 
 
+def _release(source: TfSource) -> None:
+    """Once the target is written, the source's answers are all that is left to use: free its graph
+    and session before the written model is loaded, so a big model is held once, not twice."""
+    from tfsconvert.tf_runtime import release_memory
+
+    source.close()
+    release_memory()
+
+
 def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
                       progress: Progress) -> list[list[dict]]:
     from tfsconvert.tf_runtime import ServingSession
 
     progress("writing the SavedModel")
     source.write_savedmodel(dest, options.signature_name)
+    _release(source)
     progress("checking parity: loading the SavedModel as TF Serving does")
     with ServingSession(dest) as served:
         return [[served.run(c.key, feeds) for feeds in c.samples] for c in checked]
@@ -212,6 +222,7 @@ def _build_onnx(source: TfSource, dest: Path, checked: list[_Checked], options: 
     with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
         progress("writing an intermediate SavedModel")
         saved, key, names = source.onnx_input(Path(scratch), options.signature_name)
+        _release(source)
         progress(f"converting to ONNX with tf2onnx (opset {options.opset})")
         savedmodel_to_onnx(saved, key, dest / "model.onnx", options.opset, names)
     progress("checking parity with ONNX Runtime")

@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from tfsconvert import graph, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
+from tfsconvert.inspect import lean_graphdef
 from tfsconvert.inspect.graphdef import graph_findings, graph_io_details
 from tfsconvert.model import Finding, ModelDescription, VersionInfo
 
@@ -46,7 +47,7 @@ def read_meta_graph(prefix: Path) -> Message:
             "re-save it with tf.compat.v1.train.Saver().save(sess, PREFIX) (writes the .meta), "
             "or export a SavedModel from the code that builds the graph")
     try:
-        return tfproto.parse_binary("MetaGraphDef", meta.read_bytes())
+        return tfproto.parse_binary("MetaGraphDef", lean_graphdef.read(meta, lean_graphdef.META_GRAPH))
     except tfproto.DecodeError:
         raise InputError("corrupt-model-file", f"{meta} is not a MetaGraphDef (corrupt or truncated protobuf)",
                          "re-save the checkpoint with tf.compat.v1.train.Saver") from None

@@ -9,17 +9,22 @@ from google.protobuf.message import Message
 from tfsconvert import graph, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
+from tfsconvert.inspect import lean_graphdef
 from tfsconvert.model import Finding, ModelDescription
 from tfsconvert.naming import is_generic
 
 
 def read_graphdef(path: Path) -> Message:
-    """Parse a GraphDef file; InputError when it is not one."""
+    """Parse a GraphDef file; InputError when it is not one.
+
+    Tensor values over lean_graphdef.LIMIT bytes are left out of a binary file's parse (dtype and
+    shape stay): nothing static reads them, and a big frozen graph is then never held in memory.
+    """
     try:
         if path.suffix == ".pbtxt":
             parsed = tfproto.parse_text("GraphDef", path.read_text())
         else:
-            parsed = tfproto.parse_binary("GraphDef", path.read_bytes())
+            parsed = tfproto.parse_binary("GraphDef", lean_graphdef.read(path))
     except (tfproto.DecodeError, tfproto.ParseError, UnicodeDecodeError) as error:
         reason = "corrupt or truncated protobuf" if isinstance(error, tfproto.DecodeError) else _first_line(error)
         raise InputError("corrupt-model-file", f"{path} is not a TensorFlow GraphDef ({reason})",

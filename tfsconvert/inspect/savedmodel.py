@@ -13,6 +13,7 @@ from google.protobuf.message import Message
 from tfsconvert import graph, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
+from tfsconvert.inspect import lean_graphdef
 from tfsconvert.layout import is_canonical_version, parse_version
 from tfsconvert.model import Finding, ModelDescription, Signature, TensorSpec, VersionInfo
 from tfsconvert.naming import generic_aliases
@@ -73,8 +74,8 @@ def read_savedmodel(model_dir: Path, version: int | None) -> tuple[VersionInfo, 
     if not pb.is_file() and not pbtxt.is_file():
         return info, [_missing_bundle(model_dir)]
     try:
-        saved_model = (tfproto.parse_binary("SavedModel", pb.read_bytes()) if pb.is_file()
-                       else tfproto.parse_text("SavedModel", pbtxt.read_text()))
+        saved_model = (tfproto.parse_binary("SavedModel", lean_graphdef.read(pb, lean_graphdef.SAVED_MODEL))
+                       if pb.is_file() else tfproto.parse_text("SavedModel", pbtxt.read_text()))
     except (tfproto.DecodeError, UnicodeDecodeError, tfproto.ParseError):
         source = pb if pb.is_file() else pbtxt
         return info, [finding(
@@ -121,7 +122,7 @@ def _missing_bundle(model_dir: Path) -> Finding:
 
 def _not_a_savedmodel_pb(pb: Path) -> Finding:
     try:
-        nodes = len(tfproto.parse_binary("GraphDef", pb.read_bytes()).node)
+        nodes = len(tfproto.parse_binary("GraphDef", lean_graphdef.read(pb)).node)
     except tfproto.DecodeError:
         nodes = 0
     what = f"a frozen GraphDef ({nodes} nodes) renamed to saved_model.pb" if nodes else "no meta graph"
