@@ -30,6 +30,7 @@ TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 TOLERANCES = {"savedmodel": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 DEFAULT_SAMPLES = 256  # parity rows: cheap in-process, and enough to reach the rarer branches
 GOLDEN_RECORDS = 8  # of those, written as golden requests and warmup records
+BIG_SOURCE_BYTES = 64 << 20  # from this size on, memory freed between phases is worth a collection
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
@@ -194,11 +195,21 @@ def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: fl
 
 def _release(source: TfSource) -> None:
     """Once the target is written, the source's answers are all that is left to use: free its graph
-    and session before the written model is loaded, so a big model is held once, not twice."""
+    and session before the written model is loaded, so a big model is held once, not twice. The
+    collection that hands the memory back costs about 0.5 s, so it runs for big sources only."""
     from tfsconvert.tf_runtime import release_memory
 
     source.close()
-    release_memory()
+    if _disk_size(source.path) >= BIG_SOURCE_BYTES:
+        release_memory()
+
+
+def _disk_size(path: Path) -> int:
+    """Bytes of a source: its file, its directory's files, or a checkpoint prefix's files."""
+    if path.is_file():
+        return path.stat().st_size
+    files = path.rglob("*") if path.is_dir() else path.parent.glob(path.name + ".*")
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
