@@ -95,6 +95,7 @@ def test_string_traps_savedmodel_answers_like_tensorflow(convert, fixture_path, 
         actual = served.run("serving_default", {"text": texts})
     assert actual["consonants"].tolist() == consonants.tolist()
     assert actual["tokens"].tolist() == tokens.tolist()
+    assert_serves(tmp_path / result.json()["base_path"], records=len(TEXTS))
 
 
 def test_string_traps_to_onnx_is_a_clear_unsupported_op(convert, fixture_path):
