@@ -1,7 +1,8 @@
 """`tensorflow_model_server` flags (spec §6.1): `--flag=value` or `--flag value`, same defaults.
 
 Flags that change nothing here are accepted so that a TF Serving command line runs unchanged;
-unknown ones are reported the way TF Serving reports them (spec §0.1) and ignored.
+unknown ones are reported the way TF Serving reports them and ignored (`tfsconvert serve` refuses
+them instead: `split`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,31 @@ def _parser() -> argparse.ArgumentParser:
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")
     add("--version", action="store_true", help="print the version and exit")
     return parser
+
+
+def split(arguments: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(flags, positionals, unknown flags) of a command line that mixes server flags with other
+    arguments. `--flag=value`, `--flag value` and a bare boolean `--flag` (or `--flag true`) are flags."""
+    actions = {option: action for action in _parser()._actions for option in action.option_strings}
+    flags, positionals, unknown = [], [], []
+    i = 0
+    while i < len(arguments):
+        argument = arguments[i]
+        action = actions.get(argument.split("=", 1)[0])
+        following = arguments[i + 1] if i + 1 < len(arguments) else None
+        if not argument.startswith("-") or argument == "-":
+            positionals.append(argument)
+        elif action is None:
+            unknown.append(argument)
+        elif "=" in argument or following is None or action.nargs == 0:
+            flags.append(argument)
+        elif action.nargs != "?" or following.lower() in ("true", "false", "1", "0"):
+            flags += [argument, following]  # the flag's value
+            i += 1
+        else:
+            flags.append(argument)
+        i += 1
+    return flags, positionals, unknown
 
 
 def parse(argv: list[str]) -> Options:
