@@ -12,6 +12,16 @@ import sys
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one request may take (0: no timeout); the defaults are the flags'."""
+
+    max_body_bytes: int = 64 * 2 ** 20
+    header_timeout_ms: int = 30_000
+    body_timeout_ms: int = 60_000
+    idle_timeout_ms: int = 120_000
+
+
 @dataclass
 class Options:
     """The parsed flags that the server acts on."""
@@ -19,6 +29,10 @@ class Options:
     port: int
     rest_api_port: int
     rest_api_num_threads: int
+    rest_api_max_body_bytes: int
+    rest_api_header_timeout_in_ms: int
+    rest_api_body_timeout_in_ms: int
+    rest_api_idle_timeout_in_ms: int
     host: str
     model_name: str
     model_base_path: str
@@ -44,6 +58,11 @@ class Options:
         session = max(self.tensorflow_session_parallelism, 0)
         return (self.tensorflow_intra_op_parallelism if self.tensorflow_intra_op_parallelism > 0 else session,
                 self.tensorflow_inter_op_parallelism if self.tensorflow_inter_op_parallelism > 0 else session)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.rest_api_max_body_bytes, self.rest_api_header_timeout_in_ms,
+                      self.rest_api_body_timeout_in_ms, self.rest_api_idle_timeout_in_ms)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -93,6 +112,15 @@ def _parser() -> argparse.ArgumentParser:
         help="both pools' threads when the two flags above are 0")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="accepted, not enforced")
     add("--rest_api_num_threads", type=int, default=0, help="workers for unbatched REST runs (0: 4 x CPUs)")
+    limits = Limits()  # tfsconvert's own limits of the REST transport, named after TF Serving's flags
+    add("--rest_api_max_body_bytes", type=int, default=limits.max_body_bytes,
+        help="largest REST request body, also once a gzip body is inflated; larger ones get 413 (default 64 MiB)")
+    add("--rest_api_header_timeout_in_ms", type=int, default=limits.header_timeout_ms,
+        help="time for a request's head to arrive once it has begun; then 408 (0: none)")
+    add("--rest_api_body_timeout_in_ms", type=int, default=limits.body_timeout_ms,
+        help="time for a request's body to arrive after its head; then 408 (0: none)")
+    add("--rest_api_idle_timeout_in_ms", type=int, default=limits.idle_timeout_ms,
+        help="an idle keep-alive connection (or one not reading its answer) is closed after this (0: never)")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")
     add("--version", action="store_true", help="print the version and exit")
     return parser

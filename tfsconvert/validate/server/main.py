@@ -178,7 +178,7 @@ def _serve(options: Options, manager: Manager) -> list:
                    "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
     elif options.rest_api_port:
         http = http_server.start(options.host, options.rest_api_port, rest.RestApi(manager),
-                                 options.rest_api_num_threads or http_server.default_workers())
+                                 options.rest_api_num_threads or http_server.default_workers(), options.limits)
         if http is not None:
             stoppers.append(http.shutdown)
             logs.info("model_servers/server.cc:466",
