@@ -158,8 +158,9 @@ class RestApi:
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
             return core.classify_run(servable, signature_name, batch).then(
-                lambda result: _json(200, {"results": [[list(pair) for pair in labels] for labels in result[1]]}))
-        return core.regress_run(servable, signature_name, batch).then(lambda result: _json(200, {"results": result[1]}))
+                lambda result: (200, rest_json.classify_response(result[1]), JSON_TYPE))
+        return core.regress_run(servable, signature_name, batch).then(
+            lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
 
 
 def _dense_input(servable, signature_name: str | None, alias: str | None, rows: bool):

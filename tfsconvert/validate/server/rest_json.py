@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 
 import numpy as np
@@ -241,8 +242,41 @@ def columns(value, inputs: dict[str, str]) -> dict[str, np.ndarray]:
 # Responses (spec §4.6)
 
 
+def decimal_text(value: float, single: bool) -> str:
+    """A float as TF Serving's WriteDecimal writes it: `%g` if that reads back as the same float32
+    (`single`) or double, else 9 or 17 significant digits; `.0` added to whole numbers not in
+    exponent form. `9e+06`, `1.43577434e+09`, `0.2`, `100000.0`, `NaN`, `-Infinity`."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = "%g" % value
+    back = float(text)
+    if (float(np.float32(back)) if single else back) != value:
+        text = "%.*g" % (9 if single else 17, value)
+    return text if "." in text or "e" in text else text + ".0"
+
+
+def classify_response(results: list[list[tuple[str, float]]]) -> bytes:
+    """`{"results": [[[label, score], ...], ...]}`, scores at float precision (ClassificationResult's)."""
+    texts = ("[" + ", ".join(f"[{json.dumps(label, ensure_ascii=False)}, {_float32_text(score)}]"
+                             for label, score in labels) + "]" for labels in results)
+    return f'{{"results": [{", ".join(texts)}]}}'.encode()
+
+
+def regress_response(values: list[float]) -> bytes:
+    """`{"results": [value, ...]}` at float precision (RegressionResult's)."""
+    return f'{{"results": [{", ".join(map(_float32_text, values))}]}}'.encode()
+
+
+def _float32_text(value: float) -> str:
+    with np.errstate(over="ignore"):
+        return decimal_text(float(np.float32(value)), True)
+
+
 def _tensor_json(array, dtype: str, alias: str) -> str:
-    """A tensor's JSON text as json.dumps writes golden.encode_tensor's value; floats in C."""
+    """A tensor's JSON text: floats as decimal_text writes them (in C), other values as json.dumps
+    writes golden.encode_tensor's."""
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
         return _rest_json.decimals(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
     if dtype not in _JSON_DTYPES:
