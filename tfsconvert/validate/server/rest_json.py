@@ -25,6 +25,7 @@ _INT_RANGES = {
 }
 _JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
 _MAX_DIMS = 254  # TensorShape::MaxDimensions()
+_DOUBLE_LIMIT = 2 ** 1024 - 2 ** 970  # the integers from here on round to infinity as doubles
 _MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {
@@ -39,14 +40,23 @@ _PARSE_ERRORS = {
 
 
 def parse_body(data: bytes):
-    """The JSON document of a request body; rapidjson stops after the top-level value, so trailing
-    bytes are ignored (spec §4.5). orjson, ~4x faster, reads the bodies it reads as the json module
-    does; what it rejects (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides."""
-    if _orjson_agrees(data):
+    """The JSON document of a request body, read as rapidjson reads it: trailing bytes ignored (it
+    stops after the top-level value), the first of duplicate keys kept, a number beyond a double
+    refused. orjson, ~4x faster, reads the bodies it reads as the json module does; what it rejects
+    (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides, and so it does
+    for a document with duplicate keys."""
+    closing_brackets, long_integer, members = _rest_json.scan(data)
+    # orjson might read these unlike the json module: an integer beyond 64 bits (orjson returns a
+    # float, json an int), deep nesting (orjson's limit is 1024 levels, json's RecursionError near
+    # 1000 minus the caller's stack). Closing brackets: at least one per level.
+    if closing_brackets <= _MAX_NESTING and not long_integer:
         try:
-            return orjson.loads(data)
+            document = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
+        else:
+            if _rest_json.members(document) == members:  # else a key was repeated: orjson kept the last
+                return document
     return parse_with_json_module(data)
 
 
@@ -56,8 +66,12 @@ def parse_with_json_module(data: bytes):
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
         raise invalid("JSON Parse error: The document is empty")
+    decoder = json.JSONDecoder(object_pairs_hook=_first_wins, parse_float=_double, parse_int=_integer)
     try:
-        return json.JSONDecoder().raw_decode(text, start)[0]
+        return decoder.raw_decode(text, start)[0]
+    except _TooBig as error:
+        raise invalid(f"JSON Parse error: Number too big to be stored in double. at offset: "
+                      f"{len(text[:max(text.find(error.args[0], start), 0)].encode())}") from None
     except json.JSONDecodeError as error:
         reason = _PARSE_ERRORS.get(error.msg, "Invalid value.")
         raise invalid(f"JSON Parse error: {reason} at offset: {error.pos}") from None
@@ -69,13 +83,29 @@ def parse_with_json_module(data: bytes):
         raise invalid("JSON Parse error: The document is nested too deeply") from None
 
 
-def _orjson_agrees(data: bytes) -> bool:
-    """False where orjson might accept `data` but read it unlike the json module: an integer beyond 64
-    bits (orjson returns a float, json an int) or deep nesting (orjson's limit is 1024 levels, json's
-    RecursionError near 1000 minus the caller's stack)."""
-    # Closing brackets: at least one per level. A long integer: 19 digits in a row not after a ".".
-    closing_brackets, long_integer = _rest_json.scan(data)
-    return closing_brackets <= _MAX_NESTING and not long_integer
+class _TooBig(Exception):
+    """A number literal (args[0]) beyond a double's range."""
+
+
+def _first_wins(pairs: list[tuple]) -> dict:
+    document = {}
+    for key, value in pairs:
+        document.setdefault(key, value)
+    return document
+
+
+def _double(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _TooBig(literal)
+    return value
+
+
+def _integer(literal: str) -> int:
+    value = int(literal)
+    if abs(value) >= _DOUBLE_LIMIT:  # rapidjson reads an integer beyond 64 bits as a double
+        raise _TooBig(literal)
+    return value
 
 
 def is_b64(value) -> bool:
