@@ -93,13 +93,7 @@ class RestApi:
         verb = match.group(4)
         if verb not in ("classify", "regress", "predict"):  # the regex ignores case, the comparison does not
             raise malformed
-        document = rest_json.parse_body(body)
-        if not isinstance(document, dict):
-            raise invalid(f"JSON Value: {examples.debug(document)} Is not object")
-        signature_name = document.get("signature_name", "")
-        if not isinstance(signature_name, str):
-            raise invalid(f"JSON Value: {examples.debug(document)} not formatted correctly. 'signature_name' key "
-                          "must be a string value.")
+        document, signature_name = request_document(body)
         if verb == "predict":
             return self._predict(name, version, label, signature_name, document)
         return self._classify_or_regress(verb, name, version, label, signature_name, document)
@@ -114,16 +108,7 @@ class RestApi:
         inputs = {alias: dtype_name(info) for alias, info in signature.inputs.items()}
         if not inputs:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        if "inputs" in document and "instances" in document:
-            raise invalid(f"JSON Value: {examples.debug(document)} Not formatted correctly expecting only one of "
-                          "'inputs' or 'instances' keys to exist ")
-        if "instances" in document:
-            tensors = rest_json.instances(document["instances"], inputs)
-        elif "inputs" in document:
-            tensors = rest_json.columns(document["inputs"], inputs)
-        else:
-            raise invalid("Missing 'inputs' or 'instances' key")
-        return _predict_run(servable, resolved, tensors, "instances" in document)
+        return _predict_run(servable, resolved, predict_tensors(document, inputs), "instances" in document)
 
     def predict_target(self, target: str) -> tuple[str, int | None, str | None] | None:
         """(name, version, label) of a request target that is a plain predict path (a lane's key)."""
@@ -161,6 +146,31 @@ class RestApi:
                 lambda result: (200, rest_json.classify_response(result[1]), JSON_TYPE))
         return core.regress_run(servable, signature_name, batch).then(
             lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
+
+
+def request_document(body: bytes) -> tuple[dict, str]:
+    """The JSON object of a predict/classify/regress body and its signature_name ("" if none)."""
+    document = rest_json.parse_body(body)
+    if not isinstance(document, dict):
+        raise invalid(f"JSON Value: {examples.debug(document)} Is not object")
+    signature_name = document.get("signature_name", "")
+    if not isinstance(signature_name, str):
+        raise invalid(f"JSON Value: {examples.debug(document)} not formatted correctly. 'signature_name' key "
+                      "must be a string value.")
+    return document, signature_name
+
+
+def predict_tensors(document: dict, inputs: dict[str, str]) -> dict[str, np.ndarray]:
+    """The input tensors of a predict body, row (`instances`) or columnar (`inputs`) form, for
+    the signature inputs `inputs` (alias -> dtype)."""
+    if "inputs" in document and "instances" in document:
+        raise invalid(f"JSON Value: {examples.debug(document)} Not formatted correctly expecting only one of "
+                      "'inputs' or 'instances' keys to exist ")
+    if "instances" in document:
+        return rest_json.instances(document["instances"], inputs)
+    if "inputs" in document:
+        return rest_json.columns(document["inputs"], inputs)
+    raise invalid("Missing 'inputs' or 'instances' key")
 
 
 def _dense_input(servable, signature_name: str | None, alias: str | None, rows: bool):
