@@ -68,19 +68,104 @@ def parse_with_json_module(data: bytes):
         raise invalid("JSON Parse error: The document is empty")
     decoder = json.JSONDecoder(object_pairs_hook=_first_wins, parse_float=_double, parse_int=_integer)
     try:
-        return decoder.raw_decode(text, start)[0]
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except RecursionError:  # Python's parser stops near 1000 levels; rapidjson parses iteratively
+            return _parse_deep(text, start)
     except _TooBig as error:
         raise invalid(f"JSON Parse error: Number too big to be stored in double. at offset: "
                       f"{len(text[:max(text.find(error.args[0], start), 0)].encode())}") from None
     except json.JSONDecodeError as error:
-        reason = _PARSE_ERRORS.get(error.msg, "Invalid value.")
-        raise invalid(f"JSON Parse error: {reason} at offset: {error.pos}") from None
-    except ValueError:  # an integer literal over Python's 4300-digit limit; far beyond a double's range
-        digits = re.search(r"-?[0-9]{4300,}", text)
-        raise invalid("JSON Parse error: Number too big to be stored in double. at offset: "
-                      f"{digits.start() if digits else 0}") from None
-    except RecursionError:  # rapidjson recurses without a limit; Python's parser stops near 1000 levels
-        raise invalid("JSON Parse error: The document is nested too deeply") from None
+        raise _syntax_error(error) from None
+
+
+def _syntax_error(error: json.JSONDecodeError) -> ServingError:
+    return invalid(f"JSON Parse error: {_PARSE_ERRORS.get(error.msg, 'Invalid value.')} at offset: {error.pos}")
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {"true": True, "false": False, "null": None, "NaN": math.nan, "Infinity": math.inf,
+              "-Infinity": -math.inf}
+
+
+def _parse_deep(text: str, at: int):
+    """The document at `at`, read without recursion however deep it is nested, as the json module
+    reads it (first of duplicate keys kept, numbers beyond a double refused). Its errors have the
+    json module's messages, each mapped to rapidjson's."""
+    open_containers: list[list] = []  # [container, key of the member being read]
+    while True:
+        at = _skip(text, at)
+        opener = text[at:at + 1]
+        if opener in ("[", "{"):
+            container = [] if opener == "[" else {}
+            at = _skip(text, at + 1)
+            if text[at:at + 1] != ("]" if opener == "[" else "}"):
+                key = None
+                if opener == "{":
+                    key, at = _key(text, at)
+                open_containers.append([container, key])
+                continue
+            value, at = container, at + 1
+        else:
+            value, at = _scalar(text, at)
+        while open_containers:  # the value read ends members and elements, and maybe their containers
+            container, key = open_containers[-1]
+            if isinstance(container, list):
+                container.append(value)
+            else:
+                container.setdefault(key, value)
+            at = _skip(text, at)
+            separator = text[at:at + 1]
+            if separator == ",":
+                at += 1
+                if isinstance(container, dict):
+                    open_containers[-1][1], at = _key(text, _skip(text, at))
+                break
+            closer, what = ("]", "Missing a comma or ']' after an array element.") if isinstance(container, list) \
+                else ("}", "Missing a comma or '}' after an object member.")
+            if separator != closer:
+                raise invalid(f"JSON Parse error: {what} at offset: {at}")
+            open_containers.pop()
+            value, at = container, at + 1
+        else:
+            return value
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def _key(text: str, at: int) -> tuple[str, int]:
+    """A member's name and the offset after its colon."""
+    if text[at:at + 1] != '"':
+        raise invalid(f"JSON Parse error: Missing a name for object member. at offset: {at}")
+    key, at = _string(text, at)
+    at = _skip(text, at)
+    if text[at:at + 1] != ":":
+        raise invalid(f"JSON Parse error: Missing a colon after a name of object member. at offset: {at}")
+    return key, at + 1
+
+
+def _string(text: str, at: int) -> tuple[str, int]:
+    try:
+        return json.decoder.scanstring(text, at + 1)
+    except json.JSONDecodeError as error:
+        raise _syntax_error(error) from None
+
+
+def _scalar(text: str, at: int):
+    if text[at:at + 1] == '"':
+        return _string(text, at)
+    for literal, value in _CONSTANTS.items():
+        if text.startswith(literal, at):
+            return value, at + len(literal)
+    number = _NUMBER.match(text, at)
+    if number is None:
+        raise invalid(f"JSON Parse error: Invalid value. at offset: {at}")
+    literal = number.group()
+    return (_double(literal) if number.group(1) or number.group(2) else _integer(literal)), number.end()
 
 
 class _TooBig(Exception):
@@ -102,10 +187,11 @@ def _double(literal: str) -> float:
 
 
 def _integer(literal: str) -> int:
-    value = int(literal)
-    if abs(value) >= _DOUBLE_LIMIT:  # rapidjson reads an integer beyond 64 bits as a double
+    """An integer literal; rapidjson reads one beyond 64 bits as a double (and over 309 digits it is
+    always beyond a double: Python's int() is not even asked, it refuses 4300 digits)."""
+    if len(literal.lstrip("-")) > 309 or abs(int(literal)) >= _DOUBLE_LIMIT:
         raise _TooBig(literal)
-    return value
+    return int(literal)
 
 
 def is_b64(value) -> bool:
