@@ -401,8 +401,10 @@ def server(fixture_path, tmp_path_factory):
     text = config.read_text().replace('name: "versions" base_path', 'name: "versions" model_version_policy '
                                       '{ all {} } version_labels { key: "stable" value: 1 } base_path')
     config.write_text(text)
+    monitoring = config.parent / "monitoring.config"
+    monitoring.write_text("prometheus_config { enable: true }\n")
     process = started(f"--model_config_file={config}", "--max_num_load_retries=0",
-                      "--allow_version_labels_for_unavailable_models")
+                      "--allow_version_labels_for_unavailable_models", f"--monitoring_config_file={monitoring}")
     yield process
     assert process.terminate() == 0, process.stderr[-2000:]
 
@@ -510,6 +512,53 @@ def test_regress_rest_answers_at_float_precision(server):  # tensorflow_model_se
         assert len(token.replace("-", "").replace(".", "").lstrip("0")) <= 9  # a float's digits, not a double's
 
 
-@pytest.mark.xfail(strict=True, reason="no Prometheus exporter: --monitoring_config_file is not implemented")
 def test_prometheus_endpoint(server):  # tensorflow_model_server_test.testPrometheusEndpoint
-    assert call(server, "GET", "/monitoring/prometheus/metrics")[0] == 200
+    assert "# TYPE" in call(server, "GET", "/monitoring/prometheus/metrics")[1]
+
+
+def _metric_values(server) -> dict[str, float]:
+    status, page = call(server, "GET", "/monitoring/prometheus/metrics")
+    assert status == 200
+    assert "# TYPE :tensorflow:serving:request_count counter" in page.splitlines()
+    assert "# TYPE :tensorflow:serving:request_latency histogram" in page.splitlines()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+            if not line.startswith("#")}
+
+
+def test_prometheus_counts_requests_and_latencies_per_model(server):
+    """util.cc's request_count{model_name,status} and request_latency{model_name,API,entrypoint}."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from harness import grpc_stubs
+    from tfsconvert.validate.server.tensors import to_proto
+
+    before = _metric_values(server)
+    body = '{"instances": [[1.0, 2.0, 3.0, 4.0]]}'
+    for _ in range(3):
+        assert call(server, "POST", "/v1/models/versions/versions/1:predict", body)[0] == 200
+    assert call(server, "POST", "/v1/models/nope:predict", body)[0] == 404
+    prediction, _ = grpc_stubs(server)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "versions"
+    request.inputs["features"].CopyFrom(to_proto(np.ones((1, 4), np.float32), "DT_FLOAT"))
+    prediction.Predict(request, timeout=30)
+    after = _metric_values(server)
+    rest_labels = 'model_name="versions",API="predict",entrypoint="REST"'
+    grpc_labels = 'model_name="versions",API="Predict",entrypoint="GRPC"'
+    expected = {':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"}': 1,
+                ':tensorflow:serving:request_count{model_name="versions",status="OK"}': 4,
+                f":tensorflow:serving:request_latency_count{{{rest_labels}}}": 3,
+                f':tensorflow:serving:request_latency_bucket{{{rest_labels},le="+Inf"}}': 3,
+                f":tensorflow:serving:request_latency_count{{{grpc_labels}}}": 1}
+    assert {key: after[key] - before.get(key, 0) for key in expected} == expected
+    assert after[f":tensorflow:serving:request_latency_sum{{{rest_labels}}}"] > 0
+
+
+def test_a_monitoring_config_that_does_not_parse_stops_start_up(tmp_path):
+    from harness import ServerProcess
+
+    bad = tmp_path / "monitoring.config"
+    bad.write_text("prometheus_config { enable: maybe }\n")
+    process = ServerProcess("--model_base_path=/nonexistent", f"--monitoring_config_file={bad}")
+    assert process.finish() == (255, f"Failed to start server. Error: INVALID_ARGUMENT: Invalid protobuf file: "
+                                     f"'{bad}'\n")

@@ -33,6 +33,7 @@ class Options:
     rest_api_header_timeout_in_ms: int
     rest_api_body_timeout_in_ms: int
     rest_api_idle_timeout_in_ms: int
+    monitoring_config_file: str
     host: str
     model_name: str
     model_base_path: str
@@ -121,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
         help="time for a request's body to arrive after its head; then 408 (0: none)")
     add("--rest_api_idle_timeout_in_ms", type=int, default=limits.idle_timeout_ms,
         help="an idle keep-alive connection (or one not reading its answer) is closed after this (0: never)")
+    add("--monitoring_config_file", default="", help="text MonitoringConfig: prometheus_config { enable: true } "
+        "serves request counts and latencies on the REST port")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")
     add("--version", action="store_true", help="print the version and exit")
     return parser

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+import urllib.parse
 import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +28,10 @@ from functools import partial
 from http.client import responses
 
 from tfsconvert.serving.hardware import schedulable_cpus
-from tfsconvert.validate.server import _http, core, logs
+from tfsconvert.validate.server import _http, core, logs, monitoring
 from tfsconvert.validate.server.flags import Limits
-from tfsconvert.validate.server.rest import JSON_TYPE, Reply, RestApi
+from tfsconvert.validate.server.rest import JSON_TYPE, Reply, RestApi, model_and_api
+from tfsconvert.validate.server.status import HTTP_STATUS
 
 _LISTEN_BACKLOG = 128  # clients that connect all at once must not be reset
 _MAX_LANES = 64  # as _http.c keeps
@@ -58,8 +61,10 @@ def inflate(body: bytes, limit: int) -> bytes:
 class HttpServer:
     """Serves `api` on a bound socket from a daemon thread until `shutdown()`."""
 
-    def __init__(self, sock: socket.socket, api: RestApi, workers: int, limits: Limits = Limits()) -> None:
-        self.sock, self.api, self.limits = sock, api, limits
+    def __init__(self, sock: socket.socket, api: RestApi, workers: int, limits: Limits = Limits(),
+                 metrics_path: str | None = None) -> None:
+        self.sock, self.api, self.limits, self.metrics_path = sock, api, limits, metrics_path
+        self._timed: dict[int, tuple] = {}  # token -> (model name, API, start) while the Prometheus page is on
         self.server_address = sock.getsockname()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
         self._ended_runs: deque[tuple] = deque()  # (token, answer, close) made off the loop, for the loop
@@ -83,6 +88,12 @@ class HttpServer:
     def _request(self, token: int, method: str, target: str, body: bytes, keep_alive: bool, gzipped: bool) -> None:
         """On the loop: answer the request now, or once its model run ends. A gzip body goes to a
         worker, which inflates and routes it."""
+        if monitoring.metrics is not None:
+            if method == "GET" and urllib.parse.urlsplit(target).path == self.metrics_path:
+                self._reply(token, (200, monitoring.metrics.page().encode(), "text/plain; version=0.0.4"), method,
+                            keep_alive)
+                return
+            self._timed[token] = (*model_and_api(method, target), time.monotonic())
         if gzipped:
             self._pool.submit(self._inflated, token, method, target, body, keep_alive)
             return
@@ -119,6 +130,8 @@ class HttpServer:
         run = self.api.dense_predict(self._lane_keys[lane], rows, signature_name, alias, values, shape)
         if run is None:
             return False
+        if monitoring.metrics is not None:
+            self._timed[token] = (self._lane_keys[lane][0], "predict", time.monotonic())
         self._start(token, run, "POST", keep_alive, self._reply)
         return True
 
@@ -136,7 +149,16 @@ class HttpServer:
             reply(token, self.api.finish(run, None, error), method, keep_alive)
 
     def _reply(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
+        self._record(token, reply[0])
         self._transport.respond(token, _answer(reply, method, keep_alive), not keep_alive)
+
+    def _record(self, token: int, http_status: int) -> None:
+        """Count the request for the Prometheus page (its status code read back from the HTTP status)."""
+        timed = self._timed.pop(token, None)
+        if timed is not None and monitoring.metrics is not None:
+            model_name, api, started = timed
+            code = next((code for code, status in HTTP_STATUS.items() if status == http_status), "UNKNOWN")
+            monitoring.metrics.record(model_name, api, "REST", code, (time.monotonic() - started) * 1e6)
 
     def _ended(self, token: int, run: core.Run, method: str, keep_alive: bool, outputs, error) -> None:
         """On the thread the run ended on: make its answer there (the loop only sends it)."""
@@ -145,6 +167,7 @@ class HttpServer:
     def _queue(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
         """Off the loop: queue an answer for the loop to send. The loop is woken once for every
         answer queued before it gets to them (a whole batch, usually): each wake-up is a syscall."""
+        self._record(token, reply[0])
         self._ended_runs.append((token, _answer(reply, method, keep_alive), not keep_alive))
         if not self._woken:
             self._woken = True
@@ -174,7 +197,8 @@ def _run_now(run: core.Run, back) -> None:
         back(outputs, None)
 
 
-def start(host: str, port: int, api: RestApi, workers: int, limits: Limits = Limits()) -> HttpServer | None:
+def start(host: str, port: int, api: RestApi, workers: int, limits: Limits = Limits(),
+          metrics_path: str | None = None) -> HttpServer | None:
     """Bind and serve; None (after TF Serving's two log lines) if the port is taken."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -185,4 +209,4 @@ def start(host: str, port: int, api: RestApi, workers: int, limits: Limits = Lim
         logs.error("util/net_http/server/internal/evhttp_server.cc:245", f"Couldn't bind to port {port}")
         logs.error("model_servers/server.cc:460", f"Failed to start HTTP Server at localhost:{port}")
         return None
-    return HttpServer(sock, api, workers, limits)
+    return HttpServer(sock, api, workers, limits, metrics_path)

@@ -148,6 +148,16 @@ class RestApi:
             lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
 
 
+def model_and_api(method: str, target: str) -> tuple[str, str]:
+    """The model name and API a request target names, as the Prometheus counters label them ("" if none)."""
+    path = urllib.parse.urlsplit(target).path
+    match = {"POST": _POST, "GET": _GET}.get(method, _POST).fullmatch(path)
+    if match is None or not match.group(1):
+        return "", ""
+    api = match.group(4) if method == "POST" else ("metadata" if match.group(4) else "status")
+    return urllib.parse.unquote(match.group(1)), api
+
+
 def request_document(body: bytes) -> tuple[dict, str]:
     """The JSON object of a predict/classify/regress body and its signature_name ("" if none)."""
     document = rest_json.parse_body(body)
