@@ -149,7 +149,8 @@ class HttpServer:
             reply(token, self.api.finish(run, None, error), method, keep_alive)
 
     def _reply(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
-        self._record(token, reply[0])
+        if self._timed:
+            self._record(token, reply[0])
         self._transport.respond(token, _answer(reply, method, keep_alive), not keep_alive)
 
     def _record(self, token: int, http_status: int) -> None:
@@ -167,7 +168,8 @@ class HttpServer:
     def _queue(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
         """Off the loop: queue an answer for the loop to send. The loop is woken once for every
         answer queued before it gets to them (a whole batch, usually): each wake-up is a syscall."""
-        self._record(token, reply[0])
+        if self._timed:
+            self._record(token, reply[0])
         self._ended_runs.append((token, _answer(reply, method, keep_alive), not keep_alive))
         if not self._woken:
             self._woken = True
