@@ -92,7 +92,8 @@ _PMML_SRC = typer.Argument(..., help="A fitted scikit-learn estimator or Pipelin
                                      "a Spark ML PipelineModel directory.")
 _VERSION = typer.Option(None, "--version", help="Version number to publish (positive integer); default: next free.")
 _BASE = typer.Option(None, "--base-path", help="TF Serving model base path; default: ./models/<name>.")
-_NAME = typer.Option(None, "--name", help="Model name (warmup model_spec, default base path); default: source stem.")
+_NAME = typer.Option(None, "--model-name", "--name", help="Model name (warmup model_spec, default base path); "
+                                                          "default: source stem.")
 _INPUTS = typer.Option(None, "--input", help="ALIAS=TENSOR: name a signature input (repeatable). "
                                             "For a SavedModel source, NEW=OLD renames an input.")
 _OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature output (repeatable); "
@@ -189,8 +190,8 @@ def validate(
                                           "path per child), or a model config file (model_config_list)."),
     golden: Path = typer.Option(None, "--golden", help="Golden requests to replay (default: each version's "
                                                       "assets.extra/golden.jsonl; none: one synthesized request)."),
-    model_name: str = typer.Option(None, "--model-name", help="Model name to serve under (default: the base "
-                                                              "path's directory name)."),
+    model_name: str = typer.Option(None, "--model-name", "--name", help="Model name to serve under (default: the "
+                                                                        "base path's directory name)."),
     rtol: float = typer.Option(None, "--rtol", help="Relative tolerance (overrides the golden file's)."),
     atol: float = typer.Option(None, "--atol", help="Absolute tolerance (overrides the golden file's)."),
     static_only: bool = typer.Option(False, "--static-only", help="Only the static checks: no server, no "
@@ -231,10 +232,12 @@ def validate(
     raise typer.Exit(0 if result.ok else 1)
 
 
-@app.command("serve", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def serve(ctx: typer.Context,
-          base_path: Path = typer.Argument(None, help="A TF Serving model base path (numbered version dirs)."),
-          name: str = typer.Option(None, "--name", help="Model name in the URLs; default: the base path's name."),
+@app.command("serve", context_settings={"ignore_unknown_options": True})
+def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--server_flag=VALUE ...]",
+                                                help="A TF Serving model base path (numbered version dirs), and "
+                                                     "tensorflow_model_server flags for the server."),
+          model_name: str = typer.Option(None, "--model-name", "--name",
+                                         help="Model name in the URLs; default: the base path's name."),
           model_config_file: Path = typer.Option(None, "--model-config-file",
                                                  help="A text model_config_list file instead of BASE_PATH."),
           port: int = typer.Option(8500, "--port", help="gRPC port."),
@@ -248,23 +251,32 @@ def serve(ctx: typer.Context,
                                                              "--enable-batching).")) -> None:
     """Serve SavedModel, ONNX and PMML versions over TF Serving's REST and gRPC APIs (docs/serve.md).
 
-    Extra --flag=value arguments go to the server as tensorflow_model_server flags."""
+    Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
     from tfsconvert.errors import InputError
+    from tfsconvert.validate.server import flags
     from tfsconvert.validate.server.main import FAILED_EXIT
     from tfsconvert.validate.server.main import main as serve_main
 
-    if (base_path is None) == (model_config_file is None):
-        error = InputError("bad-option", "give either BASE_PATH or --model-config-file",
+    server_flags, positionals, unknown = flags.split(arguments or [])
+    error = None
+    if unknown:
+        error = InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
+                                         "tensorflow_model_server flag it knows",
+                           "tfsconvert serve --help; python -m tfsconvert.validate.server --help lists the flags")
+    elif len(positionals) + (model_config_file is not None) != 1:
+        error = InputError("bad-option", "give one BASE_PATH or --model-config-file",
                            "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")
+    if error is not None:
         output.render_error(error, False)
         raise typer.Exit(error.exit_code)
+    base_path = Path(positionals[0]) if positionals else None
     source = ([f"--model_config_file={model_config_file.resolve()}"] if model_config_file else
-              [f"--model_name={name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
+              [f"--model_name={model_name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
     batching = ["--enable_batching"] if enable_batching else []
     if batching_parameters_file is not None:  # without --enable-batching the server refuses it (spec §7 case 27)
         batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
     code = serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}", *batching,
-                       *ctx.args])
+                       *server_flags])
     raise typer.Exit(1 if code == FAILED_EXIT else code)  # a model that does not load is a deployment error
 
 
@@ -275,7 +287,8 @@ def serving_config(
                                                             "and batching_parameters.txt."),
     cpus: int = typer.Option(None, "--cpus", help="CPU cores to tune for (default: detected)."),
     gpus: int = typer.Option(0, "--gpus", help="GPUs to tune for; >0 switches to the GPU recipe and image."),
-    model_name: str = typer.Option(None, "--model-name", help="Name of the one model (default: its directory)."),
+    model_name: str = typer.Option(None, "--model-name", "--name",
+                                   help="Name of the one model (default: its directory)."),
     force: bool = typer.Option(False, "--force", help="Replace existing files in --out."),
     as_json: bool = _JSON,
 ) -> None:

@@ -127,7 +127,7 @@ class GrpcClient:
         from tfsconvert.validate.server.status import ServingError
 
         try:
-            examples = from_json(body, verb)
+            examples = from_json(body)
         except ServingError as error:
             return Answer(False, "client", error=f"cannot encode the golden request: {error.message}")
         kind = "Classification" if verb == "classify" else "Regression"

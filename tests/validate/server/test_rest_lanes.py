@@ -56,12 +56,15 @@ def test_numbers_are_read_as_python_reads_them():
         literals = [_literal(rng) for _ in range(rng.randint(1, 12))]
         read = _http.read_body(f'{{"instances": [[{", ".join(literals)}]]}}'.encode())
         values = [_python_value(literal) for literal in literals]
+        if any(np.isinf(values)):  # beyond a double: "Number too big", which the general path answers
+            assert read is None, literals
+            continue
         assert read is not None, literals
         got = np.frombuffer(read[3])
-        assert got.tobytes() == np.array(values).tobytes(), [  # bit for bit: -0.0, inf and all
+        assert got.tobytes() == np.array(values).tobytes(), [  # bit for bit: -0.0 and all
             (literal, a, b) for literal, a, b in zip(literals, got, values) if struct.pack("d", a) != struct.pack("d", b)]
         checked += len(literals)
-    assert checked > 15000
+    assert checked > 12000
 
 
 @pytest.mark.parametrize("body, expected", [
@@ -148,6 +151,9 @@ ROW = [1.0, 2.0, 3.0, 4.0]
     ({"instances": [[1.0, 2.0, 3.0]]}, True, 400),  # the wrong width: the runtime's error, either way
     ({"inputs": {"feature": [ROW]}}, False, 400),  # not the input's name: the general path's error
     ({"signature_name": "nope", "instances": [ROW]}, False, 400),
+    # Left to the general path by the transport itself (None): a number beyond a double, a repeated key.
+    ('{"instances": [[1e400, 2, 3, 4]]}', None, 400),
+    ('{"instances": [[1, 2, 3, 4]], "instances": [[5, 6, 7, 8], [1, 2, 3, 4]]}', None, 200),
 ])
 def test_lane_answers_as_the_general_path_does(lane_server, document, taken, status):
     server, api = lane_server
@@ -158,4 +164,4 @@ def test_lane_answers_as_the_general_path_does(lane_server, document, taken, sta
     laned = _post(port, body)
     general = _post(port, body, gzipped=True)  # a gzip body never takes a lane
     assert laned == general and laned[0] == status, laned
-    assert (api.taken - before[0], api.declined - before[1]) == ((1, 0) if taken else (0, 1))
+    assert (api.taken - before[0], api.declined - before[1]) == {True: (1, 0), False: (0, 1), None: (0, 0)}[taken]

@@ -182,7 +182,7 @@ ERRORS = [
     ("7.39 ragged rows", "/v1/models/mlp:predict", {"instances": [[1, 2], [3]]}, 400,
      "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: Expecting tensor size: 2 but got: 1"),
     ("4.5 missing input, rows", "/v1/models/two_io:predict", {"instances": [{"ids": 1}]}, 400,
-     "Failed to process element: 0 of 'instances' list. JSON object: {\"ids\":1} keys must be equal to: "
+     "Failed to process element: 0 of 'instances' list. JSON object: {\n    \"ids\": 1\n} keys must be equal to: "
      "dense_features,ids"),
     ("4.5 unknown alias, rows", "/v1/models/two_io:predict", {"instances": [{**TWO_IO_ROW, "bogus": 1}]}, 400,
      "Failed to process element: 0 key: bogus of 'instances' list. Error: INVALID_ARGUMENT: JSON object: does not "
@@ -263,8 +263,8 @@ def test_regress_with_context_spec_4_7(server):
     ({"examples": EXAMPLES}, "Expected classification signature method_name to be tensorflow/serving/classify. "
                              "Was: tensorflow/serving/predict"),
     ({"signature_name": "nope", "examples": EXAMPLES}, "No signature was found with the name: nope"),
-    ({"signature_name": "classify"}, "JSON Value: {\"signature_name\":\"classify\"} When method is classify, key "
-                                     "'examples' is expected and was not found"),
+    ({"signature_name": "classify"}, "JSON Value: {\n    \"signature_name\": \"classify\"\n} When method is "
+                                     "classify, key 'examples' is expected and was not found"),
     ({"signature_name": "classify", "examples": [{"x": [1, 2.5]}]},
      "Unexpected element type in feature: x expecting type: int64"),
 ])

@@ -93,11 +93,11 @@ static int python_float(const char *start, const char *end, double *out) {
     memcpy(text, start, end - start);
     text[end - start] = 0;
     PyGILState_STATE gil = PyGILState_Ensure();  /* the HTTP loop parses without the GIL */
-    *out = PyOS_string_to_double(text, NULL, NULL);  /* overflow: +-inf, as float() */
+    *out = PyOS_string_to_double(text, NULL, NULL);
     int failed = *out == -1.0 && PyErr_Occurred();
     if (failed) PyErr_Clear();
     PyGILState_Release(gil);
-    return !failed;
+    return !failed && !isinf(*out);  /* beyond a double: "Number too big", the general path's answer */
 }
 
 /* A JSON number at ps->p (the strict grammar) into *out. */

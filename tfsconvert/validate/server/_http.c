@@ -6,8 +6,15 @@
  * Content-Length or chunked bodies, Expect: 100-continue, keep-alive), hands each one to Python as
  * on_request(token, method, target, body, keep_alive, gzip) and writes the bytes Python gives back
  * with respond(token, data, close). A connection has at most one request with Python at a time,
- * so pipelined requests are answered in order; a request that cannot be parsed is answered
- * `400 Bad Request` and its connection closed (as llhttp-based servers do).
+ * so pipelined requests are answered in order; a request that cannot be parsed (bare LF line
+ * ends included) is answered `400 Bad Request` and its connection closed (as llhttp-based servers
+ * do), one whose body would exceed max_body bytes `413 Request Entity Too Large`.
+ *
+ * Limits: a connection with no request under way is closed after idle_timeout_ms (also one whose
+ * client stops reading its answers); a request's head must arrive within header_timeout_ms of its
+ * first byte and its body within body_timeout_ms of its head, else `408 Request Timeout` and the
+ * connection is closed (0 disables a timeout). A request with Python is never timed here.
+ * Chunked bodies are decoded in place as their chunks arrive, each byte once.
  *
  * Lanes: a POST to a target Python has registered with add_lane(target, lane_id) whose body is
  * the common dense predict body (_dense_json.c) is read here and handed over as
@@ -33,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "_buffer.h"
@@ -44,18 +52,43 @@
 #define LISTEN_KEY UINT64_MAX
 #define WAKE_KEY (UINT64_MAX - 1)
 #define MAX_LANES 64
+#define KEEP_BYTES (READ_SIZE * 4)    /* a buffer larger than this shrinks back once its request is done */
+#define TOO_LARGE (-2)                /* parse_request: the body is over max_body */
 
 static const char BAD_REQUEST[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+static const char ENTITY_TOO_LARGE[] =
+    "HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+static const char REQUEST_TIMEOUT[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 static const char CONTINUE[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+/* After a large request: give back the memory its buffer no longer needs. */
+static void buffer_shrink(Buffer *b) {
+    if (b->cap <= KEEP_BYTES || b->len > KEEP_BYTES / 2) return;
+    if (!b->len) {
+        free(b->data);
+        *b = (Buffer){0};
+        return;
+    }
+    char *data = realloc(b->data, KEEP_BYTES);
+    if (data) {
+        b->data = data;
+        b->cap = KEEP_BYTES;
+    }
+}
 
 static void buffer_consume(Buffer *b, size_t len) {
     memmove(b->data, b->data + len, b->len - len);
     b->len -= len;
-    if (!b->len && b->cap > READ_SIZE * 16) {  /* after a large body: don't keep its memory */
-        free(b->data);
-        *b = (Buffer){0};
-    }
+    buffer_shrink(b);
 }
+
+static uint64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+enum { IDLE, HEAD, BODY, BUSY, WRITING };  /* what a connection waits for: Conn.phase */
 
 typedef struct {
     int fd;
@@ -67,6 +100,10 @@ typedef struct {
     int closing;       /* close once `out` is sent */
     int eof;           /* the client has stopped sending */
     int continued;     /* 100 Continue sent for the request being received */
+    size_t chunk_raw;  /* of a chunked body being received: bytes after the head parsed so far */
+    size_t chunk_body; /* and the body decoded from them, moved to just after the head */
+    int phase;
+    uint64_t deadline; /* now_ms() at which the phase times out; 0: never */
 } Conn;
 
 typedef struct {
@@ -75,7 +112,7 @@ typedef struct {
     const char *body;
     size_t body_len;
     size_t size;        /* bytes of the buffer the request takes */
-    int keep_alive, gzip, expect_continue;
+    int keep_alive, gzip, expect_continue, http11;
     int head_done;      /* the head is parsed, the body is still coming */
 } Request;
 
@@ -97,7 +134,9 @@ typedef struct {
     uint32_t next_serial;
     uint64_t *ready;    /* tokens of connections answered since they were last written */
     size_t ready_len, ready_cap;
-    Buffer chunked;     /* the decoded body of a chunked request */
+    size_t max_body;
+    uint64_t timeouts[WRITING + 1];  /* ms by phase; 0: none */
+    uint64_t tick, next_sweep;       /* ms between looks for timed-out connections */
     int accept_paused;  /* out of file descriptors: accept again once a connection closes */
     PyThreadState *released;  /* the loop's, while it runs without the GIL */
     volatile int stopping;
@@ -152,11 +191,11 @@ static int contains(const char *a, size_t len, const char *lower) {
     return 0;
 }
 
-/* A chunked body starting at `p`: 1 and the bytes it takes when whole (decoded into `out`),
- * 0 if more is to come, -1 if malformed. */
-static int parse_chunked(const char *p, size_t len, Buffer *out, size_t *taken) {
-    size_t i = 0;
-    out->len = 0;
+/* A chunked body starting at `p`: 1 and the raw bytes it takes when whole, 0 if more is to come,
+ * -1 if malformed, TOO_LARGE past `max` bytes. Whole chunks are decoded in place to the start of
+ * `p` as they arrive; c->chunk_raw and c->chunk_body say how far, so no byte is parsed twice. */
+static int parse_chunked(char *p, size_t len, Conn *c, size_t max, size_t *taken) {
+    size_t i = c->chunk_raw;
     for (;;) {
         uint64_t size = 0;
         size_t digits = 0;
@@ -173,15 +212,20 @@ static int parse_chunked(const char *p, size_t len, Buffer *out, size_t *taken) 
         if (p[i + 1] != '\n') return -1;
         i += 2;
         if (size == 0) break;
+        if (size > max - c->chunk_body) return TOO_LARGE;
         if (len - i < size + 2) return 0;
         if (p[i + size] != '\r' || p[i + size + 1] != '\n') return -1;
-        if (buffer_add(out, p + i, size)) return -1;
+        memmove(p + c->chunk_body, p + i, size);
+        c->chunk_body += size;
         i += size + 2;
+        c->chunk_raw = i;
     }
     for (;;) {  /* trailer fields, then an empty line */
         const char *end = memmem(p + i, len - i, "\r\n", 2);
         if (!end) return 0;
         size_t line = end - (p + i);
+        for (size_t k = i; k < i + line; k++)
+            if (p[k] == '\n') return -1;  /* a bare LF */
         i += line + 2;
         if (line == 0) break;
     }
@@ -189,13 +233,18 @@ static int parse_chunked(const char *p, size_t len, Buffer *out, size_t *taken) 
     return 1;
 }
 
-/* The request at the start of `b`: 1 if whole, 0 if more is to come, -1 if malformed. */
-static int parse_request(const Buffer *b, Request *r, Buffer *chunked) {
-    const char *p = b->data;
-    size_t searched = b->len < MAX_HEAD + 4 ? b->len : MAX_HEAD + 4;
+/* The request at the start of c->in: 1 if whole, 0 if more is to come, -1 if malformed,
+ * TOO_LARGE if its body is over `max_body`. */
+static int parse_request(Conn *c, Request *r, size_t max_body) {
+    char *p = c->in.data;
+    size_t len = c->in.len;
+    size_t searched = len < MAX_HEAD + 4 ? len : MAX_HEAD + 4;
     const char *head_end = searched ? memmem(p, searched, "\r\n\r\n", 4) : NULL;
     memset(r, 0, sizeof *r);
-    if (!head_end) return b->len >= MAX_HEAD + 4 ? -1 : 0;
+    size_t head_bytes = head_end ? (size_t)(head_end + 4 - p) : searched;
+    for (const char *lf = memchr(p, '\n', head_bytes); lf; lf = memchr(lf + 1, '\n', p + head_bytes - lf - 1))
+        if (lf == p || lf[-1] != '\r') return -1;  /* a bare LF ends no line: refused at once */
+    if (!head_end) return len >= MAX_HEAD + 4 ? -1 : 0;
     /* request line: METHOD SP TARGET SP HTTP/1.x */
     const char *line_end = memmem(p, head_end + 2 - p, "\r\n", 2);
     const char *q = p;
@@ -209,7 +258,7 @@ static int parse_request(const Buffer *b, Request *r, Buffer *chunked) {
     r->target_len = q - r->target;
     q++;
     if (line_end - q != 8 || memcmp(q, "HTTP/1.", 7) || (q[7] != '0' && q[7] != '1')) return -1;
-    int http11 = q[7] == '1', close = 0, keep = 0, chunked_body = 0, has_length = 0;
+    int http11 = r->http11 = q[7] == '1', close = 0, keep = 0, chunked_body = 0, has_length = 0;
     uint64_t length = 0;
     /* headers: NAME ":" OWS VALUE OWS */
     for (const char *line = line_end + 2; line < head_end + 2; line = line_end + 2) {
@@ -246,19 +295,21 @@ static int parse_request(const Buffer *b, Request *r, Buffer *chunked) {
         }
     }
     if (chunked_body && has_length) return -1;  /* ambiguous framing (request smuggling) */
+    r->expect_continue &= http11;  /* HTTP/1.0 clients know no 100 Continue */
     r->keep_alive = http11 ? !close : keep && !close;
     size_t head = head_end + 4 - p;
     r->head_done = 1;
     if (chunked_body) {
         size_t taken = 0;
-        int whole = parse_chunked(p + head, b->len - head, chunked, &taken);
+        int whole = parse_chunked(p + head, len - head, c, max_body, &taken);
         if (whole <= 0) return whole;
-        r->body = chunked->data ? chunked->data : "";
-        r->body_len = chunked->len;
+        r->body = p + head;
+        r->body_len = c->chunk_body;
         r->size = head + taken;
         return 1;
     }
-    if (b->len - head < length) return 0;
+    if (length > max_body) return TOO_LARGE;
+    if (len - head < length) return 0;
     r->body = p + head;
     r->body_len = length;
     r->size = head + length;
@@ -301,8 +352,10 @@ static int flush(Server *s, Conn *c) {
             return -1;
         }
         c->sent += n;
+        if (c->phase == WRITING && s->timeouts[WRITING]) c->deadline = now_ms() + s->timeouts[WRITING];
     }
     c->out.len = c->sent = 0;
+    buffer_shrink(&c->out);
     if (c->closing) {
         conn_close(s, c);
         return -1;
@@ -310,9 +363,18 @@ static int flush(Server *s, Conn *c) {
     return 0;
 }
 
-static void refuse(Conn *c) {
-    buffer_add(&c->out, BAD_REQUEST, sizeof BAD_REQUEST - 1);
+/* Answer `answer` (a whole HTTP answer) and close. */
+static void refuse(Conn *c, const char *answer) {
+    buffer_add(&c->out, answer, strlen(answer));
     c->closing = 1;
+}
+
+/* Start timing the connection's phase if it changed. */
+static void arm(Server *s, Conn *c, int head_done) {
+    int phase = c->busy ? BUSY : c->sent < c->out.len ? WRITING : head_done ? BODY : c->in.len ? HEAD : IDLE;
+    if (phase == c->phase) return;
+    c->phase = phase;
+    c->deadline = s->timeouts[phase] ? now_ms() + s->timeouts[phase] : 0;
 }
 
 /* The values and shape of a dense body, as the tuple on_lane and read_body give. */
@@ -348,6 +410,8 @@ static int dispatch_lane(Server *s, Conn *c, Request *r) {
     Py_XDECREF(body);
     int taken = result ? PyObject_IsTrue(result) : -1;
     Py_XDECREF(result);
+    s->dense.values.len = 0;
+    buffer_shrink(&s->dense.values);
     if (taken < 0) {
         PyErr_WriteUnraisable(s->on_lane);
         taken = 0;
@@ -378,26 +442,29 @@ static int dispatch(Server *s, Conn *c, Request *r) {
 
 /* Hand the connection's next whole request to Python, unless one is already there. */
 static void advance(Server *s, Conn *c) {
+    int head_done = 0;
     while (!c->busy && !c->closing) {
-        size_t blank = 0;
+        size_t blank = 0;  /* empty lines before a request are allowed */
         while (blank + 1 < c->in.len && c->in.data[blank] == '\r' && c->in.data[blank + 1] == '\n') blank += 2;
-        if (blank) buffer_consume(&c->in, blank);  /* empty lines before a request are allowed */
+        if (blank) buffer_consume(&c->in, blank);
         Request r;
-        int whole = parse_request(&c->in, &r, &s->chunked);
+        int whole = parse_request(c, &r, s->max_body);
+        head_done = r.head_done && whole == 0;
         if (whole < 0) {
-            refuse(c);
+            refuse(c, whole == TOO_LARGE ? ENTITY_TOO_LARGE : BAD_REQUEST);
         } else if (whole == 0) {
             if (r.head_done && r.expect_continue && !c->continued) {
                 buffer_add(&c->out, CONTINUE, sizeof CONTINUE - 1);
                 c->continued = 1;
             }
             if (c->eof) {
-                if (c->in.len) refuse(c);  /* cut short */
+                if (c->in.len) refuse(c, BAD_REQUEST);  /* cut short */
                 else c->closing = 1;
             }
             break;
         } else {
             c->continued = 0;
+            c->chunk_raw = c->chunk_body = 0;
             int failed = dispatch(s, c, &r);
             buffer_consume(&c->in, r.size);
             if (failed) {
@@ -406,7 +473,27 @@ static void advance(Server *s, Conn *c) {
             }
         }
     }
-    if (flush(s, c) == 0) set_events(s, c);
+    if (flush(s, c) == 0) {
+        arm(s, c, head_done);
+        set_events(s, c);
+    }
+}
+
+/* Close the connections whose phase timed out: 408 to a client in the middle of a request. */
+static void sweep(Server *s) {
+    uint64_t now = now_ms();
+    if (now < s->next_sweep) return;
+    s->next_sweep = now + s->tick;
+    for (int fd = 0; fd < s->conns_cap; fd++) {
+        Conn *c = s->conns[fd];
+        if (!c || !c->deadline || now < c->deadline) continue;
+        if (c->phase != HEAD && c->phase != BODY) {
+            conn_close(s, c);
+            continue;
+        }
+        refuse(c, REQUEST_TIMEOUT);
+        if (flush(s, c) == 0) conn_close(s, c);  /* a client that does not take the 408 is closed all the same */
+    }
 }
 
 /* Write the answers Python gave since the last call, and move each connection on. */
@@ -447,6 +534,7 @@ static void accept_all(Server *s) {
         c->fd = fd;
         c->serial = ++s->next_serial;
         c->events = EPOLLIN;
+        c->deadline = s->timeouts[IDLE] ? now_ms() + s->timeouts[IDLE] : 0;
         s->conns[fd] = c;
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = token_of(c)};
         epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
@@ -473,7 +561,7 @@ static PyObject *Server_serve(Server *s, PyObject *unused) {
     struct epoll_event events[256];
     drop_gil(s);
     while (!s->stopping) {
-        int n = epoll_wait(s->epoll_fd, events, 256, -1);
+        int n = epoll_wait(s->epoll_fd, events, 256, s->tick ? (int)s->tick : -1);
         for (int i = 0; i < n && !s->stopping; i++) {
             uint64_t key = events[i].data.u64;
             if (key == LISTEN_KEY) {
@@ -494,6 +582,7 @@ static PyObject *Server_serve(Server *s, PyObject *unused) {
             }
             answer_ready(s);
         }
+        if (s->tick) sweep(s);
     }
     for (int fd = 0; fd < s->conns_cap; fd++)
         if (s->conns[fd]) conn_close(s, s->conns[fd]);
@@ -542,10 +631,19 @@ static PyObject *Server_stop(Server *s, PyObject *unused) {
 }
 
 static int Server_init(Server *s, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"listen_fd", "on_request", "on_wake", "on_lane", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOO", names, &s->listen_fd, &s->on_request, &s->on_wake,
-                                     &s->on_lane))
+    static char *names[] = {"listen_fd", "on_request", "on_wake", "on_lane", "max_body", "header_timeout_ms",
+                            "body_timeout_ms", "idle_timeout_ms", NULL};
+    unsigned long long max_body = SIZE_MAX, header_ms = 0, body_ms = 0, idle_ms = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOO|KKKK", names, &s->listen_fd, &s->on_request, &s->on_wake,
+                                     &s->on_lane, &max_body, &header_ms, &body_ms, &idle_ms))
         return -1;
+    s->max_body = max_body;
+    s->timeouts[HEAD] = header_ms;
+    s->timeouts[BODY] = body_ms;
+    s->timeouts[IDLE] = s->timeouts[WRITING] = idle_ms;
+    for (int phase = IDLE; phase <= WRITING; phase++)  /* a quarter of the shortest, within [10 ms, 1 s] */
+        if (s->timeouts[phase] && (!s->tick || s->timeouts[phase] / 4 < s->tick)) s->tick = s->timeouts[phase] / 4;
+    if (s->tick) s->tick = s->tick < 10 ? 10 : s->tick > 1000 ? 1000 : s->tick;
     Py_INCREF(s->on_request);
     Py_INCREF(s->on_wake);
     Py_INCREF(s->on_lane);
@@ -580,7 +678,6 @@ static void Server_dealloc(Server *s) {
     if (s->wake_fd >= 0) close(s->wake_fd);
     free(s->conns);
     free(s->ready);
-    free(s->chunked.data);
     free(s->dense.values.data);
     for (int i = 0; i < s->lanes_len; i++) free(s->lanes[i].target);
     Py_XDECREF(s->on_request);
@@ -603,7 +700,8 @@ static PyMethodDef Server_methods[] = {
 static PyTypeObject ServerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "tfsconvert.validate.server._http.Server",
-    .tp_doc = "Server(listen_fd, on_request, on_wake, on_lane): HTTP/1.1 on a listening socket.",
+    .tp_doc = "Server(listen_fd, on_request, on_wake, on_lane, max_body=no limit, header_timeout_ms=0, "
+              "body_timeout_ms=0, idle_timeout_ms=0): HTTP/1.1 on a listening socket (0: no timeout).",
     .tp_basicsize = sizeof(Server),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = Server_new,

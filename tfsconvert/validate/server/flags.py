@@ -1,7 +1,8 @@
 """`tensorflow_model_server` flags (spec §6.1): `--flag=value` or `--flag value`, same defaults.
 
 Flags that change nothing here are accepted so that a TF Serving command line runs unchanged;
-unknown ones are reported the way TF Serving reports them (spec §0.1) and ignored.
+unknown ones are reported the way TF Serving reports them and ignored (`tfsconvert serve` refuses
+them instead: `split`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,16 @@ import sys
 from dataclasses import dataclass
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one request may take (0: no timeout); the defaults are the flags'."""
+
+    max_body_bytes: int = 64 * 2 ** 20
+    header_timeout_ms: int = 30_000
+    body_timeout_ms: int = 60_000
+    idle_timeout_ms: int = 120_000
+
+
 @dataclass
 class Options:
     """The parsed flags that the server acts on."""
@@ -18,6 +29,11 @@ class Options:
     port: int
     rest_api_port: int
     rest_api_num_threads: int
+    rest_api_max_body_bytes: int
+    rest_api_header_timeout_in_ms: int
+    rest_api_body_timeout_in_ms: int
+    rest_api_idle_timeout_in_ms: int
+    monitoring_config_file: str
     host: str
     model_name: str
     model_base_path: str
@@ -43,6 +59,11 @@ class Options:
         session = max(self.tensorflow_session_parallelism, 0)
         return (self.tensorflow_intra_op_parallelism if self.tensorflow_intra_op_parallelism > 0 else session,
                 self.tensorflow_inter_op_parallelism if self.tensorflow_inter_op_parallelism > 0 else session)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.rest_api_max_body_bytes, self.rest_api_header_timeout_in_ms,
+                      self.rest_api_body_timeout_in_ms, self.rest_api_idle_timeout_in_ms)
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -92,9 +113,45 @@ def _parser() -> argparse.ArgumentParser:
         help="both pools' threads when the two flags above are 0")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="accepted, not enforced")
     add("--rest_api_num_threads", type=int, default=0, help="workers for unbatched REST runs (0: 4 x CPUs)")
+    limits = Limits()  # tfsconvert's own limits of the REST transport, named after TF Serving's flags
+    add("--rest_api_max_body_bytes", type=int, default=limits.max_body_bytes,
+        help="largest REST request body, also once a gzip body is inflated; larger ones get 413 (default 64 MiB)")
+    add("--rest_api_header_timeout_in_ms", type=int, default=limits.header_timeout_ms,
+        help="time for a request's head to arrive once it has begun; then 408 (0: none)")
+    add("--rest_api_body_timeout_in_ms", type=int, default=limits.body_timeout_ms,
+        help="time for a request's body to arrive after its head; then 408 (0: none)")
+    add("--rest_api_idle_timeout_in_ms", type=int, default=limits.idle_timeout_ms,
+        help="an idle keep-alive connection (or one not reading its answer) is closed after this (0: never)")
+    add("--monitoring_config_file", default="", help="text MonitoringConfig: prometheus_config { enable: true } "
+        "serves request counts and latencies on the REST port")
     add("--model_config_file_poll_wait_seconds", type=int, default=0, help="accepted, the file is read once")
     add("--version", action="store_true", help="print the version and exit")
     return parser
+
+
+def split(arguments: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(flags, positionals, unknown flags) of a command line that mixes server flags with other
+    arguments. `--flag=value`, `--flag value` and a bare boolean `--flag` (or `--flag true`) are flags."""
+    actions = {option: action for action in _parser()._actions for option in action.option_strings}
+    flags, positionals, unknown = [], [], []
+    i = 0
+    while i < len(arguments):
+        argument = arguments[i]
+        action = actions.get(argument.split("=", 1)[0])
+        following = arguments[i + 1] if i + 1 < len(arguments) else None
+        if not argument.startswith("-") or argument == "-":
+            positionals.append(argument)
+        elif action is None:
+            unknown.append(argument)
+        elif "=" in argument or following is None or action.nargs == 0:
+            flags.append(argument)
+        elif action.nargs != "?" or following.lower() in ("true", "false", "1", "0"):
+            flags += [argument, following]  # the flag's value
+            i += 1
+        else:
+            flags.append(argument)
+        i += 1
+    return flags, positionals, unknown
 
 
 def parse(argv: list[str]) -> Options:

@@ -4,9 +4,10 @@ the core's ServingErrors with the same code numbers."""
 from __future__ import annotations
 
 import functools
+import time
 from concurrent import futures
 
-from tfsconvert.validate.server import core, examples, responses
+from tfsconvert.validate.server import core, examples, monitoring, responses
 from tfsconvert.validate.server.manager import Manager
 from tfsconvert.validate.server.status import ServingError, invalid
 from tfsconvert.validate.server.tensors import to_array, to_proto
@@ -25,6 +26,25 @@ def _aborts_on_error(method):
             return method(self, request, context)
         except ServingError as error:
             context.abort(grpc.StatusCode[error.code], error.grpc_details)
+
+    return wrapper
+
+
+def _monitored(method):
+    """Predict, Classify and Regress: counted for the Prometheus page when it is enabled."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        metrics, started, code = monitoring.metrics, time.monotonic(), "OK"
+        try:
+            return method(self, request, context)
+        except ServingError as error:
+            code = error.code
+            raise
+        finally:
+            if metrics is not None:
+                metrics.record(request.model_spec.name, method.__name__, "GRPC", code,
+                               (time.monotonic() - started) * 1e6)
 
     return wrapper
 
@@ -56,6 +76,7 @@ def _services(manager: Manager):
 
     class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         @_aborts_on_error
+        @_monitored
         def Predict(self, request, context):
             name, version, servable = _target(request, manager)
             inputs = {alias: to_array(proto, alias) for alias, proto in request.inputs.items()}
@@ -67,6 +88,7 @@ def _services(manager: Manager):
             return response
 
         @_aborts_on_error
+        @_monitored
         def Classify(self, request, context):
             model_spec, results = _on_examples(request, manager, core.classify)
             response = classification_pb2.ClassificationResponse(model_spec=model_spec)
@@ -76,6 +98,7 @@ def _services(manager: Manager):
             return response
 
         @_aborts_on_error
+        @_monitored
         def Regress(self, request, context):
             model_spec, values = _on_examples(request, manager, core.regress)
             response = regression_pb2.RegressionResponse(model_spec=model_spec)

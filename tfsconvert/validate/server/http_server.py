@@ -9,21 +9,29 @@ JSON parsing or routing in Python; any other body still comes to `_request`. A r
 batch scheduler (`submit`) when the version is batched, else to a pool of
 `--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, spec §4.1), so
 unbatched runs still overlap as they do in TF Serving.
+
+Limits (`Limits`, from the `--rest_api_*` flags): a body over `max_body_bytes` is answered 413, in C
+before it is read, or here once a gzip body inflates past it; gzip bodies are inflated on a
+worker, never on the loop. The transport enforces the header, body and idle timeouts (_http.c).
 """
 
 from __future__ import annotations
 
-import gzip
 import socket
 import threading
+import time
+import urllib.parse
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.client import responses
 
 from tfsconvert.serving.hardware import schedulable_cpus
-from tfsconvert.validate.server import _http, core, logs
-from tfsconvert.validate.server.rest import Reply, RestApi
+from tfsconvert.validate.server import _http, core, logs, monitoring
+from tfsconvert.validate.server.flags import Limits
+from tfsconvert.validate.server.rest import JSON_TYPE, Reply, RestApi, model_and_api
+from tfsconvert.validate.server.status import HTTP_STATUS
 
 _LISTEN_BACKLOG = 128  # clients that connect all at once must not be reset
 _MAX_LANES = 64  # as _http.c keeps
@@ -33,19 +41,40 @@ def default_workers() -> int:
     return 4 * schedulable_cpus()
 
 
+class _TooLarge(Exception):
+    pass
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """A gzip (or zlib) body inflated, at most `limit` bytes of it (_TooLarge past that); a body that
+    does not inflate is returned as it is, for the JSON parser to report."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # either header
+    try:
+        data = inflater.decompress(body, limit + 1)  # zlib lets other threads run meanwhile
+    except zlib.error:
+        return body
+    if len(data) > limit:
+        raise _TooLarge
+    return data
+
+
 class HttpServer:
     """Serves `api` on a bound socket from a daemon thread until `shutdown()`."""
 
-    def __init__(self, sock: socket.socket, api: RestApi, workers: int) -> None:
-        self.sock, self.api = sock, api
+    def __init__(self, sock: socket.socket, api: RestApi, workers: int, limits: Limits = Limits(),
+                 metrics_path: str | None = None) -> None:
+        self.sock, self.api, self.limits, self.metrics_path = sock, api, limits, metrics_path
+        self._timed: dict[int, tuple] = {}  # token -> (model name, API, start) while the Prometheus page is on
         self.server_address = sock.getsockname()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="rest_worker")
-        self._ended_runs: deque[tuple] = deque()  # (token, answer, close) of ended runs, for the loop
+        self._ended_runs: deque[tuple] = deque()  # (token, answer, close) made off the loop, for the loop
         self._woken = False
         self._lanes: dict[str, int] = {}  # target -> lane id, an index of _lane_keys
         self._lane_keys: list[tuple] = []  # (name, version, label)
         sock.listen(_LISTEN_BACKLOG)
-        self._transport = _http.Server(sock.fileno(), self._request, self._answer_ended, self._lane)
+        self._transport = _http.Server(sock.fileno(), self._request, self._answer_ended, self._lane,
+                                       limits.max_body_bytes, limits.header_timeout_ms, limits.body_timeout_ms,
+                                       limits.idle_timeout_ms)
         self._thread = threading.Thread(target=self._transport.serve, name="rest", daemon=True)
         self._thread.start()
 
@@ -57,19 +86,36 @@ class HttpServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _request(self, token: int, method: str, target: str, body: bytes, keep_alive: bool, gzipped: bool) -> None:
-        """On the loop: answer the request now, or once its model run ends."""
+        """On the loop: answer the request now, or once its model run ends. A gzip body goes to a
+        worker, which inflates and routes it."""
+        if monitoring.metrics is not None:
+            if method == "GET" and urllib.parse.urlsplit(target).path == self.metrics_path:
+                self._reply(token, (200, monitoring.metrics.page().encode(), "text/plain; version=0.0.4"), method,
+                            keep_alive)
+                return
+            self._timed[token] = (*model_and_api(method, target), time.monotonic())
         if gzipped:
-            try:
-                body = gzip.decompress(body)
-            except (OSError, EOFError):
-                pass  # left as it is: the JSON parser reports it
+            self._pool.submit(self._inflated, token, method, target, body, keep_alive)
+            return
         if method == "POST" and target not in self._lanes:
             self._open_lane(target)
         outcome = self.api.route(method, target, body)
         if isinstance(outcome, core.Run):
-            self._start(token, outcome, method, keep_alive)
+            self._start(token, outcome, method, keep_alive, self._reply)
         else:
             self._reply(token, outcome, method, keep_alive)
+
+    def _inflated(self, token: int, method: str, target: str, body: bytes, keep_alive: bool) -> None:
+        """On a worker: a gzip request, answered through the loop (as an ended run is)."""
+        try:
+            outcome = self.api.route(method, target, inflate(body, self.limits.max_body_bytes))
+        except _TooLarge:
+            outcome = 413, (f'{{"error": "The request body inflates to more than {self.limits.max_body_bytes} '
+                            'bytes (--rest_api_max_body_bytes)"}').encode(), JSON_TYPE
+        if isinstance(outcome, core.Run):
+            self._start(token, outcome, method, keep_alive, self._queue)
+        else:
+            self._queue(token, outcome, method, keep_alive)
 
     def _open_lane(self, target: str) -> None:
         key = self.api.predict_target(target)
@@ -84,12 +130,14 @@ class HttpServer:
         run = self.api.dense_predict(self._lane_keys[lane], rows, signature_name, alias, values, shape)
         if run is None:
             return False
-        self._start(token, run, "POST", keep_alive)
+        if monitoring.metrics is not None:
+            self._timed[token] = (self._lane_keys[lane][0], "predict", time.monotonic())
+        self._start(token, run, "POST", keep_alive, self._reply)
         return True
 
-    def _start(self, token: int, run: core.Run, method: str, keep_alive: bool) -> None:
+    def _start(self, token: int, run: core.Run, method: str, keep_alive: bool, reply) -> None:
         """Start `run` off the loop: in the batch scheduler (`submit`) or the worker pool. A run the
-        batch queue refuses is answered at once."""
+        batch queue refuses is answered at once, by `reply` (`_reply` on the loop, else `_queue`)."""
         done = partial(self._ended, token, run, method, keep_alive)
         submit = getattr(run.servable, "submit", None)
         try:
@@ -98,17 +146,31 @@ class HttpServer:
             else:
                 self._pool.submit(_run_now, run, done)
         except Exception as error:  # noqa: BLE001 - a ServingError of the batch queue
-            self._reply(token, self.api.finish(run, None, error), method, keep_alive)
+            reply(token, self.api.finish(run, None, error), method, keep_alive)
 
     def _reply(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
+        if self._timed:
+            self._record(token, reply[0])
         self._transport.respond(token, _answer(reply, method, keep_alive), not keep_alive)
 
+    def _record(self, token: int, http_status: int) -> None:
+        """Count the request for the Prometheus page (its status code read back from the HTTP status)."""
+        timed = self._timed.pop(token, None)
+        if timed is not None and monitoring.metrics is not None:
+            model_name, api, started = timed
+            code = next((code for code, status in HTTP_STATUS.items() if status == http_status), "UNKNOWN")
+            monitoring.metrics.record(model_name, api, "REST", code, (time.monotonic() - started) * 1e6)
+
     def _ended(self, token: int, run: core.Run, method: str, keep_alive: bool, outputs, error) -> None:
-        """On the thread the run ended on: make its answer there (the loop only sends it) and queue
-        it. The loop is woken once for every answer queued before it gets to them (a whole batch,
-        usually): each wake-up is a syscall."""
-        answer = _answer(self.api.finish(run, outputs, error), method, keep_alive)
-        self._ended_runs.append((token, answer, not keep_alive))
+        """On the thread the run ended on: make its answer there (the loop only sends it)."""
+        self._queue(token, self.api.finish(run, outputs, error), method, keep_alive)
+
+    def _queue(self, token: int, reply: Reply, method: str, keep_alive: bool) -> None:
+        """Off the loop: queue an answer for the loop to send. The loop is woken once for every
+        answer queued before it gets to them (a whole batch, usually): each wake-up is a syscall."""
+        if self._timed:
+            self._record(token, reply[0])
+        self._ended_runs.append((token, _answer(reply, method, keep_alive), not keep_alive))
         if not self._woken:
             self._woken = True
             self._transport.wake()
@@ -137,7 +199,8 @@ def _run_now(run: core.Run, back) -> None:
         back(outputs, None)
 
 
-def start(host: str, port: int, api: RestApi, workers: int) -> HttpServer | None:
+def start(host: str, port: int, api: RestApi, workers: int, limits: Limits = Limits(),
+          metrics_path: str | None = None) -> HttpServer | None:
     """Bind and serve; None (after TF Serving's two log lines) if the port is taken."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -148,4 +211,4 @@ def start(host: str, port: int, api: RestApi, workers: int) -> HttpServer | None
         logs.error("util/net_http/server/internal/evhttp_server.cc:245", f"Couldn't bind to port {port}")
         logs.error("model_servers/server.cc:460", f"Failed to start HTTP Server at localhost:{port}")
         return None
-    return HttpServer(sock, api, workers)
+    return HttpServer(sock, api, workers, limits, metrics_path)

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from tfsconvert import __version__
-from tfsconvert.validate.server import backends, config, flags, logs
+from tfsconvert.validate.server import backends, config, flags, logs, monitoring
 from tfsconvert.validate.server.batching import Batching
 from tfsconvert.validate.server.flags import Options
 from tfsconvert.validate.server.manager import Manager, startup_error
@@ -137,6 +137,7 @@ def main(argv: list[str]) -> int:
     stoppers: list = []
     try:
         _check_parallelism(options)
+        metrics_path = _metrics_path(options)
         models = _models(options)
         config.check_labels(models, options.allow_version_labels_for_unavailable_models)
         batching = _batching(options)
@@ -147,7 +148,7 @@ def main(argv: list[str]) -> int:
             return 0
         if failures:
             raise startup_error(failures)
-        stoppers = _serve(options, manager)
+        stoppers = _serve(options, manager, metrics_path)
         while not stop.wait(0.5):
             pass
         return 0
@@ -164,7 +165,17 @@ def main(argv: list[str]) -> int:
         _stop_children()
 
 
-def _serve(options: Options, manager: Manager) -> list:
+def _metrics_path(options: Options) -> str | None:
+    """The Prometheus page's path if --monitoring_config_file enables it (counting starts then)."""
+    if not options.monitoring_config_file:
+        return None
+    path = monitoring.read_config(options.monitoring_config_file)
+    if path is not None:
+        monitoring.enable()
+    return path
+
+
+def _serve(options: Options, manager: Manager, metrics_path: str | None) -> list:
     """Open gRPC, then REST (spec §0.3, §4.1); returns the calls that stop them."""
     from tfsconvert.validate.server import grpc_service, http_server, rest
 
@@ -178,7 +189,8 @@ def _serve(options: Options, manager: Manager) -> list:
                    "different port for HTTP/REST API. Skipped exporting HTTP/REST API.")
     elif options.rest_api_port:
         http = http_server.start(options.host, options.rest_api_port, rest.RestApi(manager),
-                                 options.rest_api_num_threads or http_server.default_workers())
+                                 options.rest_api_num_threads or http_server.default_workers(), options.limits,
+                                 metrics_path)
         if http is not None:
             stoppers.append(http.shutdown)
             logs.info("model_servers/server.cc:466",

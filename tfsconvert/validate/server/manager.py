@@ -134,13 +134,13 @@ class Manager:
     def status(self, name: str, version: int | None = None) -> list[tuple[int, VersionState]]:
         """Every tracked version, highest first, or the one asked for (spec §4.3)."""
         states = self.versions.get(name, {})
+        if version is not None:  # checked first: an unknown version of an unknown model is a version error
+            if version not in states:
+                raise ServingError("NOT_FOUND", f"Could not find version {version} of model {name}")
+            return [(version, states[version])]
         if not states:
             raise ServingError("NOT_FOUND", f"Could not find any versions of model {name}")
-        if version is None:
-            return sorted(states.items(), reverse=True)
-        if version not in states:
-            raise ServingError("NOT_FOUND", f"Could not find version {version} of model {name}")
-        return [(version, states[version])]
+        return sorted(states.items(), reverse=True)
 
     def close(self) -> None:
         for states in self.versions.values():

@@ -93,13 +93,7 @@ class RestApi:
         verb = match.group(4)
         if verb not in ("classify", "regress", "predict"):  # the regex ignores case, the comparison does not
             raise malformed
-        document = rest_json.parse_body(body)
-        if not isinstance(document, dict):
-            raise invalid(f"JSON Value: {examples.debug(document)} Is not object")
-        signature_name = document.get("signature_name", "")
-        if not isinstance(signature_name, str):
-            raise invalid(f"JSON Value: {examples.debug(document)} not formatted correctly. 'signature_name' key "
-                          "must be a string value.")
+        document, signature_name = request_document(body)
         if verb == "predict":
             return self._predict(name, version, label, signature_name, document)
         return self._classify_or_regress(verb, name, version, label, signature_name, document)
@@ -114,16 +108,7 @@ class RestApi:
         inputs = {alias: dtype_name(info) for alias, info in signature.inputs.items()}
         if not inputs:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        if "inputs" in document and "instances" in document:
-            raise invalid(f"JSON Value: {examples.debug(document)} Not formatted correctly expecting only one of "
-                          "'inputs' or 'instances' keys to exist ")
-        if "instances" in document:
-            tensors = rest_json.instances(document["instances"], inputs)
-        elif "inputs" in document:
-            tensors = rest_json.columns(document["inputs"], inputs)
-        else:
-            raise invalid("Missing 'inputs' or 'instances' key")
-        return _predict_run(servable, resolved, tensors, "instances" in document)
+        return _predict_run(servable, resolved, predict_tensors(document, inputs), "instances" in document)
 
     def predict_target(self, target: str) -> tuple[str, int | None, str | None] | None:
         """(name, version, label) of a request target that is a plain predict path (a lane's key)."""
@@ -154,12 +139,48 @@ class RestApi:
         return core.Run(servable, template.signature_name, {input_alias: tensor}, template.result)
 
     def _classify_or_regress(self, verb, name, version, label, signature_name: str, document: dict) -> core.Run:
-        batch = examples.from_json(document, verb)  # before the model lookup (spec §4.7)
+        batch = examples.from_json(document)  # before the model lookup (spec §4.7)
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
             return core.classify_run(servable, signature_name, batch).then(
-                lambda result: _json(200, {"results": [[list(pair) for pair in labels] for labels in result[1]]}))
-        return core.regress_run(servable, signature_name, batch).then(lambda result: _json(200, {"results": result[1]}))
+                lambda result: (200, rest_json.classify_response(result[1]), JSON_TYPE))
+        return core.regress_run(servable, signature_name, batch).then(
+            lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
+
+
+def model_and_api(method: str, target: str) -> tuple[str, str]:
+    """The model name and API a request target names, as the Prometheus counters label them ("" if none)."""
+    path = urllib.parse.urlsplit(target).path
+    match = {"POST": _POST, "GET": _GET}.get(method, _POST).fullmatch(path)
+    if match is None or not match.group(1):
+        return "", ""
+    api = match.group(4) if method == "POST" else ("metadata" if match.group(4) else "status")
+    return urllib.parse.unquote(match.group(1)), api
+
+
+def request_document(body: bytes) -> tuple[dict, str]:
+    """The JSON object of a predict/classify/regress body and its signature_name ("" if none)."""
+    document = rest_json.parse_body(body)
+    if not isinstance(document, dict):
+        raise invalid(f"JSON Value: {examples.debug(document)} Is not object")
+    signature_name = document.get("signature_name", "")
+    if not isinstance(signature_name, str):
+        raise invalid(f"JSON Value: {examples.debug(document)} not formatted correctly. 'signature_name' key "
+                      "must be a string value.")
+    return document, signature_name
+
+
+def predict_tensors(document: dict, inputs: dict[str, str]) -> dict[str, np.ndarray]:
+    """The input tensors of a predict body, row (`instances`) or columnar (`inputs`) form, for
+    the signature inputs `inputs` (alias -> dtype)."""
+    if "inputs" in document and "instances" in document:
+        raise invalid(f"JSON Value: {examples.debug(document)} Not formatted correctly expecting only one of "
+                      "'inputs' or 'instances' keys to exist ")
+    if "instances" in document:
+        return rest_json.instances(document["instances"], inputs)
+    if "inputs" in document:
+        return rest_json.columns(document["inputs"], inputs)
+    raise invalid("Missing 'inputs' or 'instances' key")
 
 
 def _dense_input(servable, signature_name: str | None, alias: str | None, rows: bool):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 
 import numpy as np
@@ -24,6 +25,7 @@ _INT_RANGES = {
 }
 _JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
 _MAX_DIMS = 254  # TensorShape::MaxDimensions()
+_DOUBLE_LIMIT = 2 ** 1024 - 2 ** 970  # the integers from here on round to infinity as doubles
 _MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {
@@ -38,14 +40,23 @@ _PARSE_ERRORS = {
 
 
 def parse_body(data: bytes):
-    """The JSON document of a request body; rapidjson stops after the top-level value, so trailing
-    bytes are ignored (spec §4.5). orjson, ~4x faster, reads the bodies it reads as the json module
-    does; what it rejects (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides."""
-    if _orjson_agrees(data):
+    """The JSON document of a request body, read as rapidjson reads it: trailing bytes ignored (it
+    stops after the top-level value), the first of duplicate keys kept, a number beyond a double
+    refused. orjson, ~4x faster, reads the bodies it reads as the json module does; what it rejects
+    (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides, and so it does
+    for a document with duplicate keys."""
+    closing_brackets, long_integer, members = _rest_json.scan(data)
+    # orjson might read these unlike the json module: an integer beyond 64 bits (orjson returns a
+    # float, json an int), deep nesting (orjson's limit is 1024 levels, json's RecursionError near
+    # 1000 minus the caller's stack). Closing brackets: at least one per level.
+    if closing_brackets <= _MAX_NESTING and not long_integer:
         try:
-            return orjson.loads(data)
+            document = orjson.loads(data)
         except orjson.JSONDecodeError:
             pass
+        else:
+            if _rest_json.members(document) == members:  # else a key was repeated: orjson kept the last
+                return document
     return parse_with_json_module(data)
 
 
@@ -55,26 +66,132 @@ def parse_with_json_module(data: bytes):
     start = len(text) - len(text.lstrip(" \t\r\n"))
     if start == len(text):
         raise invalid("JSON Parse error: The document is empty")
+    decoder = json.JSONDecoder(object_pairs_hook=_first_wins, parse_float=_double, parse_int=_integer)
     try:
-        return json.JSONDecoder().raw_decode(text, start)[0]
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except RecursionError:  # Python's parser stops near 1000 levels; rapidjson parses iteratively
+            return _parse_deep(text, start)
+    except _TooBig as error:
+        raise invalid(f"JSON Parse error: Number too big to be stored in double. at offset: "
+                      f"{len(text[:max(text.find(error.args[0], start), 0)].encode())}") from None
     except json.JSONDecodeError as error:
-        reason = _PARSE_ERRORS.get(error.msg, "Invalid value.")
-        raise invalid(f"JSON Parse error: {reason} at offset: {error.pos}") from None
-    except ValueError:  # an integer literal over Python's 4300-digit limit; far beyond a double's range
-        digits = re.search(r"-?[0-9]{4300,}", text)
-        raise invalid("JSON Parse error: Number too big to be stored in double. at offset: "
-                      f"{digits.start() if digits else 0}") from None
-    except RecursionError:  # rapidjson recurses without a limit; Python's parser stops near 1000 levels
-        raise invalid("JSON Parse error: The document is nested too deeply") from None
+        raise _syntax_error(error) from None
 
 
-def _orjson_agrees(data: bytes) -> bool:
-    """False where orjson might accept `data` but read it unlike the json module: an integer beyond 64
-    bits (orjson returns a float, json an int) or deep nesting (orjson's limit is 1024 levels, json's
-    RecursionError near 1000 minus the caller's stack)."""
-    # Closing brackets: at least one per level. A long integer: 19 digits in a row not after a ".".
-    closing_brackets, long_integer = _rest_json.scan(data)
-    return closing_brackets <= _MAX_NESTING and not long_integer
+def _syntax_error(error: json.JSONDecodeError) -> ServingError:
+    return invalid(f"JSON Parse error: {_PARSE_ERRORS.get(error.msg, 'Invalid value.')} at offset: {error.pos}")
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {"true": True, "false": False, "null": None, "NaN": math.nan, "Infinity": math.inf,
+              "-Infinity": -math.inf}
+
+
+def _parse_deep(text: str, at: int):
+    """The document at `at`, read without recursion however deep it is nested, as the json module
+    reads it (first of duplicate keys kept, numbers beyond a double refused). Its errors have the
+    json module's messages, each mapped to rapidjson's."""
+    open_containers: list[list] = []  # [container, key of the member being read]
+    while True:
+        at = _skip(text, at)
+        opener = text[at:at + 1]
+        if opener in ("[", "{"):
+            container = [] if opener == "[" else {}
+            at = _skip(text, at + 1)
+            if text[at:at + 1] != ("]" if opener == "[" else "}"):
+                key = None
+                if opener == "{":
+                    key, at = _key(text, at)
+                open_containers.append([container, key])
+                continue
+            value, at = container, at + 1
+        else:
+            value, at = _scalar(text, at)
+        while open_containers:  # the value read ends members and elements, and maybe their containers
+            container, key = open_containers[-1]
+            if isinstance(container, list):
+                container.append(value)
+            else:
+                container.setdefault(key, value)
+            at = _skip(text, at)
+            separator = text[at:at + 1]
+            if separator == ",":
+                at += 1
+                if isinstance(container, dict):
+                    open_containers[-1][1], at = _key(text, _skip(text, at))
+                break
+            closer, what = ("]", "Missing a comma or ']' after an array element.") if isinstance(container, list) \
+                else ("}", "Missing a comma or '}' after an object member.")
+            if separator != closer:
+                raise invalid(f"JSON Parse error: {what} at offset: {at}")
+            open_containers.pop()
+            value, at = container, at + 1
+        else:
+            return value
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def _key(text: str, at: int) -> tuple[str, int]:
+    """A member's name and the offset after its colon."""
+    if text[at:at + 1] != '"':
+        raise invalid(f"JSON Parse error: Missing a name for object member. at offset: {at}")
+    key, at = _string(text, at)
+    at = _skip(text, at)
+    if text[at:at + 1] != ":":
+        raise invalid(f"JSON Parse error: Missing a colon after a name of object member. at offset: {at}")
+    return key, at + 1
+
+
+def _string(text: str, at: int) -> tuple[str, int]:
+    try:
+        return json.decoder.scanstring(text, at + 1)
+    except json.JSONDecodeError as error:
+        raise _syntax_error(error) from None
+
+
+def _scalar(text: str, at: int):
+    if text[at:at + 1] == '"':
+        return _string(text, at)
+    for literal, value in _CONSTANTS.items():
+        if text.startswith(literal, at):
+            return value, at + len(literal)
+    number = _NUMBER.match(text, at)
+    if number is None:
+        raise invalid(f"JSON Parse error: Invalid value. at offset: {at}")
+    literal = number.group()
+    return (_double(literal) if number.group(1) or number.group(2) else _integer(literal)), number.end()
+
+
+class _TooBig(Exception):
+    """A number literal (args[0]) beyond a double's range."""
+
+
+def _first_wins(pairs: list[tuple]) -> dict:
+    document = {}
+    for key, value in pairs:
+        document.setdefault(key, value)
+    return document
+
+
+def _double(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise _TooBig(literal)
+    return value
+
+
+def _integer(literal: str) -> int:
+    """An integer literal; rapidjson reads one beyond 64 bits as a double (and over 309 digits it is
+    always beyond a double: Python's int() is not even asked, it refuses 4300 digits)."""
+    if len(literal.lstrip("-")) > 309 or abs(int(literal)) >= _DOUBLE_LIMIT:
+        raise _TooBig(literal)
+    return int(literal)
 
 
 def is_b64(value) -> bool:
@@ -241,8 +358,41 @@ def columns(value, inputs: dict[str, str]) -> dict[str, np.ndarray]:
 # Responses (spec §4.6)
 
 
+def decimal_text(value: float, single: bool) -> str:
+    """A float as TF Serving's WriteDecimal writes it: `%g` if that reads back as the same float32
+    (`single`) or double, else 9 or 17 significant digits; `.0` added to whole numbers not in
+    exponent form. `9e+06`, `1.43577434e+09`, `0.2`, `100000.0`, `NaN`, `-Infinity`."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = "%g" % value
+    back = float(text)
+    if (float(np.float32(back)) if single else back) != value:
+        text = "%.*g" % (9 if single else 17, value)
+    return text if "." in text or "e" in text else text + ".0"
+
+
+def classify_response(results: list[list[tuple[str, float]]]) -> bytes:
+    """`{"results": [[[label, score], ...], ...]}`, scores at float precision (ClassificationResult's)."""
+    texts = ("[" + ", ".join(f"[{json.dumps(label, ensure_ascii=False)}, {_float32_text(score)}]"
+                             for label, score in labels) + "]" for labels in results)
+    return f'{{"results": [{", ".join(texts)}]}}'.encode()
+
+
+def regress_response(values: list[float]) -> bytes:
+    """`{"results": [value, ...]}` at float precision (RegressionResult's)."""
+    return f'{{"results": [{", ".join(map(_float32_text, values))}]}}'.encode()
+
+
+def _float32_text(value: float) -> str:
+    with np.errstate(over="ignore"):
+        return decimal_text(float(np.float32(value)), True)
+
+
 def _tensor_json(array, dtype: str, alias: str) -> str:
-    """A tensor's JSON text as json.dumps writes golden.encode_tensor's value; floats in C."""
+    """A tensor's JSON text: floats as decimal_text writes them (in C), other values as json.dumps
+    writes golden.encode_tensor's."""
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
         return _rest_json.decimals(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
     if dtype not in _JSON_DTYPES:
