@@ -169,7 +169,7 @@ _HINTS = {
 
 
 def _rows_from(options: TabularOptions, rows: list, synthesized_from: str) -> str:
-    return (f"{len(rows)} rows of {options.sample_data}" if options.sample_data is not None
+    return (f"the first {len(rows)} rows of {options.sample_data}" if options.sample_data is not None
             else f"{len(rows)} rows synthesized from {synthesized_from} (seed {tabular.SEED})")
 
 
