@@ -16,10 +16,12 @@ from pathlib import Path
 
 from tfsconvert.convert.sklearn_onnx import LABEL, PREDICTION, PROBABILITIES, rename_tensors, save_model
 from tfsconvert.convert.spark_session import quiet
-from tfsconvert.convert.spark_source import SparkSource, java_message
+from tfsconvert.convert.spark_source import SparkPlan, SparkSource, java_message
 from tfsconvert.errors import InputError, missing_dependency
 
 _CLASS_NAMES = "tfsconvert_class_names"
+_ONE_HOT = "org.apache.spark.ml.feature.OneHotEncoderModel"
+_ONE_HOT_CONVERTED = {("keep", True), ("error", False)}  # (handleInvalid, dropLast) onnxmltools 1.16 accepts
 _SUPPORTED_LIST = "https://github.com/onnx/onnxmltools/tree/main/onnxmltools/convert/sparkml/operator_converters"
 
 
@@ -47,6 +49,33 @@ def preflight(opset: int | None) -> int:
     return opset
 
 
+def check_stages(plan: SparkPlan) -> None:
+    """Before Spark starts, from the pipeline's metadata: InputError `unsupported-stage` for a served stage
+    onnxmltools has no converter for, or a OneHotEncoder whose settings its converter refuses."""
+    onnxmltools, _ = _onnxmltools()
+    from onnxmltools.convert.sparkml.ops_names import sparkml_operator_name_map
+
+    converted = {cls.__name__ for cls in sparkml_operator_name_map}
+    served = [m for m in plan.stages[:plan.predictor + 1] if m.serving]
+    missing = [m.describe() for m in served if m.cls.rsplit(".", 1)[-1] not in converted]
+    if missing:
+        raise InputError("unsupported-stage", f"onnxmltools {onnxmltools.__version__} has no Spark converter for "
+                         f"{', '.join(missing)} in {plan.path}",
+                         f"replace the stage with one onnxmltools converts ({_SUPPORTED_LIST}), or try the other "
+                         f"format: tfsconvert pmml {plan.path}")
+    for meta in served:
+        if meta.cls != _ONE_HOT:
+            continue
+        settings = (meta.params.get("handleInvalid", "error"), bool(meta.params.get("dropLast", True)))
+        if settings not in _ONE_HOT_CONVERTED:
+            raise InputError("unsupported-stage", f"{meta.describe()} in {plan.path} has handleInvalid "
+                             f"'{settings[0]}' with dropLast={settings[1]}; onnxmltools {onnxmltools.__version__} "
+                             "converts a OneHotEncoder only with ('keep', dropLast=True) or ('error', dropLast=False), "
+                             "which match ONNX's OneHotEncoder",
+                             "refit with OneHotEncoder(dropLast=False) (or handleInvalid='keep' with dropLast=True), "
+                             f"or try the other format: tfsconvert pmml {plan.path}")
+
+
 def served_stages(source: SparkSource) -> list:
     """The stages a request goes through, up to the predictor (label-only stages left out)."""
     plan = source.plan
@@ -57,17 +86,9 @@ def write_onnx(source: SparkSource, dest: Path, opset: int) -> list[str]:
     """Write `dest`; InputError `unsupported-stage` naming every stage onnxmltools cannot convert."""
     onnxmltools, _ = _onnxmltools()
     from onnxmltools.convert.common.data_types import FloatTensorType, StringTensorType
-    from onnxmltools.convert.sparkml.ops_names import sparkml_operator_name_map
     from pyspark.ml import PipelineModel
 
-    stages = served_stages(source)
-    metas = {m.uid: m for m in source.plan.stages}
-    missing = [metas[s.uid].describe() for s in stages if type(s) not in sparkml_operator_name_map]
-    if missing:
-        raise InputError("unsupported-stage", f"onnxmltools {onnxmltools.__version__} has no Spark converter for "
-                         f"{', '.join(missing)} in {source.path}",
-                         f"replace the stage with one onnxmltools converts ({_SUPPORTED_LIST}), or try the other "
-                         f"format: tfsconvert pmml {source.path}")
+    stages = served_stages(source)  # check_stages has vetted them
     initial = [(f.name, StringTensorType([None, 1]) if f.kind == "string" else FloatTensorType([None, 1]))
                for f in source.features]
     chatter = io.StringIO()  # its linear classifier converter pprints its attributes on stdout

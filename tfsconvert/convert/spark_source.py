@@ -46,6 +46,7 @@ class Stage:
     inputs: list[str]
     outputs: list[str]
     serving: bool  # False: only builds the label column at fitting time
+    params: dict = field(default_factory=dict)  # the metadata's paramMap over its defaultParamMap
 
     @property
     def short(self) -> str:
@@ -162,7 +163,7 @@ def prepare(path: Path, schema_text: str | None, sample_data: Path | None, count
     path = Path(path)
     details = spark_model.describe(path).versions[0].details  # not a Spark model: one-line errors
     full = spark_model._stages(path, spark_model._metadata(path))
-    stages = [Stage(s["index"], f["class"], s["uid"], s["inputs"], s["outputs"], "serving" not in s)
+    stages = [Stage(s["index"], f["class"], s["uid"], s["inputs"], s["outputs"], "serving" not in s, f["params"])
               for s, f in zip(details["stages"], full)]
     predictor, task = _predictor(path, stages)
     kinds = _input_kinds(path, details["inputs"], stages, predictor)

@@ -220,6 +220,8 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int | Non
 
         opset = spark_onnx.preflight(options.opset)
     plan = spark_source.prepare(src, options.schema, options.sample_data, count)
+    if target == "onnx":
+        spark_onnx.check_stages(plan)  # before the ~20 s Spark start
     source, rows = spark_source.load(plan, count, options.spark_master, progress)
     notes = [f"{source.class_name} ({source.task}); schema from {plan.schema_from}; parity rows: "
              f"{_rows_from(options, rows, 'the schema and the fitted stages')}"]
