@@ -192,12 +192,14 @@ def sample_rows(features: list[Feature], sample_data: Path | None, count: int | 
 # golden.jsonl in row form
 
 
-def golden_rows(rows: list[Row], worst: list[int], first: int = GOLDEN_FIRST) -> list[int]:
+def golden_rows(rows: list[Row], worst: list[int], differing: set[int], first: int = GOLDEN_FIRST) -> list[int]:
     """The rows that become golden requests: the first `first` and the worst ones (largest difference
-    first), in that order, without repeats; rows with a blank are left out (a REST instance has no
+    first), in that order, without repeats. Left out: rows the artifact does not reproduce (accepted
+    by --allow-flips, they would fail `validate`) and rows with a blank (a REST instance has no
     missing value)."""
-    complete = [i for i, row in enumerate(rows) if all(v is not None for v in row.values())]
-    return list(dict.fromkeys(complete[:first] + [i for i in worst if i in set(complete)]))
+    usable = [i for i, row in enumerate(rows) if i not in differing and all(v is not None for v in row.values())]
+    kept = set(usable)
+    return list(dict.fromkeys(usable[:first] + [i for i in worst if i in kept]))
 
 
 def golden_records(rows: list[Row], expected: list[dict[str, np.ndarray]], indices: list[int],

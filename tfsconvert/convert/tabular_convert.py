@@ -125,7 +125,7 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
         job = _spark_job(src, target, options, count, progress)
     source, rows = job.source, job.rows
     progress(f"running the source on {len(rows)} rows")
-    expected = source.predict(rows)
+    expected = _predict(source, rows, options.sample_data)
     written: dict = {}
 
     def build(dest: Path) -> None:
@@ -142,7 +142,7 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
         golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
-            rows, served, tabular.golden_rows(rows, parity.worst), source.features, fields, DEFAULT_SIGNATURE,
+            rows, served, tabular.golden_rows(rows, parity.worst, parity.differing), source.features, fields, DEFAULT_SIGNATURE,
             atol, rtol))
 
     progress("publishing")
@@ -166,6 +166,20 @@ _HINTS = {
             "take the other branch: check real rows with --sample-data, accept a share of flipped labels with "
             "--allow-flips RATE, or other differences with --atol/--rtol",
 }
+
+
+def _predict(source, rows: list[dict], sample_data: Path | None) -> list[dict]:
+    """The source's answers; a blank the model cannot take is named by its row and column."""
+    try:
+        return source.predict(rows)
+    except InputError as error:
+        blank = next(((i, name) for i, row in enumerate(rows) for name, value in row.items() if value is None), None)
+        if error.code != "predict-failed" or blank is None or sample_data is None:
+            raise
+        raise InputError("bad-sample-data", f"--sample-data {sample_data}: row {blank[0] + 1}, column '{blank[1]}' "
+                         f"is blank, and the model cannot take a missing value ({error.message})",
+                         "fill or drop the rows with blanks, or fit the pipeline with an imputer for that column"
+                         ) from None
 
 
 def _rows_from(options: TabularOptions, rows: list, synthesized_from: str) -> str:

@@ -1,7 +1,10 @@
 """Parity of a tabular artifact with its source, row by row: per output the largest errors and the
 rows outside the tolerance, for a classifier the label flips, and the rows that differ most (they
-become golden requests). A flip fails the check unless `--allow-flips RATE` accepts it; the
-probabilities of an accepted flipped row are then not held to the tolerance either.
+become golden requests when they are still within the tolerance).
+
+A row where the artifact takes another branch of a tree than the source flips its label or moves
+its probabilities (a regressor's prediction): any such row fails the check unless `--allow-flips
+RATE` accepts up to RATE of the rows per output.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from tfsconvert.convert.sklearn_source import LABEL
 from tfsconvert.errors import CheckFailed, InputError
 
 WORST = 8  # rows with the largest differences that become golden requests
-_FLIP_WEIGHT = 1e12  # a flipped label ranks above any numeric difference
 
 
 @dataclass
@@ -29,7 +31,8 @@ class TabularDiff(golden.OutputDiff):
 @dataclass
 class Parity:
     outputs: list[TabularDiff]
-    worst: list[int]  # row indices, largest difference first (rows that match exactly are left out)
+    worst: list[int]  # rows within tolerance, largest difference first (exact matches left out)
+    differing: set[int]  # rows with an output outside the tolerance (accepted by --allow-flips)
 
 
 def check_allow_flips(rate: float | None) -> float | None:
@@ -41,26 +44,26 @@ def check_allow_flips(rate: float | None) -> float | None:
 
 def compare_rows(expected: list[dict], actual: list[dict], atol: float, rtol: float,
                  allow_flips: float | None = None) -> Parity:
-    """Compare every row; nothing is raised (see `check`)."""
+    """Compare every row; nothing is raised (see `check`). An output is ok when no row has a missing
+    output or a wrong dtype/shape and at most `allow_flips` (default 0) of the rows differ."""
     per_row = [{d.alias: d for d in golden.compare(e, a, atol, rtol)} for e, a in zip(expected, actual)]
     count = len(per_row)
+    allowed = (allow_flips or 0.0) * count
     flipped = {i for i, row in enumerate(per_row) if LABEL in row and _differs(row[LABEL])}
-    flip_rate = len(flipped) / count if count else 0.0
-    flips_ok = not flipped or (allow_flips is not None and flip_rate <= allow_flips)
-    excused = flipped if flips_ok else set()
     outputs = []
     for merged in golden.merge([list(row.values()) for row in per_row]):
         alias = merged.alias
-        over = {i for i, row in enumerate(per_row) if alias in row and not row[alias].ok}
+        over = [i for i, row in enumerate(per_row) if alias in row and not row[alias].ok]
         broken = any(alias in row and _structural(row[alias]) for row in per_row)
-        ok = not broken and (flips_ok if alias == LABEL else not (over - excused))
-        is_label = alias == LABEL
-        outputs.append(TabularDiff(**{**merged.__dict__, "ok": ok}, rows=count, rows_over=len(over),
-                                   flips=len(flipped) if is_label else None,
-                                   flip_rate=flip_rate if is_label else None))
-    scores = {i: _score(row, i in flipped) for i, row in enumerate(per_row)}
+        flips = len(flipped) if alias == LABEL else None
+        outputs.append(TabularDiff(**{**merged.__dict__, "ok": not broken and len(over) <= allowed}, rows=count,
+                                   rows_over=len(over), flips=flips,
+                                   flip_rate=None if flips is None else flips / count))
+    # Golden candidates: rows the artifact reproduces (an accepted flip would fail `validate`).
+    differing = {i for i, row in enumerate(per_row) if not all(d.ok for d in row.values())}
+    scores = {i: _score(row) for i, row in enumerate(per_row) if i not in differing}
     worst = sorted((i for i, s in scores.items() if s > 0), key=lambda i: (-scores[i], i))[:WORST]
-    return Parity(outputs, worst)
+    return Parity(outputs, worst, differing)
 
 
 def _differs(diff: golden.OutputDiff) -> bool:
@@ -73,9 +76,8 @@ def _structural(diff: golden.OutputDiff) -> bool:
     return problem.endswith(" output") or problem.startswith(("dtype ", "shape "))
 
 
-def _score(row: dict, flipped: bool) -> float:
-    gaps = [d.max_abs for d in row.values() if d.max_abs is not None and d.alias != LABEL]
-    return (_FLIP_WEIGHT if flipped else 0.0) + max(gaps, default=0.0)
+def _score(row: dict) -> float:
+    return max((d.max_abs for d in row.values() if d.max_abs is not None and d.alias != LABEL), default=0.0)
 
 
 def check(expected: list[dict], actual: list[dict], atol: float, rtol: float, allow_flips: float | None, *,
