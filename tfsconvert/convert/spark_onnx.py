@@ -101,6 +101,7 @@ def write_onnx(source: SparkSource, dest: Path, opset: int) -> list[str]:
                          f"{source.path}: {type(error).__name__}: {java_message(error)}",
                          "re-run with --debug for the details; a different --opset can help") from None
     _one_default_domain(model)
+    _binary_splits_by_value(model, _binary_slots(source))
     _name_outputs(model, source)
     notes = save_model(model, source, dest)
     dropped = [m.describe() for position, m in enumerate(source.plan.stages)
@@ -123,6 +124,29 @@ def _one_default_domain(model) -> None:
     for node in model.graph.node:
         if node.domain == "ai.onnx":
             node.domain = ""
+
+
+def _binary_slots(source: SparkSource) -> set[int]:
+    """The predictor's feature slots Spark treats as categorical with two values (one-hot slots)."""
+    with quiet():
+        empty = source.session.createDataFrame([], source.struct())
+        field = source.model.transform(empty).schema[source.predictor.getFeaturesCol()]
+    attrs = field.metadata.get("ml_attr", {}).get("attrs", {})
+    return {a["idx"] for a in attrs.get("binary", [])} | {
+        a["idx"] for a in attrs.get("nominal", []) if len(a.get("vals", [])) == 2}
+
+
+def _binary_splits_by_value(model, slots: set[int]) -> None:
+    """onnxmltools 1.16 writes a categorical split `feature in {c}` as `feature <= c`, wrong for c = 1 on a
+    one-hot slot (every value goes left); on a two-valued slot the split is `feature == c`."""
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        features, modes = attrs["nodes_featureids"].ints, attrs["nodes_modes"].strings
+        for i, feature in enumerate(features):
+            if feature in slots and modes[i] == b"BRANCH_LEQ":
+                modes[i] = b"BRANCH_EQ"
 
 
 def _name_outputs(model, source: SparkSource) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfsconvert.convert import pmml_writer
 from tfsconvert.convert.spark_session import debug_log, quiet, translate_skew
+from tfsconvert.convert.sklearn_source import probability_field
 from tfsconvert.convert.spark_source import SparkSource, java_message
 from tfsconvert.errors import EnvironmentProblem, InputError, missing_dependency
 from tfsconvert.model import Signature
@@ -42,7 +43,20 @@ def write_pmml(source: SparkSource, dest: Path) -> list[str]:
     if not dest.is_file():
         raise InputError("pmml-conversion-failed", f"pyspark2pmml wrote no PMML for {source.path}",
                          "re-run with --debug")
-    return [f"model.pmml: JPMML-SparkML (pyspark2pmml {version}); target field {source.label_column}"]
+    notes = [f"model.pmml: JPMML-SparkML (pyspark2pmml {version}); target field {source.label_column}"]
+    if source.has_proba and not {probability_field(c) for c in source.classes} <= output_fields(dest):
+        source.has_proba = False  # the signature and golden requests promise only what the PMML serves
+        notes.append(f"JPMML-SparkML wrote no probability fields for {source.predictor.uid}: the PMML serves the "
+                     "label only, and so do its signature and golden requests")
+    return notes
+
+
+def output_fields(path: Path) -> set[str]:
+    """The names of the PMML's OutputFields."""
+    import xml.etree.ElementTree as ElementTree
+
+    return {element.get("name") for element in ElementTree.parse(path).iter()
+            if element.tag.rsplit("}", 1)[-1] == "OutputField"}
 
 
 def _jpmml_error(source: SparkSource, error: Exception, version: str):
