@@ -171,7 +171,8 @@ def _read_frame(path: Path, features: list[Feature]):
 
 def _cell(path: Path, feature: Feature, row: int, value):
     where = f"--sample-data {path}: row {row + 1}, column '{feature.name}'"
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
+                                                                          and not value.strip()):
         return None
     if feature.kind == "string":
         return value if isinstance(value, str) else str(value)
