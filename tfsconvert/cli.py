@@ -115,7 +115,8 @@ _ALLOW_FLIPS = typer.Option(None, "--allow-flips", help="scikit-learn and Spark 
                                                        "whose label may differ from the source's (default 0: a "
                                                        "flipped label fails the conversion).")
 _ONNX_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256, the first "
-                                                    "8 golden; at least 1,024 rows for scikit-learn and Spark sources).")
+                                                    "8 golden; scikit-learn and Spark sources: at least 1,024 "
+                                                    "rows).")
 _SAMPLE_DATA = typer.Option(None, "--sample-data", help="scikit-learn and Spark sources: rows from a CSV or "
                                                        "Parquet file (one column per feature) instead of "
                                                        "synthesized ones; for Spark also the schema.")

@@ -54,7 +54,8 @@ def rf_pmml(fixture_path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def rf_onnx(fixture_path, tmp_path_factory):
     # Spark compares doubles, ONNX's trees float32: rows within float32 rounding of a threshold flip.
-    return converted(fixture_path, tmp_path_factory, "onnx", "spark_rf", "--schema", RF_SCHEMA, "--allow-flips", "0.03")
+    return converted(fixture_path, tmp_path_factory, "onnx", "spark_rf", "--schema", RF_SCHEMA,
+                     "--allow-flips", "0.03")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,7 +184,8 @@ def gbt_pmml(fixture_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gbt_onnx(fixture_path, tmp_path_factory):
-    return converted(fixture_path, tmp_path_factory, "onnx", "spark_gbt", "--schema", RF_SCHEMA, "--allow-flips", "0.03")
+    return converted(fixture_path, tmp_path_factory, "onnx", "spark_gbt", "--schema", RF_SCHEMA,
+                     "--allow-flips", "0.03")
 
 
 @pytest.mark.slow

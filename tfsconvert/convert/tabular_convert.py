@@ -141,9 +141,9 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
             served, actual, atol, rtol, allow_flips, what=f"the {target.upper()} model", hint=_HINTS[target])
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
+        kept = tabular.golden_rows(rows, parity.worst, parity.differing)
         golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
-            rows, served, tabular.golden_rows(rows, parity.worst, parity.differing), source.features, fields, DEFAULT_SIGNATURE,
-            atol, rtol))
+            rows, served, kept, source.features, fields, DEFAULT_SIGNATURE, atol, rtol))
 
     progress("publishing")
     artifact = layout.publish(base, version, build, force=options.force)
