@@ -46,7 +46,7 @@ class TabularOptions:
     atol: float | None = None
     rtol: float | None = None
     opset: int | None = None
-    allow_flips: float | None = None  # the share of rows whose label may differ from the source's
+    allow_flips: float | None = None  # the share of rows per field that may differ from the source (flips)
     force: bool = False
     trust_pickle: bool = False
     schema: str | None = None  # Spark: inline JSON or a JSON file, column -> type
