@@ -109,10 +109,15 @@ _RTOL = typer.Option(None, "--rtol", help="Parity: relative tolerance for float 
 _FORCE = typer.Option(False, "--force", help="Replace an existing version (atomically).")
 _JSON = typer.Option(False, "--json", help="Print the result as JSON.")
 # scikit-learn and Spark sources (pmml, and onnx when SRC is a pickle or a Spark directory).
-_ROWS = typer.Option(None, "--samples", help="Rows for parity and golden requests (default 16; with --sample-data, "
-                                            "its first N rows).")
+_ROWS = typer.Option(None, "--samples", help="Rows for parity (default: at least 1,024 synthesized at the model's "
+                                            "split thresholds and categories; with --sample-data, its first N rows, "
+                                            "default all).")
+_ALLOW_FLIPS = typer.Option(None, "--allow-flips", help="scikit-learn and Spark sources: the share of parity rows "
+                                                       "whose label may differ from the source's (default 0: a "
+                                                       "flipped label fails the conversion).")
 _ONNX_SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256, the first "
-                                                    "8 golden; 16 rows for scikit-learn and Spark sources).")
+                                                    "8 golden; scikit-learn and Spark sources: at least 1,024 "
+                                                    "rows).")
 _SAMPLE_DATA = typer.Option(None, "--sample-data", help="scikit-learn and Spark sources: rows from a CSV or "
                                                        "Parquet file (one column per feature) instead of "
                                                        "synthesized ones; for Spark also the schema.")
@@ -159,29 +164,30 @@ def onnx(src: Path = _ONNX_SRC, version: str = _VERSION, base_path: Path = _BASE
                                                          "newest onnxmltools supports, 15)."),
          source_signature: str = _SOURCE_SIGNATURE, samples: int = _ONNX_SAMPLES,
          sample_inputs: Path = _SAMPLE_INPUTS, sample_data: Path = _SAMPLE_DATA, feature_names: str = _FEATURE_NAMES,
-         target_name: str = _TARGET_NAME, atol: float = _ATOL, rtol: float = _RTOL, force: bool = _FORCE,
-         as_json: bool = _JSON, trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA,
-         spark_master: str = _SPARK_MASTER) -> None:
+         target_name: str = _TARGET_NAME, atol: float = _ATOL, rtol: float = _RTOL,
+         allow_flips: float = _ALLOW_FLIPS, force: bool = _FORCE, as_json: bool = _JSON,
+         trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA, spark_master: str = _SPARK_MASTER) -> None:
     """Convert a TensorFlow, scikit-learn or Spark ML model into a versioned model.onnx with explicit names,
     parity-checked."""
     _convert(src, "onnx", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
              outputs=outputs, opset=opset, source_signature=source_signature, samples=samples,
              sample_inputs=sample_inputs, sample_data=sample_data, feature_names=feature_names,
-             target_name=target_name, atol=atol, rtol=rtol, force=force, trust_pickle=trust_pickle, schema=schema,
-             spark_master=spark_master)
+             target_name=target_name, atol=atol, rtol=rtol, allow_flips=allow_flips, force=force,
+             trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
 
 
 @app.command("pmml")
 def pmml(src: Path = _PMML_SRC, version: str = _VERSION, base_path: Path = _BASE, name: str = _NAME,
          sample_data: Path = _SAMPLE_DATA, feature_names: str = _FEATURE_NAMES, target_name: str = _TARGET_NAME,
-         samples: int = _ROWS, atol: float = _ATOL, rtol: float = _RTOL, force: bool = _FORCE,
+         samples: int = _ROWS, atol: float = _ATOL, rtol: float = _RTOL, allow_flips: float = _ALLOW_FLIPS,
+         force: bool = _FORCE,
          as_json: bool = _JSON, trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA,
          spark_master: str = _SPARK_MASTER) -> None:
     """Convert a scikit-learn or Spark ML model into a versioned model.pmml (sklearn2pmml or pyspark2pmml,
     Java 17+), parity-checked."""
     _convert(src, "pmml", as_json, version=version, base_path=base_path, name=name, sample_data=sample_data,
              feature_names=feature_names, target_name=target_name, samples=samples, atol=atol, rtol=rtol,
-             force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
+             allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
 
 
 @app.command()

@@ -129,14 +129,20 @@ def render_conversion(result) -> None:
                                f"from {result.source_format} {result.source})"))
     for key, signature in (result.signatures or {result.signature_name: result.signature}).items():
         render_signature(key, signature)
-    table = Table(title=f"parity on {result.samples} samples", title_justify="left", title_style="bold",
+    rows = getattr(result, "parity_rows", None)  # tabular sources: per-row counts and label flips
+    what = {"synthesized": "synthesized rows", "sample-data": "rows of --sample-data"}.get(rows, "samples")
+    table = Table(title=f"parity on {result.samples} {what}", title_justify="left", title_style="bold",
                   show_edge=False, pad_edge=False)
-    for column in ("output", "dtype", "max abs", "max rel", "tolerance", "result"):
+    columns = ["output", "dtype", "max abs", "max rel", "tolerance", *(["rows over", "flips"] if rows else []),
+               "result"]
+    for column in columns:
         table.add_column(column)
     for diff in result.parity:
         tolerance = f"atol {diff.atol:g}, rtol {diff.rtol:g}" if diff.dtype in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF") \
             else "exact"
-        table.add_row(diff.alias, diff.dtype, _figure(diff.max_abs), _figure(diff.max_rel), tolerance,
+        counts = [str(diff.rows_over), "-" if diff.flips is None else f"{diff.flips} ({diff.flip_rate:.2%})"] \
+            if rows else []
+        table.add_row(diff.alias, diff.dtype, _figure(diff.max_abs), _figure(diff.max_rel), tolerance, *counts,
                       Text("ok", "green") if diff.ok else Text(diff.problem or "FAILED", "bold red"))
     stdout.print(Padding(table, (0, 0, 0, 2), expand=False))
     for label, path in result.files.items():

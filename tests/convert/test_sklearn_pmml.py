@@ -30,8 +30,9 @@ def pipeline_pmml(fixture_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def regressor_pmml(fixture_path, tmp_path_factory):
+    # sklearn's trees compare float32 values, the PMML doubles: rows one ulp off a threshold disagree.
     return converted(fixture_path, tmp_path_factory, "pmml", "sklearn_regressor", "--feature-names",
-                     "income,age,rooms,distance,score")
+                     "income,age,rooms,distance,score", "--allow-flips", "0.1")
 
 
 def replay(artifact, records: list[golden.GoldenRecord]) -> list[dict]:
@@ -44,7 +45,7 @@ def replay(artifact, records: list[golden.GoldenRecord]) -> list[dict]:
 def assert_golden_matches_pmml(artifact, classes=None):
     """Every golden line parses, and pypmml on the written PMML gives its response within its tolerances."""
     records = golden.read_golden(artifact / "assets.extra" / "golden.jsonl")
-    assert len(records) == 16 and {r.signature_name for r in records} == {"serving_default"}
+    assert 8 <= len(records) <= 16 and {r.signature_name for r in records} == {"serving_default"}
     for record, result in zip(records, replay(artifact, records)):
         (expected,) = record.response["predictions"]
         target = result["__target__"]
@@ -79,7 +80,7 @@ def test_pipeline_with_scaler_and_one_hot_becomes_versioned_pmml(pipeline_pmml):
 
 def test_pipeline_parity_is_reported_per_output(pipeline_pmml):
     parity = pipeline_pmml[0]["parity"]
-    assert parity["ok"] and parity["samples"] == 16
+    assert parity["ok"] and parity["samples"] == 1024 and parity["rows"] == "synthesized"
     rows = {d["alias"]: d for d in parity["outputs"]}
     assert list(rows) == ["label", *(f"probability({c})" for c in CLASSES)]
     assert rows["label"]["dtype"] == "DT_STRING" and rows["label"]["max_abs"] is None
@@ -104,13 +105,16 @@ def test_pipeline_golden_rows_replay_against_the_written_pmml(pipeline_pmml):
     assert {i[0]["color"] for i in instances} <= {"red", "green", "blue"}  # drawn from the encoder's categories
     assert all(isinstance(i[0]["sepal_length"], float) for i in instances)
     # Synthesized around the StandardScaler's mean (5.8), not standard normal.
-    assert 4 < sum(i[0]["sepal_length"] for i in instances) / 16 < 8
+    assert 4 < sum(i[0]["sepal_length"] for i in instances) / len(instances) < 8
     assert len({r.response["predictions"][0]["label"] for r in records}) > 1
 
 
 def test_tree_ensemble_with_integer_labels_and_a_target_name(fixture_path, tmp_path_factory):
-    data, base = converted(fixture_path, tmp_path_factory, "pmml", "sklearn_tree_ensemble", "--target-name", "is_virginica")
+    data, base = converted(fixture_path, tmp_path_factory, "pmml", "sklearn_tree_ensemble", "--target-name",
+                           "is_virginica", "--allow-flips", "0.01")
     assert data["parity"]["ok"] and data["findings"] == []
+    label = data["parity"]["outputs"][0]
+    assert label["alias"] == "label" and 1 <= label["flips"] <= 10 and label["flip_rate"] == label["flips"] / 1024
     outputs = data["signature"]["outputs"]
     assert list(outputs) == ["label", "probability(0)", "probability(1)"]
     assert outputs["label"] == {"dtype": "DT_INT64", "shape": [-1], "name": "is_virginica", "native_dtype": "integer"}
@@ -282,7 +286,7 @@ def test_existing_version_is_not_overwritten(pipeline_pmml, convert, fixture_pat
     ("sepal_length,sepal_width,petal_length,color\n5.1,abc,1.4,red\n", "bad-sample-data",
      "row 1, column 'sepal_width' is 'abc', not a number"),
     ("sepal_length,sepal_width,petal_length,color\n5.1,,1.4,red\n", "bad-sample-data", "row 1, column 'sepal_width' "
-     "is empty"),
+     "is blank, and the model cannot take a missing value"),
     ("sepal_length,sepal_width,petal_length,color\n", "bad-sample-data", "has no rows"),
 ])
 def test_bad_sample_data(convert, fixture_path, tmp_path, write, code, fragment):

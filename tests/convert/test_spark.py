@@ -8,15 +8,17 @@ from __future__ import annotations
 import csv
 import json
 import stat
+import xml.etree.ElementTree as ElementTree
 from importlib import metadata
 from pathlib import Path
 
 import onnx
 import pytest
 
-from conftest import assert_one_line_error, converted
+from conftest import assert_one_line_error, assert_serves, converted
 from test_sklearn_onnx import assert_golden_matches_onnx, io_of
 from test_sklearn_pmml import assert_golden_matches_pmml
+from tfsconvert import golden
 from tfsconvert.convert import spark_session, spark_source
 from tfsconvert.errors import EnvironmentProblem, InputError
 
@@ -51,7 +53,9 @@ def rf_pmml(fixture_path, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rf_onnx(fixture_path, tmp_path_factory):
-    return converted(fixture_path, tmp_path_factory, "onnx", "spark_rf", "--schema", RF_SCHEMA)
+    # Spark compares doubles, ONNX's trees float32: rows within float32 rounding of a threshold flip.
+    return converted(fixture_path, tmp_path_factory, "onnx", "spark_rf", "--schema", RF_SCHEMA,
+                     "--allow-flips", "0.03")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,11 +79,14 @@ def test_lr_pipeline_becomes_versioned_pmml(lr_pmml):
         "probability(0)": {"dtype": "DT_DOUBLE", "shape": [-1], "name": "probability(0)", "native_dtype": "double"},
         "probability(1)": {"dtype": "DT_DOUBLE", "shape": [-1], "name": "probability(1)", "native_dtype": "double"}}
     parity = data["parity"]
-    assert parity["ok"] and parity["samples"] == 16
+    assert parity["ok"] and parity["samples"] == 1024 and parity["rows"] == "synthesized"
     assert all(row["max_abs"] is None or row["max_abs"] < 1e-9 for row in parity["outputs"])  # double both sides
     assert data["notes"] == ["Spark PipelineModel (VectorAssembler, LogisticRegression) (classifier); schema from "
-                             "--schema; parity rows: 16 rows synthesized from the schema and the fitted stages "
-                             "(seed 0)", f"model.pmml: JPMML-SparkML (pyspark2pmml {PYSPARK2PMML}); target field label"]
+                             "--schema; parity rows: 1024 rows synthesized from the schema and the fitted stages "
+                             "(seed 0)", f"model.pmml: JPMML-SparkML (pyspark2pmml {PYSPARK2PMML}); target field label",
+                             "parity used only synthesized rows (1024, at the model's split thresholds and "
+                             "categories); check rows like the ones it will serve with --sample-data FILE (CSV or "
+                             "Parquet)"]
     assert data["findings"] == []
     text = (artifact / "model.pmml").read_text()
     assert all(f'<DataField name="{c}" optype="continuous" dataType="double"/>' in text for c in "abc")
@@ -124,12 +131,14 @@ def test_rf_pipeline_to_pmml_with_rows_and_schema_from_sample_data(rf_pmml, fixt
     assert list(signature["outputs"]) == ["label", *(f"probability({s})" for s in SPECIES)]
     assert signature["outputs"]["label"]["name"] == "species" and signature["outputs"]["label"]["dtype"] == "DT_STRING"
     source = rf_csv(fixture_path)
-    assert data["notes"][0].endswith(f"schema from --sample-data {source}; parity rows: the first 16 rows of {source}")
+    assert data["notes"][0].endswith(f"schema from --sample-data {source}; parity rows: the first 20 rows of {source}")
     records = assert_golden_matches_pmml(base / "1", SPECIES)
     with open(source, newline="") as handle:
-        first = list(csv.DictReader(handle))[:16]
+        rows = list(csv.DictReader(handle))
+    assert [r.id for r in records[:8]] == [f"sample-{i}" for i in range(8)]  # then the worst rows
     assert [r.request["instances"][0] for r in records] == [
-        {"color": row["color"], **{c: float(row[c]) for c in RF_INPUTS[1:]}} for row in first]
+        {"color": row["color"], **{c: float(row[c]) for c in RF_INPUTS[1:]}}
+        for row in (rows[int(r.id.split("-")[1])] for r in records)]
     assert {r.response["predictions"][0]["label"] for r in records} == set(SPECIES)
     text = (base / "1" / "model.pmml").read_text()
     assert '<DataField name="species" optype="categorical" dataType="string">' in text
@@ -154,6 +163,98 @@ def test_rf_pipeline_to_onnx_with_rows_synthesized_from_the_schema(rf_onnx):
     assert {r.response["predictions"][0]["label"] for r in records} == set(SPECIES)
     assert max(row["petal_length"] for row in rows) - min(row["petal_length"] for row in rows) > 2
     assert "rows synthesized from the schema and the fitted stages" in data["notes"][0]
+
+
+@pytest.mark.slow
+def test_rf_pmml_and_onnx_serve_their_golden_files(rf_pmml, rf_onnx):
+    for data, base in (rf_pmml, rf_onnx):
+        assert_serves(base, len(golden.read_golden(base / "1" / "assets.extra" / "golden.jsonl")))
+    label = rf_onnx[0]["parity"]["outputs"][0]
+    assert label["alias"] == "label" and label["flips"] <= 0.03 * 1024 and label["rows"] == 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# GBTClassifier pipeline: numeric 0/1 label, one-hot string feature
+
+
+@pytest.fixture(scope="module")
+def gbt_pmml(fixture_path, tmp_path_factory):
+    return converted(fixture_path, tmp_path_factory, "pmml", "spark_gbt", "--schema", RF_SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def gbt_onnx(fixture_path, tmp_path_factory):
+    return converted(fixture_path, tmp_path_factory, "onnx", "spark_gbt", "--schema", RF_SCHEMA,
+                     "--allow-flips", "0.03")
+
+
+@pytest.mark.slow
+def test_gbt_pipeline_to_pmml_serves_probabilities(gbt_pmml):
+    data, base = gbt_pmml
+    assert data["parity"]["ok"] and data["parity"]["samples"] >= 1024
+    assert list(data["signature"]["outputs"]) == ["label", "probability(0)", "probability(1)"]
+    # JPMML-SparkML puts them in the model chain's last segment; they are moved to the top-level Output.
+    pmml = ElementTree.parse(base / "1" / "model.pmml").getroot()
+    (model,) = [child for child in pmml if child.tag.endswith("MiningModel")]
+    top = [f.get("name") for f in model.find(f"{pmml.tag[:-4]}Output")]
+    assert top[-2:] == ["probability(0)", "probability(1)"]
+    records = assert_golden_matches_pmml(base / "1", [0, 1])
+    assert {r.response["predictions"][0]["label"] for r in records} == {0, 1}
+    assert_serves(base, len(records))
+
+
+@pytest.mark.slow
+def test_gbt_pipeline_to_onnx_serves_a_probability_tensor(gbt_onnx):
+    data, base = gbt_onnx
+    inputs, outputs, model = io_of(base / "1" / "model.onnx")
+    assert outputs == [("label", "int64", [None]), ("probabilities", "float", [None, 2])]
+    # The one-hot slots' splits compare by value (onnxmltools writes `in {1.0}` as `<= 1.0`).
+    modes = {m for n in model.graph.node if n.op_type.startswith("TreeEnsemble")
+             for a in n.attribute if a.name == "nodes_modes" for m in a.strings}
+    assert b"BRANCH_EQ" in modes
+    parity = {o["alias"]: o for o in data["parity"]["outputs"]}
+    assert parity["label"]["flips"] <= 0.03 * parity["label"]["rows"]
+    records = assert_golden_matches_onnx(base / "1", data["signature"], [0, 1])
+    assert_serves(base, len(records))
+
+
+@pytest.mark.slow
+def test_pmml_without_probability_fields_promises_none(fixture_path, tmp_path_factory, monkeypatch):
+    from tfsconvert.convert import spark_pmml
+
+    monkeypatch.setattr(spark_pmml, "serve_probabilities", lambda path, wanted: False)  # a model without them
+    data, base = converted(fixture_path, tmp_path_factory, "pmml", "spark_gbt", "--schema", RF_SCHEMA)
+    assert list(data["signature"]["outputs"]) == ["label"]
+    assert [o["alias"] for o in data["parity"]["outputs"]] == ["label"]
+    assert any(n.startswith("JPMML-SparkML wrote no probability fields for GBTClassifier_") for n in data["notes"])
+    records = golden.read_golden(base / "1" / "assets.extra" / "golden.jsonl")
+    assert all(list(r.response["predictions"][0]) == ["label"] for r in records)
+
+
+@pytest.mark.slow  # a Spark fixture (built by a Spark run on a cache miss); Spark itself is not started
+def test_onnx_one_hot_settings_are_refused_before_spark_starts(cli, fixture_path, tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    src = tmp_path / "rf_droplast"
+    shutil.copytree(fixture_path("spark_rf"), src)
+    meta = next((src / "stages").glob("2_OneHotEncoder_*/metadata/part-*"))
+    doc = json.loads(meta.read_text())
+    doc["paramMap"]["dropLast"] = True  # OneHotEncoder's default, which onnxmltools cannot convert
+    meta.write_text(json.dumps(doc))
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark was started")
+
+    monkeypatch.setattr(spark_session, "session", no_spark)
+    monkeypatch.chdir(tmp_path)
+    began = time.monotonic()
+    result = cli("onnx", src, "--schema", RF_SCHEMA)
+    assert time.monotonic() - began < 10
+    assert_one_line_error(result, src, "unsupported-stage")
+    assert (f"OneHotEncoder (stage 2, uid {doc['uid']}) in {src} has handleInvalid 'error' with dropLast=True"
+            in result.stderr)
+    assert "OneHotEncoder(dropLast=False)" in result.stderr and not (tmp_path / "models").exists()
 
 
 @pytest.mark.slow

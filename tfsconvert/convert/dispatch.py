@@ -16,7 +16,8 @@ _TF_ONLY = {"inputs": ("--input", ()), "outputs": ("--output", ()), "source_sign
 _SKLEARN_ONLY = {"feature_names": ("--feature-names", None), "target_name": ("--target-name", None),
                  "trust_pickle": ("--trust-pickle", False)}
 _SPARK_ONLY = {"schema": ("--schema", None), "spark_master": ("--spark-master", None)}
-_TABULAR_ONLY = {"sample_data": ("--sample-data", None), **_SKLEARN_ONLY, **_SPARK_ONLY}
+_TABULAR_ONLY = {"sample_data": ("--sample-data", None), "allow_flips": ("--allow-flips", None), **_SKLEARN_ONLY,
+                 **_SPARK_ONLY}
 TABULAR_FORMATS = ("sklearn", "spark-pipeline")
 
 

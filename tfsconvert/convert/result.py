@@ -33,6 +33,7 @@ class ConversionResult:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     signatures: dict[str, Signature] = field(default_factory=dict)  # every written one, the converted first
+    parity_rows: str | None = None  # tabular sources: "synthesized" or "sample-data"
 
     def to_json(self) -> dict:
         return {
@@ -43,6 +44,7 @@ class ConversionResult:
             "signatures": {key: sig.to_json() for key, sig in (self.signatures or
                                                                {self.signature_name: self.signature}).items()},
             "parity": {"samples": self.samples, "ok": all(d.ok for d in self.parity),
+                       **({"rows": self.parity_rows} if self.parity_rows else {}),
                        "outputs": [d.to_json() for d in self.parity]},
             "files": self.files, "findings": [f.to_json() for f in self.findings], "notes": self.notes,
         }

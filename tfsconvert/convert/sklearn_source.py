@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,6 +37,8 @@ class Feature:
 
     `categories` (when known) are the values an encoder was fitted on; numeric columns without
     them are drawn from `distribution` "normal" (a=mean, b=std) or "uniform" (a=low, b=high).
+    `thresholds` are the tree splits on the column (in its own units), `accepts_unseen` says the
+    encoder takes an unknown category, `accepts_missing` that an imputer fills a blank.
     """
 
     name: str
@@ -45,6 +47,9 @@ class Feature:
     distribution: str = "normal"
     a: float = 0.0
     b: float = 1.0
+    thresholds: list[float] = field(default_factory=list)
+    accepts_unseen: bool = False
+    accepts_missing: bool = False
 
     @property
     def dtype(self) -> str:
@@ -98,7 +103,7 @@ class SklearnSource:
         """The rows as the model was fitted: a DataFrame with its column names, else a float matrix."""
         import pandas as pd
 
-        columns = {f.name: pd.Series([row[f.name] for row in rows],
+        columns = {f.name: pd.Series([np.nan if row[f.name] is None else row[f.name] for row in rows],
                                      dtype=object if f.kind == STRING else np.float64) for f in self.features}
         frame = pd.DataFrame(columns)
         if self.named:
@@ -258,7 +263,8 @@ def _feature_names(path: Path, model, class_name: str, given: list[str] | None) 
 
 
 def describe_features(model, names: list[str]) -> list[Feature]:
-    """One Feature per input column, with categories or a value range when the model reveals them."""
+    """One Feature per input column, with categories, a value range and split thresholds when the model
+    reveals them."""
     features = [Feature(name) for name in names]
     front = _front(model)
     if _is_column_transformer(front):
@@ -267,11 +273,11 @@ def describe_features(model, names: list[str]) -> list[Feature]:
             if isinstance(step, str):
                 continue
             for position, index in enumerate(index_map.get(name, [])):
-                _apply_stats(features[int(index)], _stats_step(step), position)
+                _apply_stats(features[int(index)], step, position)
     elif not _tree_ranges(front, features):  # a tree model splits the raw columns themselves
-        stats = _stats_step(front)
         for position, feature in enumerate(features):
-            _apply_stats(feature, stats, position)
+            _apply_stats(feature, front, position)
+    _add_thresholds(model, features)
     return features
 
 
@@ -290,7 +296,7 @@ def _stats_step(step):
     """The first step of a (sub-)pipeline that holds per-column statistics, skipping imputers."""
     while hasattr(step, "steps"):
         inner = [s for _, s in step.steps if not isinstance(s, str)]
-        while len(inner) > 1 and type(inner[0]).__name__ == "SimpleImputer":  # keeps columns in place
+        while len(inner) > 1 and _is_imputer(inner[0]):  # keeps columns in place
             inner = inner[1:]
         if not inner:
             return None
@@ -298,7 +304,19 @@ def _stats_step(step):
     return step
 
 
-def _apply_stats(feature: Feature, step, position: int) -> None:
+def _is_imputer(step) -> bool:
+    return type(step).__name__ == "SimpleImputer"
+
+
+def _first_step(step):
+    while hasattr(step, "steps") and step.steps:
+        step = step.steps[0][1]
+    return step
+
+
+def _apply_stats(feature: Feature, column_step, position: int) -> None:
+    feature.accepts_missing = _is_imputer(_first_step(column_step))
+    step = _stats_step(column_step)
     if step is None:
         return
     categories = getattr(step, "categories_", None)
@@ -308,6 +326,8 @@ def _apply_stats(feature: Feature, step, position: int) -> None:
         if values:
             feature.categories = values
             feature.kind = STRING if any(isinstance(c, str) for c in values) else NUMERIC
+            feature.accepts_unseen = getattr(step, "handle_unknown", "error") in (
+                "ignore", "infrequent_if_exist", "use_encoded_value", "warn")
         return
     mean, scale = getattr(step, "mean_", None), getattr(step, "scale_", None)
     if mean is not None and scale is not None and position < len(mean):
@@ -327,15 +347,119 @@ def _trees(model) -> list:
     return [t for t in np.asarray(estimators, dtype=object).ravel() if hasattr(t, "tree_")]
 
 
+def _splits(model) -> list[tuple[int, float]]:
+    """(column index, threshold) of every numeric split of a fitted tree model (sklearn trees and forests,
+    gradient boosting, histogram gradient boosting)."""
+    out = []
+    for tree in _trees(model):
+        inner = tree.tree_.feature >= 0
+        out += zip(tree.tree_.feature[inner].tolist(), tree.tree_.threshold[inner].tolist())
+    for predictors in getattr(model, "_predictors", None) or []:
+        for predictor in predictors:
+            nodes = predictor.nodes
+            split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
+            out += zip(nodes["feature_idx"][split].tolist(), nodes["num_threshold"][split].tolist())
+    return out
+
+
 def _tree_ranges(model, features: list[Feature]) -> bool:
     """Uniform ranges spanning each column's split thresholds (10% margin); False if not a tree model."""
-    trees = _trees(model)
-    if not trees:
+    splits = _splits(model)
+    if not splits:
         return False
     for index, feature in enumerate(features):
-        thresholds = np.concatenate([t.tree_.threshold[t.tree_.feature == index] for t in trees])
-        if thresholds.size:
-            low, high = float(thresholds.min()), float(thresholds.max())
+        thresholds = [t for column, t in splits if column == index]
+        if thresholds:
+            low, high = min(thresholds), max(thresholds)
             margin = max(0.1 * (high - low), 0.5 if high == low else 0.0)
             feature.distribution, feature.a, feature.b = "uniform", low - margin, high + margin
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Split thresholds in the input columns' units: each column the final tree model splits is traced
+# back through the preprocessing when it is one input column scaled (or passed through).
+
+Inverse = Callable[[float], float]
+
+
+def _add_thresholds(model, features: list[Feature]) -> None:
+    steps = [s for _, s in model.steps] if hasattr(model, "steps") else [model]
+    splits = _splits(steps[-1])
+    if not splits:
+        return
+    columns = _chain_map(steps[:-1], len(features))
+    for column, threshold in splits:
+        mapped = columns[column] if columns is not None and column < len(columns) else None
+        if mapped is not None:
+            index, inverse = mapped
+            features[index].thresholds.append(float(inverse(threshold)))
+
+
+def _identity(value: float) -> float:
+    return value
+
+
+def _chain_map(steps: list, width: int) -> list | None:
+    """Per output column of `steps` applied in turn: (input column, inverse) or None."""
+    current: list | None = [(i, _identity) for i in range(width)]
+    for step in steps:
+        if step is None or step == "passthrough":
+            continue
+        inner = _column_map(step, len(current))
+        if inner is None:
+            return None
+        current = [None if m is None or current[m[0]] is None else
+                   (current[m[0]][0], _compose(current[m[0]][1], m[1])) for m in inner]
+    return current
+
+
+def _compose(outer: Inverse, inner: Inverse) -> Inverse:
+    return lambda value: outer(inner(value))
+
+
+def _column_map(step, width: int) -> list | None:
+    """Per output column of one fitted step: (input column, inverse) when it is one input column
+    monotonically rescaled, else None; None for the whole step when its output width is unknown."""
+    if isinstance(step, str):
+        return [(i, _identity) for i in range(width)] if step == "passthrough" else []
+    if hasattr(step, "steps"):
+        return _chain_map([s for _, s in step.steps], width)
+    if _is_column_transformer(step):
+        return _column_transformer_map(step)
+    name = type(step).__name__
+    if name == "SimpleImputer":  # keeps the columns in place unless it adds indicators or drops empty ones
+        stats = np.asarray(step.statistics_)
+        drops = not step.keep_empty_features and stats.dtype.kind == "f" and bool(np.isnan(stats).any())
+        return None if step.add_indicator or drops else [(i, _identity) for i in range(width)]
+    inverses = {"StandardScaler": lambda i: _affine(_at(step.scale_, i, 1.0), _at(step.mean_, i, 0.0)),
+                "MinMaxScaler": lambda i: _affine(1.0 / step.scale_[i], -step.min_[i] / step.scale_[i]),
+                "RobustScaler": lambda i: _affine(_at(step.scale_, i, 1.0), _at(step.center_, i, 0.0)),
+                "MaxAbsScaler": lambda i: _affine(step.scale_[i], 0.0)}
+    if name in inverses:
+        return [(i, inverses[name](i)) for i in range(width)]
+    return None
+
+
+def _at(values, index: int, default: float) -> float:
+    return default if values is None else float(values[index])
+
+
+def _affine(scale: float, offset: float) -> Inverse:
+    return lambda value: value * scale + offset
+
+
+def _column_transformer_map(step) -> list:
+    out: list = []
+    index_map = getattr(step, "_transformer_to_input_indices", {})
+    for name, sub, _ in step.transformers_:
+        span = step.output_indices_.get(name, slice(0, 0))
+        width = span.stop - span.start
+        if width == 0:
+            continue
+        columns = [int(c) for c in index_map.get(name, [])]
+        inner = _column_map(sub, len(columns))
+        if inner is None or len(inner) != width:
+            inner = [None] * width
+        out += [None if m is None else (columns[m[0]], m[1]) for m in inner]
+    return out

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from tfsconvert.convert.sklearn_onnx import LABEL, PREDICTION, PROBABILITIES, rename_tensors, save_model
 from tfsconvert.convert.spark_session import quiet
-from tfsconvert.convert.spark_source import SparkSource, java_message
+from tfsconvert.convert.spark_source import SparkPlan, SparkSource, java_message
 from tfsconvert.errors import InputError, missing_dependency
 
 _CLASS_NAMES = "tfsconvert_class_names"
+_ONE_HOT = "org.apache.spark.ml.feature.OneHotEncoderModel"
+_ONE_HOT_CONVERTED = {("keep", True), ("error", False)}  # (handleInvalid, dropLast) onnxmltools 1.16 accepts
 _SUPPORTED_LIST = "https://github.com/onnx/onnxmltools/tree/main/onnxmltools/convert/sparkml/operator_converters"
 
 
@@ -47,6 +49,33 @@ def preflight(opset: int | None) -> int:
     return opset
 
 
+def check_stages(plan: SparkPlan) -> None:
+    """Before Spark starts, from the pipeline's metadata: InputError `unsupported-stage` for a served stage
+    onnxmltools has no converter for, or a OneHotEncoder whose settings its converter refuses."""
+    onnxmltools, _ = _onnxmltools()
+    from onnxmltools.convert.sparkml.ops_names import sparkml_operator_name_map
+
+    converted = {cls.__name__ for cls in sparkml_operator_name_map}
+    served = [m for m in plan.stages[:plan.predictor + 1] if m.serving]
+    missing = [m.describe() for m in served if m.cls.rsplit(".", 1)[-1] not in converted]
+    if missing:
+        raise InputError("unsupported-stage", f"onnxmltools {onnxmltools.__version__} has no Spark converter for "
+                         f"{', '.join(missing)} in {plan.path}",
+                         f"replace the stage with one onnxmltools converts ({_SUPPORTED_LIST}), or try the other "
+                         f"format: tfsconvert pmml {plan.path}")
+    for meta in served:
+        if meta.cls != _ONE_HOT:
+            continue
+        settings = (meta.params.get("handleInvalid", "error"), bool(meta.params.get("dropLast", True)))
+        if settings not in _ONE_HOT_CONVERTED:
+            raise InputError("unsupported-stage", f"{meta.describe()} in {plan.path} has handleInvalid "
+                             f"'{settings[0]}' with dropLast={settings[1]}; onnxmltools {onnxmltools.__version__} "
+                             "converts a OneHotEncoder only with ('keep', dropLast=True) or ('error', dropLast=False), "
+                             "which match ONNX's OneHotEncoder",
+                             "refit with OneHotEncoder(dropLast=False) (or handleInvalid='keep' with dropLast=True), "
+                             f"or try the other format: tfsconvert pmml {plan.path}")
+
+
 def served_stages(source: SparkSource) -> list:
     """The stages a request goes through, up to the predictor (label-only stages left out)."""
     plan = source.plan
@@ -57,17 +86,9 @@ def write_onnx(source: SparkSource, dest: Path, opset: int) -> list[str]:
     """Write `dest`; InputError `unsupported-stage` naming every stage onnxmltools cannot convert."""
     onnxmltools, _ = _onnxmltools()
     from onnxmltools.convert.common.data_types import FloatTensorType, StringTensorType
-    from onnxmltools.convert.sparkml.ops_names import sparkml_operator_name_map
     from pyspark.ml import PipelineModel
 
-    stages = served_stages(source)
-    metas = {m.uid: m for m in source.plan.stages}
-    missing = [metas[s.uid].describe() for s in stages if type(s) not in sparkml_operator_name_map]
-    if missing:
-        raise InputError("unsupported-stage", f"onnxmltools {onnxmltools.__version__} has no Spark converter for "
-                         f"{', '.join(missing)} in {source.path}",
-                         f"replace the stage with one onnxmltools converts ({_SUPPORTED_LIST}), or try the other "
-                         f"format: tfsconvert pmml {source.path}")
+    stages = served_stages(source)  # check_stages has vetted them
     initial = [(f.name, StringTensorType([None, 1]) if f.kind == "string" else FloatTensorType([None, 1]))
                for f in source.features]
     chatter = io.StringIO()  # its linear classifier converter pprints its attributes on stdout
@@ -80,6 +101,7 @@ def write_onnx(source: SparkSource, dest: Path, opset: int) -> list[str]:
                          f"{source.path}: {type(error).__name__}: {java_message(error)}",
                          "re-run with --debug for the details; a different --opset can help") from None
     _one_default_domain(model)
+    _binary_splits_by_value(model, _binary_slots(source))
     _name_outputs(model, source)
     notes = save_model(model, source, dest)
     dropped = [m.describe() for position, m in enumerate(source.plan.stages)
@@ -102,6 +124,29 @@ def _one_default_domain(model) -> None:
     for node in model.graph.node:
         if node.domain == "ai.onnx":
             node.domain = ""
+
+
+def _binary_slots(source: SparkSource) -> set[int]:
+    """The predictor's feature slots Spark treats as categorical with two values (one-hot slots)."""
+    with quiet():
+        empty = source.session.createDataFrame([], source.struct())
+        field = source.model.transform(empty).schema[source.predictor.getFeaturesCol()]
+    attrs = field.metadata.get("ml_attr", {}).get("attrs", {})
+    return {a["idx"] for a in attrs.get("binary", [])} | {
+        a["idx"] for a in attrs.get("nominal", []) if len(a.get("vals", [])) == 2}
+
+
+def _binary_splits_by_value(model, slots: set[int]) -> None:
+    """onnxmltools 1.16 writes a categorical split `feature in {c}` as `feature <= c`, wrong for c = 1 on a
+    one-hot slot (every value goes left); on a two-valued slot the split is `feature == c`."""
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        features, modes = attrs["nodes_featureids"].ints, attrs["nodes_modes"].strings
+        for i, feature in enumerate(features):
+            if feature in slots and modes[i] == b"BRANCH_LEQ":
+                modes[i] = b"BRANCH_EQ"
 
 
 def _name_outputs(model, source: SparkSource) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfsconvert.convert import pmml_writer
 from tfsconvert.convert.spark_session import debug_log, quiet, translate_skew
+from tfsconvert.convert.sklearn_source import probability_field
 from tfsconvert.convert.spark_source import SparkSource, java_message
 from tfsconvert.errors import EnvironmentProblem, InputError, missing_dependency
 from tfsconvert.model import Signature
@@ -42,7 +43,50 @@ def write_pmml(source: SparkSource, dest: Path) -> list[str]:
     if not dest.is_file():
         raise InputError("pmml-conversion-failed", f"pyspark2pmml wrote no PMML for {source.path}",
                          "re-run with --debug")
-    return [f"model.pmml: JPMML-SparkML (pyspark2pmml {version}); target field {source.label_column}"]
+    notes = [f"model.pmml: JPMML-SparkML (pyspark2pmml {version}); target field {source.label_column}"]
+    if source.has_proba and not serve_probabilities(dest, {probability_field(c) for c in source.classes}):
+        source.has_proba = False  # the signature and golden requests promise only what the PMML serves
+        notes.append(f"JPMML-SparkML wrote no probability fields for {source.predictor.uid}: the PMML serves the "
+                     "label only, and so do its signature and golden requests")
+    return notes
+
+
+def serve_probabilities(path: Path, wanted: set[str]) -> bool:
+    """Whether the PMML's top-level Output has the `wanted` probability fields, after moving them up from
+    the last segment of a model chain, where JPMML-SparkML puts a GBTClassifier's (a server reads the
+    top-level Output only)."""
+    import xml.etree.ElementTree as ElementTree
+
+    namespaces = dict(event[1] for event in ElementTree.iterparse(path, events=["start-ns"]))
+    tree = ElementTree.parse(path)
+    pmml = namespaces.get("", "")
+
+    def tag(name: str) -> str:
+        return f"{{{pmml}}}{name}" if pmml else name
+
+    def fields(model) -> list:
+        output = model.find(tag("Output"))
+        return [] if output is None else output.findall(tag("OutputField"))
+
+    model = next((child for child in tree.getroot() if child.tag.endswith("Model")), None)
+    if model is None or model.find(tag("Output")) is None:
+        return False
+    if wanted <= {f.get("name") for f in fields(model)}:
+        return True
+    chain = model.find(tag("Segmentation"))
+    if chain is None or chain.get("multipleModelMethod") != "modelChain" or not chain.findall(tag("Segment")):
+        return False
+    last = next((child for child in chain.findall(tag("Segment"))[-1] if child.tag.endswith("Model")), None)
+    moved = [f for f in (fields(last) if last is not None else []) if f.get("name") in wanted]
+    if {f.get("name") for f in moved} != wanted:
+        return False
+    for field in moved:
+        last.find(tag("Output")).remove(field)
+        model.find(tag("Output")).append(field)
+    for prefix, uri in namespaces.items():
+        ElementTree.register_namespace(prefix, uri)
+    tree.write(path, encoding="UTF-8", xml_declaration=True)
+    return True
 
 
 def _jpmml_error(source: SparkSource, error: Exception, version: str):

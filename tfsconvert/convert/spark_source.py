@@ -46,6 +46,7 @@ class Stage:
     inputs: list[str]
     outputs: list[str]
     serving: bool  # False: only builds the label column at fitting time
+    params: dict = field(default_factory=dict)  # the metadata's paramMap over its defaultParamMap
 
     @property
     def short(self) -> str:
@@ -106,8 +107,8 @@ class SparkSource(SklearnSource):
     def frame(self, rows: list[dict]):
         """The rows as a Spark DataFrame with the schema's types."""
         schema = self.plan.schema
-        records = [tuple(int(row[name]) if kind in _INTEGER_TYPES else row[name] for name, kind in schema.items())
-                   for row in rows]
+        records = [tuple(int(row[name]) if kind in _INTEGER_TYPES and row[name] is not None else row[name]
+                         for name, kind in schema.items()) for row in rows]
         return self.session.createDataFrame(records, self.struct())
 
     def predict(self, rows: list[dict]) -> list[dict[str, np.ndarray]]:
@@ -157,12 +158,12 @@ def java_message(error: Exception) -> str:
 # Before Spark: the metadata, the schema and the rows
 
 
-def prepare(path: Path, schema_text: str | None, sample_data: Path | None, count: int) -> SparkPlan:
+def prepare(path: Path, schema_text: str | None, sample_data: Path | None, count: int | None) -> SparkPlan:
     """Read the pipeline's metadata, settle the schema and read `--sample-data`, all without Spark."""
     path = Path(path)
     details = spark_model.describe(path).versions[0].details  # not a Spark model: one-line errors
     full = spark_model._stages(path, spark_model._metadata(path))
-    stages = [Stage(s["index"], f["class"], s["uid"], s["inputs"], s["outputs"], "serving" not in s)
+    stages = [Stage(s["index"], f["class"], s["uid"], s["inputs"], s["outputs"], "serving" not in s, f["params"])
               for s, f in zip(details["stages"], full)]
     predictor, task = _predictor(path, stages)
     kinds = _input_kinds(path, details["inputs"], stages, predictor)
@@ -272,7 +273,7 @@ def _integral(rows: list[dict], schema: dict[str, str], source) -> list[dict]:
         if kind not in _INTEGER_TYPES:
             continue
         for i, row in enumerate(rows):
-            if not float(row[column]).is_integer():
+            if row[column] is not None and not float(row[column]).is_integer():
                 raise InputError("bad-sample-data", f"--sample-data {source}: row {i + 1}, column '{column}' is "
                                  f"{row[column]!r}, but the schema says {kind}", "give whole numbers in integer "
                                  "columns, or declare the column double with --schema")
@@ -283,7 +284,7 @@ def _integral(rows: list[dict], schema: dict[str, str], source) -> list[dict]:
 # With Spark: load the pipeline, its classes and what the fitted stages say about the columns
 
 
-def load(plan: SparkPlan, count: int, master: str | None, progress) -> tuple[SparkSource, list[dict]]:
+def load(plan: SparkPlan, count: int | None, master: str | None, progress) -> tuple[SparkSource, list[dict]]:
     """Start (or reuse) Spark, load the pipeline; the source and its sample rows."""
     from tfsconvert.convert import spark_session
 
@@ -317,7 +318,7 @@ def load(plan: SparkPlan, count: int, master: str | None, progress) -> tuple[Spa
     for column, kind in plan.schema.items():
         if kind in _INTEGER_TYPES:
             for row in rows:
-                row[column] = float(round(row[column]))
+                row[column] = None if row[column] is None else float(round(row[column]))
     return source, rows
 
 
@@ -342,7 +343,8 @@ def _classes(plan: SparkPlan, flat: list, predictor) -> list:
 
 
 def _describe_columns(source: SparkSource) -> None:
-    """Categories of the columns a StringIndexer reads, and value ranges from a tree model's splits."""
+    """Categories of the columns a StringIndexer reads, and split thresholds (and value ranges) from a
+    tree model's debug string."""
     by_name = {f.name: f for f in source.features}
     for meta, stage in zip(source.plan.stages, source.flat):
         if meta.cls != _STRING_INDEXER or not meta.serving:
@@ -351,6 +353,7 @@ def _describe_columns(source: SparkSource) -> None:
             feature = by_name.get(column)
             if feature is not None:
                 feature.categories = [v if feature.kind == STRING else float(v) for v in labels]
+                feature.accepts_unseen = stage.getHandleInvalid() == "keep"
     predictor = source.predictor
     debug = getattr(predictor, "toDebugString", "")
     splits = _THRESHOLD.findall(debug) if isinstance(debug, str) else []
@@ -365,6 +368,7 @@ def _describe_columns(source: SparkSource) -> None:
         if feature is not None and feature.kind == NUMERIC and not feature.categories:
             thresholds.setdefault(feature.name, []).append(float(value))
     for name, values in thresholds.items():
+        by_name[name].thresholds = values
         low, high = min(values), max(values)
         margin = max(0.1 * (high - low), 0.5 if high == low else 0.0)
         by_name[name].distribution, by_name[name].a, by_name[name].b = "uniform", low - margin, high + margin

@@ -10,12 +10,13 @@ the families (loading, the target's writer and evaluator) is a `_Job`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from tfsconvert import golden, layout
-from tfsconvert.convert import tabular
-from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress, check_parity
+from tfsconvert.convert import tabular, tabular_parity
+from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
 from tfsconvert.inspect.detect import detect
@@ -45,6 +46,7 @@ class TabularOptions:
     atol: float | None = None
     rtol: float | None = None
     opset: int | None = None
+    allow_flips: float | None = None  # the share of rows per field that may differ from the source (flips)
     force: bool = False
     trust_pickle: bool = False
     schema: str | None = None  # Spark: inline JSON or a JSON file, column -> type
@@ -93,7 +95,7 @@ class _Job:
 
     source: Any  # SklearnSource or SparkSource
     rows: list[dict]
-    signature: Signature
+    signature: Callable[[], Signature]  # called once the model is written (it may carry fewer fields)
     converting: str  # progress line while the target is written
     write: Callable[[Path], list[str]]  # writes the model file, returns notes
     evaluate: Callable[[Path], list[dict]]  # the written model's answers for `rows`
@@ -113,6 +115,7 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
     version = layout.resolve_version(base, options.version)
     layout.ensure_free(base, version, options.force)
     count = tabular.sample_count(options.samples)
+    allow_flips = tabular_parity.check_allow_flips(options.allow_flips)
     default_atol, default_rtol = TOLERANCES[target]
     atol = default_atol if options.atol is None else options.atol
     rtol = default_rtol if options.rtol is None else options.rtol
@@ -122,33 +125,61 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
         job = _spark_job(src, target, options, count, progress)
     source, rows = job.source, job.rows
     progress(f"running the source on {len(rows)} rows")
-    expected = source.predict(rows)
+    expected = _predict(source, rows, options.sample_data)
     written: dict = {}
 
     def build(dest: Path) -> None:
         model_file = dest / MODEL_FILES[target]
         progress(job.converting)
         written["notes"] = job.write(model_file)
+        fields = source.output_dtypes()  # the writer may have found fewer fields than the source has
+        served = [{name: answer[name] for name in fields} for answer in expected]
         progress("checking parity: evaluating the PMML with pypmml (starting Java)" if target == "pmml"
                  else "checking parity with ONNX Runtime")
         actual = job.evaluate(model_file)
-        written["parity"] = check_parity(
-            expected, actual, atol, rtol, what=f"the {target.upper()} model",
-            hint="check the rows with --sample-data (values at a split threshold can flip a tree), "
-                 "or accept the difference with --atol/--rtol")
+        written["parity"] = parity = tabular_parity.check(
+            served, actual, atol, rtol, allow_flips, what=f"the {target.upper()} model", hint=_HINTS[target])
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
+        kept = tabular.golden_rows(rows, parity.worst, parity.differing)
         golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
-            rows, expected, source.features, source.output_dtypes(), DEFAULT_SIGNATURE, atol, rtol))
+            rows, served, kept, source.features, fields, DEFAULT_SIGNATURE, atol, rtol))
 
     progress("publishing")
     artifact = layout.publish(base, version, build, force=options.force)
+    rows_from = "synthesized" if options.sample_data is None else "sample-data"
+    advice = [] if options.sample_data is not None else [
+        f"parity used only synthesized rows ({len(rows)}, at the model's split thresholds and categories); "
+        "check rows like the ones it will serve with --sample-data FILE (CSV or Parquet)"]
     return ConversionResult(
         source=str(src), source_format=kind, target=target, model_name=name, base_path=str(base),
-        version=version, artifact=str(artifact), signature_name=DEFAULT_SIGNATURE, signature=job.signature,
-        parity=written["parity"], samples=len(rows),
+        version=version, artifact=str(artifact), signature_name=DEFAULT_SIGNATURE, signature=job.signature(),
+        parity=written["parity"].outputs, samples=len(rows), parity_rows=rows_from,
         files={"model": str(artifact / MODEL_FILES[target]), "golden": str(artifact / GOLDEN_FILE)},
-        findings=job.findings, notes=[*job.notes, *written.get("notes", [])])
+        findings=job.findings, notes=[*job.notes, *written.get("notes", []), *advice])
+
+
+_HINTS = {
+    "pmml": "check the rows with --sample-data (values at a split threshold can flip a tree), accept a share of "
+            "flipped labels with --allow-flips RATE, or other differences with --atol/--rtol",
+    "onnx": "ONNX tree ensembles compare float32 values, so rows within float32 rounding of a split threshold can "
+            "take the other branch: check real rows with --sample-data, accept a share of flipped labels with "
+            "--allow-flips RATE, or other differences with --atol/--rtol",
+}
+
+
+def _predict(source, rows: list[dict], sample_data: Path | None) -> list[dict]:
+    """The source's answers; a blank the model cannot take is named by its row and column."""
+    try:
+        return source.predict(rows)
+    except InputError as error:
+        blank = next(((i, name) for i, row in enumerate(rows) for name, value in row.items() if value is None), None)
+        if error.code != "predict-failed" or blank is None or sample_data is None:
+            raise
+        raise InputError("bad-sample-data", f"--sample-data {sample_data}: row {blank[0] + 1}, column '{blank[1]}' "
+                         f"is blank, and the model cannot take a missing value ({error.message})",
+                         "fill or drop the rows with blanks, or fit the pipeline with an imputer for that column"
+                         ) from None
 
 
 def _rows_from(options: TabularOptions, rows: list, synthesized_from: str) -> str:
@@ -156,8 +187,8 @@ def _rows_from(options: TabularOptions, rows: list, synthesized_from: str) -> st
             else f"{len(rows)} rows synthesized from {synthesized_from} (seed {tabular.SEED})")
 
 
-def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names, target_name: str, count: int,
-                 progress: Progress) -> _Job:
+def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names, target_name: str,
+                 count: int | None, progress: Progress) -> _Job:
     opset = DEFAULT_OPSET if options.opset is None else options.opset
     if target == "pmml":
         from tfsconvert.convert import pmml_writer as writer
@@ -179,7 +210,7 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
     notes = [f"{source.class_name} ({source.task}); feature names from {origin}; parity rows: "
              f"{_rows_from(options, rows, 'the model')}"]
     findings = _findings(source, src, feature_names is not None, target, target_name)
-    signature = writer.served_signature(source, target_name)
+    signature = partial(writer.served_signature, source, target_name)
     if target == "pmml":
         def write(model_file: Path) -> list[str]:
             writer.write_pmml(source, model_file, target_name)
@@ -193,7 +224,7 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
                 lambda model_file: writer.onnx_outputs(source, model_file, rows), notes, findings)
 
 
-def _spark_job(src: Path, target: str, options: TabularOptions, count: int, progress: Progress) -> _Job:
+def _spark_job(src: Path, target: str, options: TabularOptions, count: int | None, progress: Progress) -> _Job:
     from tfsconvert.convert import sklearn_onnx, spark_session, spark_source
 
     progress("checking Java, Spark and " + ("pyspark2pmml" if target == "pmml" else "onnxmltools"))
@@ -203,6 +234,8 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int, prog
 
         opset = spark_onnx.preflight(options.opset)
     plan = spark_source.prepare(src, options.schema, options.sample_data, count)
+    if target == "onnx":
+        spark_onnx.check_stages(plan)  # before the ~20 s Spark start
     source, rows = spark_source.load(plan, count, options.spark_master, progress)
     notes = [f"{source.class_name} ({source.task}); schema from {plan.schema_from}; parity rows: "
              f"{_rows_from(options, rows, 'the schema and the fitted stages')}"]
@@ -214,10 +247,10 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int, prog
     if target == "pmml":
         from tfsconvert.convert import spark_pmml
 
-        return _Job(source, rows, spark_pmml.served_signature(source), "converting to PMML with pyspark2pmml",
+        return _Job(source, rows, partial(spark_pmml.served_signature, source), "converting to PMML with pyspark2pmml",
                     lambda model_file: spark_pmml.write_pmml(source, model_file),
                     lambda model_file: spark_pmml.pmml_outputs(source, model_file, rows), notes, findings)
-    return _Job(source, rows, sklearn_onnx.served_signature(source, ""),
+    return _Job(source, rows, partial(sklearn_onnx.served_signature, source, ""),
                 f"converting to ONNX with onnxmltools (opset {opset})",
                 lambda model_file: spark_onnx.write_onnx(source, model_file, opset),
                 lambda model_file: sklearn_onnx.onnx_outputs(source, model_file, rows), notes, findings)

@@ -83,7 +83,7 @@ def _stages(directory: Path, meta: dict, prefix: str = "") -> list[dict]:
         result.append({
             "index": f"{prefix}{index}", "class": stage_meta["class"], "uid": stage_meta.get("uid", uid),
             "inputs": _columns(params, _INPUT_PARAMS), "label": _columns(params, _LABEL_PARAMS),
-            "outputs": _columns(params, _OUTPUT_PARAMS),
+            "outputs": _columns(params, _OUTPUT_PARAMS), "params": params,
         })
     return result
 
