@@ -202,6 +202,9 @@ def validate(
                                                           "each request."),
     memory_mb: int = typer.Option(8192, "--memory-mb", help="Sandbox: address-space limit of the server."),
     cpu_seconds: int = typer.Option(600, "--cpu-seconds", help="Sandbox: CPU-time limit of the server."),
+    require_isolation: bool = typer.Option(False, "--require-isolation",
+                                           help="Exit 4 instead of running the server without its namespaces "
+                                                "(docs/validate.md)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the run too."),
     json_out: str = typer.Option(None, "--json", help="Write the report as JSON to FILE, or - for stdout."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report to FILE."),
@@ -215,7 +218,7 @@ def validate(
 
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
-                                  strict, Limits(memory_mb, cpu_seconds))
+                                  strict, Limits(memory_mb, cpu_seconds), require_isolation)
         with output.status("validating") as progress:
             return run_validation(path, options, progress)
 
