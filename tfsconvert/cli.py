@@ -202,6 +202,8 @@ def validate(
                                                           "each request."),
     memory_mb: int = typer.Option(8192, "--memory-mb", help="Sandbox: address-space limit of the server."),
     cpu_seconds: int = typer.Option(600, "--cpu-seconds", help="Sandbox: CPU-time limit of the server."),
+    request_timeout: float = typer.Option(None, "--request-timeout", help="Seconds to wait for each request "
+                                                                         "(default: --timeout)."),
     require_isolation: bool = typer.Option(False, "--require-isolation",
                                            help="Exit 4 instead of running the server without its namespaces "
                                                 "(docs/validate.md)."),
@@ -218,7 +220,7 @@ def validate(
 
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
-                                  strict, Limits(memory_mb, cpu_seconds), require_isolation)
+                                  strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout)
         with output.status("validating") as progress:
             return run_validation(path, options, progress)
 

@@ -25,7 +25,7 @@ import tfsconvert
 NOBODY = 65534
 DOOR_DIR = "/run/tfsconvert"
 MODELS_DIR = "/models"
-SCRATCH_DIR = "/tmp"
+SCRATCH_DIR = "/scratch"  # no /tmp: a write to /tmp/... fails instead of vanishing silently
 SCRATCH_BYTES = 512 * 1024 * 1024
 # What the dynamic loader, Python and the JVM read from /etc; nothing else of the host's /etc is visible.
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "java-17-openjdk",

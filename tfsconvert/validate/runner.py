@@ -51,6 +51,7 @@ class ValidateOptions:
     strict: bool = False
     limits: Limits = field(default_factory=Limits)
     require_isolation: bool = False
+    request_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -61,6 +62,9 @@ class ValidateOptions:
                              "pass a golden.jsonl written by tfsconvert (assets.extra/golden.jsonl)")
         if self.timeout <= 0:
             raise InputError("bad-option", f"--timeout {self.timeout:g}: must be positive", "e.g. --timeout 60")
+        if self.request_timeout is not None and self.request_timeout <= 0:
+            raise InputError("bad-option", f"--request-timeout {self.request_timeout:g}: must be positive",
+                             "e.g. --request-timeout 10")
 
 
 def validate(path: Path, options: ValidateOptions, progress: Callable[[str], None] = lambda _: None
@@ -124,7 +128,8 @@ def _serve_and_replay(version: VersionReport, served: ServedVersion, options: Va
 
 
 def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, progress) -> None:
-    rest = RestClient(box.rest_port, options.timeout)
+    request_timeout = options.request_timeout or options.timeout
+    rest = RestClient(box.rest_port, request_timeout)
     grpc = None
     try:
         metadata = rest.get(model_path(version.model, version.version) + "/metadata")
@@ -141,7 +146,7 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
         version.golden_source = "synthesized" if synthesized else str(golden_path)
         protocols = PROTOCOLS[options.protocol]
         if "grpc" in protocols:
-            grpc = GrpcClient(box.grpc_target, options.timeout)
+            grpc = GrpcClient(box.grpc_target, request_timeout)
         progress(f"replaying {len(records)} golden request(s) over {' and '.join(protocols)}")
         replayer = Replayer(version.model, version.version, signatures, rest if "rest" in protocols else None,
                             grpc, Tolerance(options.rtol, options.atol), version.path)
