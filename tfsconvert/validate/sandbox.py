@@ -1,8 +1,9 @@
 """Serve one model version in an isolated child process, and always stop it.
 
-The child gets a read-only staged copy of the version, a fresh temp working dir, a scrubbed
-environment, no stdin, loopback ports picked here, and resource limits (address space, CPU time,
-open files). It is started with `--max_num_load_retries=0`, so a version TF Serving cannot load
+The child gets a read-only staged copy of the version (regular files only), a scrubbed environment,
+no stdin, resource limits (address space, CPU time, open files), and, where bubblewrap can create
+them, its own namespaces (tfsconvert.validate.isolation: no network, a read-only view, uid 65534),
+reached through relays; docs/validate.md says exactly what that guarantees. It is started with `--max_num_load_retries=0`, so a version TF Serving cannot load
 makes it exit at once with `Failed to start server. Error: ...` on stdout (spec §0 step 4) instead
 of retrying for 5 minutes. The same flags run our embedded server or the real
 `tensorflow_model_server`. No import of TensorFlow here.
