@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -362,8 +363,15 @@ def bench(
     raise typer.Exit(0 if result.ok else 1)  # a run with failed requests is not a valid measurement
 
 
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM and SIGHUP stop a command as Ctrl-C (SIGINT) does: the
+    same cleanup runs (no half-published version, no staged copy left in the temp dir)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     app()
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfsconvert.errors import InfrastructureError, InputError
+from tfsconvert.inspect.detect import special_kind
 from tfsconvert.validate import isolation
 from tfsconvert.validate.relay import Relay
 
@@ -145,15 +146,7 @@ def _plan(top: Path, directory: Path, relative: Path, plan: list, problems: list
         elif stat.S_ISREG(mode):
             plan.append((real, inside))
         else:
-            problems.append((path, f"a {_kind(mode)}, not a regular file"))
-
-
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-                       (stat.S_ISSOCK, "socket")):
-        if test(mode):
-            return name
-    return "special file"
+            problems.append((path, f"a {special_kind(mode)}, not a regular file"))
 
 
 def _make_writable(root: Path) -> None:
