@@ -29,8 +29,11 @@ def _validate(base: Path, *flags) -> tuple[int, dict, str]:
     return result.exit_code, json.loads(result.stdout), result.stdout + result.stderr
 
 
-def _findings(report: dict) -> list[dict]:
-    return [f for v in report["versions"] for f in v["findings"] if f["code"] != "unnamed-signature-io"]
+def _findings(report: dict, *, weak: bool = False) -> list[dict]:
+    """The version findings, without the generic-name warning of these minimal models, and without
+    `sandbox-weak` unless asked (a nested container may give the host's /proc: see docs/validate.md)."""
+    skipped = {"unnamed-signature-io"} | (set() if weak else {"sandbox-weak"})
+    return [f for v in report["versions"] for f in v["findings"] if f["code"] not in skipped]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +91,7 @@ def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path):
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["golden-mismatch", "golden-mismatch", "values-not-checked"]
-    assert all("Permission denied" in f["message"] for f in found[:2]), found
+    assert all("Read-only file system" in f["message"] for f in found[:2]), found
     assert not target.exists() and not target.parent.exists()
 
 
@@ -160,7 +163,7 @@ def test_without_bwrap_it_runs_weak_or_refuses(tmp_path):
     weak = _cli("validate", base, "--json", "-", path=str(tmp_path))  # no bwrap on this PATH
     report = json.loads(weak.stdout)
     assert weak.returncode == 0, weak.stderr
-    [found] = [f for f in _findings(report) if f["code"] != "values-not-checked"]
+    [found] = [f for f in _findings(report, weak=True) if f["code"] != "values-not-checked"]
     assert found["code"] == "sandbox-weak" and found["severity"] == "warning"
     assert "bubblewrap (bwrap) is not installed" in found["message"]
     refused = _cli("validate", base, "--require-isolation", path=str(tmp_path))

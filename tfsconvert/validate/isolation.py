@@ -7,7 +7,7 @@ writable tmpfs scratch dir and a writable door dir shared with the host (Unix so
 own PID, IPC and UTS namespaces; no host /etc beyond what the dynamic loader and the JVM read, a
 made-up /etc/passwd, no $HOME. It never runs as root: started by root, it drops to uid/gid 65534
 with setpriv (no capabilities, no supplementary groups); otherwise a user namespace maps it to 65534.
-`missing()` says what the kernel or the machine forbids; the sandbox then runs without it.
+`plan()` says what the kernel or the machine forbids; the sandbox then runs without it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from dataclasses import dataclass
 from pathlib import Path
 
 import tfsconvert
@@ -47,25 +48,49 @@ def _setpriv() -> list[str]:
             "--inh-caps=-all", "--bounding-set=-all"]
 
 
-@functools.cache
-def missing() -> str | None:
-    """None when the full isolation works here, else what is missing and why (one line)."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        return "bubblewrap (bwrap) is not installed: no network, mount, PID or user namespace"
-    as_root = os.geteuid() == 0
-    if as_root and shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is not installed: the server would keep root"
-    probe = [bwrap, *_namespaces(as_root), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-             *(_setpriv() if as_root else []), "true"]
+_OWN_PROC = ["--proc", "/proc"]
+_HOST_PROC = ["--ro-bind", "/proc", "/proc"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What this machine allows: the namespaces (or none), the /proc they get, and what is missing."""
+
+    namespaces: bool
+    proc: tuple[str, ...] = ()
+    weakness: str | None = None
+
+
+def _probe(bwrap: str, as_root: bool, proc: list[str]) -> str | None:
+    """None if bwrap runs `true` with these namespaces, else its last error line."""
+    command = [bwrap, *_namespaces(as_root), "--ro-bind", "/", "/", *proc, "--dev", "/dev",
+               *(_setpriv() if as_root else []), "true"]
     try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap cannot run: {error}"
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        return f"the kernel or container forbids namespaces (bwrap: {reason})"
-    return None
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+
+
+@functools.cache
+def plan() -> Plan:
+    """The strongest isolation that works here (probed once per process)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Plan(False, weakness="bubblewrap (bwrap) is not installed: no network, mount, PID or user namespace")
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("setpriv") is None:
+        return Plan(False, weakness="setpriv (util-linux) is not installed: the server would keep root")
+    error = _probe(bwrap, as_root, _OWN_PROC)
+    if error is None:
+        return Plan(True, tuple(_OWN_PROC))
+    # Nested containers often refuse a fresh /proc (the outer one masks parts of it); TensorFlow
+    # cannot run without one, so the host's is shown read-only: its processes become visible.
+    if _probe(bwrap, as_root, _HOST_PROC) is None:
+        return Plan(True, tuple(_HOST_PROC), f"no private /proc ({error}): the host's /proc is visible read-only")
+    return Plan(False, weakness=f"the kernel or container forbids namespaces ({error})")
 
 
 def _read_only_roots(extra: list[Path]) -> list[Path]:
@@ -114,8 +139,9 @@ def wrap(command: list[str], models: Path, door: Path, etc: Path, extra: list[Pa
     for root in _read_only_roots(list(extra)):
         args += _dirs(root, made) + ["--ro-bind", str(root), str(root)]
     args += ["--ro-bind", str(models), MODELS_DIR]
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_BYTES),
-             "--tmpfs", SCRATCH_DIR, "--bind", str(door), DOOR_DIR, "--chdir", SCRATCH_DIR]
+    args += [*plan().proc, "--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_BYTES),
+             "--tmpfs", SCRATCH_DIR, "--bind", str(door), DOOR_DIR, "--chdir", SCRATCH_DIR,
+             "--remount-ro", "/"]  # bwrap's own root tmpfs too: only the scratch and door dirs are writable
     return args + (_setpriv() if as_root else []) + command
 
 

@@ -111,10 +111,11 @@ def _serve_and_replay(version: VersionReport, served: ServedVersion, options: Va
         box = Sandbox(Path(served.path), version.model, served.version, limits=limits, program=program,
                       require_isolation=options.require_isolation)
         if box.weakness:
-            version.findings.append(finding("sandbox-weak", f"{version.name}: the server ran with resource limits "
-                                            f"only: {box.weakness}", "install bubblewrap (apt-get install "
-                                            "bubblewrap) and allow namespaces, or pass --require-isolation to "
-                                            "refuse to run without them", version.path))
+            ran = "with resource limits only" if not box.isolated else "in its namespaces, but weaker"
+            version.findings.append(finding("sandbox-weak", f"{version.name}: the server ran {ran}: {box.weakness}",
+                                            "install bubblewrap (apt-get install bubblewrap) and allow namespaces, "
+                                            "or pass --require-isolation to refuse to run without them",
+                                            version.path))
         with box:
             version.served, version.load_seconds = True, box.load_seconds
             _replay(version, box, options, progress)

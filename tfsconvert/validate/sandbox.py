@@ -174,7 +174,7 @@ class Sandbox:
 
     With `isolate` (the default) the server runs in the namespaces of tfsconvert.validate.isolation
     and its ports reach the host through relays; where they are unavailable it runs with resource
-    limits only and `weakness` says what is missing. Attributes once entered: `rest_port`,
+    limits only; `weakness` says what is missing, if anything. Attributes once entered: `rest_port`,
     `grpc_port` (host loopback), `load_seconds`, `model_name`, `version`, `weakness`.
     """
 
@@ -190,17 +190,14 @@ class Sandbox:
         self.process: subprocess.Popen | None = None
         self.rest_port = self.grpc_port = 0
         self.load_seconds = 0.0
-        self.weakness = isolation.missing() if isolate else "not asked for"
+        plan = isolation.plan() if isolate else isolation.Plan(False, weakness="not asked for")
+        self.isolated, self.weakness = plan.namespaces, plan.weakness
         if self.weakness and isolate and require_isolation:
             raise InfrastructureError("sandbox-weak", f"--require-isolation: {self.weakness}",
                                       "install bubblewrap and util-linux (apt-get install bubblewrap) and allow "
                                       "namespaces in the container (e.g. docker --security-opt seccomp=unconfined)")
         self._relays: dict[str, Relay] = {}
         self._root: Path | None = None
-
-    @property
-    def isolated(self) -> bool:
-        return self.weakness is None
 
     @property
     def rest_url(self) -> str:
