@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import hostile_models
@@ -117,6 +118,21 @@ def test_a_model_asking_for_50_gb_is_a_memory_limit(tmp_path):
     found = _findings(report)
     assert [f["code"] for f in found] == ["sandbox-limit", "sandbox-limit", "values-not-checked"]
     assert "ran out of memory" in found[0]["message"] and "OOM when allocating" in found[0]["message"]
+    assert time.monotonic() - started < 60
+
+
+def test_a_model_asking_for_50_gb_in_its_warmup_is_a_memory_limit(tmp_path):
+    from tfsconvert.warmup import write_warmup
+
+    base = hostile_models.allocates(tmp_path / "allocates")
+    (base / "1" / "assets.extra").mkdir()
+    write_warmup(base / "1" / "assets.extra" / "tf_serving_warmup_requests", [{"x": np.ones(1, np.float32)}],
+                 "allocates", "serving_default")
+    started = time.monotonic()
+    code, report, _ = _validate(base)
+    assert code == 1
+    assert [f["code"] for f in _findings(report)] == ["sandbox-limit"]
+    assert "ran out of memory under its 8192 MB address-space limit while loading" in _findings(report)[0]["message"]
     assert time.monotonic() - started < 60
 
 

@@ -36,7 +36,7 @@ _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "TF_CPP_MIN_LOG_LEVEL"
 # The server's ports inside its own network namespace, each exposed as a Unix socket in the door dir.
 _INNER_PORTS = {"grpc": 8500, "rest": 8501}
 # What a process that ran out of its address space or CPU time leaves behind.
-_LIMIT_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "Could not reserve enough space",
+_LIMIT_SIGNS = ("OOM when allocating", "MemoryError", "std::bad_alloc", "Cannot allocate memory", "Could not reserve enough space",
                 "OutOfMemoryError", "failed to map segment", "Resource temporarily unavailable")
 
 
