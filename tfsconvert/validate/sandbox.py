@@ -3,10 +3,11 @@
 The child gets a read-only staged copy of the version (regular files only), a scrubbed environment,
 no stdin, resource limits (address space, CPU time, open files), and, where bubblewrap can create
 them, its own namespaces (tfsconvert.validate.isolation: no network, a read-only view, uid 65534),
-reached through relays; docs/validate.md says exactly what that guarantees. It is started with `--max_num_load_retries=0`, so a version TF Serving cannot load
-makes it exit at once with `Failed to start server. Error: ...` on stdout (spec §0 step 4) instead
-of retrying for 5 minutes. The same flags run our embedded server or the real
-`tensorflow_model_server`. No import of TensorFlow here.
+reached through relays; docs/validate.md says exactly what that guarantees. It is started with
+`--max_num_load_retries=0`, so a version TF Serving cannot load makes it exit at once with
+`Failed to start server. Error: ...` on stdout (spec §0 step 4) instead of retrying for 5 minutes.
+The same flags run our embedded server or the real `tensorflow_model_server`. No import of
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "TF_CPP_MIN_LOG_LEVEL"
 # The server's ports inside its own network namespace, each exposed as a Unix socket in the door dir.
 _INNER_PORTS = {"grpc": 8500, "rest": 8501}
 # What a process that ran out of its address space or CPU time leaves behind.
-_LIMIT_SIGNS = ("OOM when allocating", "MemoryError", "std::bad_alloc", "Cannot allocate memory", "Could not reserve enough space",
-                "OutOfMemoryError", "failed to map segment", "Resource temporarily unavailable")
+_LIMIT_SIGNS = ("OOM when allocating", "MemoryError", "std::bad_alloc", "Cannot allocate memory",
+                "Could not reserve enough space", "OutOfMemoryError", "failed to map segment",
+                "Resource temporarily unavailable")
 
 
 @dataclass(frozen=True)
