@@ -7,9 +7,9 @@ export TFSCONVERT_FIXTURES ?= $(CURDIR)/.cache/fixtures
 # Quieter TensorFlow start-up in demos and tests.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test setup java bench clean
+.PHONY: demo test setup java sandbox bench clean
 
-setup: $(STAMP) java
+setup: $(STAMP) java sandbox
 
 # Re-installs (and rebuilds the C transport) only when these change.
 $(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/validate/server/*.[ch] tfsconvert/serving/*.c)
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/validate/server/*.[ch] t
 
 java:
 	@scripts/check-java.sh
+
+sandbox:
+	@scripts/check-sandbox.sh
 
 demo: setup
 	@scripts/demo.sh

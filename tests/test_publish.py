@@ -131,3 +131,56 @@ def test_force_swaps_atomically_on_linux(tmp_path):
     (tmp_path / "a" / "old").write_text("")
     assert _exchange(tmp_path / "a", tmp_path / "b")
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["old"] and not any((tmp_path / "a").iterdir())
+
+
+_PUBLISHER = """
+import sys, time
+from pathlib import Path
+from tfsconvert.errors import InputError
+from tfsconvert.layout import publish
+base, me, start = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+while not start.exists():
+    time.sleep(0.001)
+def build(tmp):
+    (tmp / "owner").write_text(me)
+    time.sleep(0.05)  # every publisher is past its own exists check before the first rename
+try:
+    publish(base, 1, build)
+except InputError as error:
+    print(error.code)
+else:
+    print("published")
+"""
+
+
+def test_concurrent_publishers_of_one_version_never_both_succeed(tmp_path):
+    base, start = tmp_path / "base", tmp_path / "start"
+    procs = [subprocess.Popen([sys.executable, "-c", _PUBLISHER, str(base), str(i), str(start)], cwd=REPO,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, text=True)
+             for i in range(20)]
+    time.sleep(1.0)  # all 20 are waiting at the start line
+    start.touch()
+    said = [proc.communicate(timeout=120)[0].strip() for proc in procs]
+    assert sorted(said) == ["published"] + ["version-exists"] * 19, said
+    assert [p.name for p in base.iterdir()] == ["1"]  # no .tfsconvert-* leftovers
+    assert (base / "1" / "owner").read_text() == str(said.index("published"))
+
+
+def test_force_over_a_symlinked_version_leaves_nothing_behind(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("not ours")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "1").symlink_to(elsewhere)
+    publish(base, 1, write_files(1), force=True)
+    assert [p.name for p in base.iterdir()] == ["1"] and not (base / "1").is_symlink()
+    assert [p.name for p in (base / "1").iterdir()] == ["part0"]
+    assert (elsewhere / "keep").read_text() == "not ours"  # what the link pointed to is never deleted
+
+
+def test_a_dangling_symlink_is_an_existing_version(tmp_path):
+    (tmp_path / "1").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(InputError) as error:
+        publish(tmp_path, 1, write_files(1))
+    assert error.value.code == "version-exists"

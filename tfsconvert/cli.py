@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -209,6 +210,11 @@ def validate(
                                                           "each request."),
     memory_mb: int = typer.Option(8192, "--memory-mb", help="Sandbox: address-space limit of the server."),
     cpu_seconds: int = typer.Option(600, "--cpu-seconds", help="Sandbox: CPU-time limit of the server."),
+    request_timeout: float = typer.Option(None, "--request-timeout", help="Seconds to wait for each request "
+                                                                         "(default: --timeout)."),
+    require_isolation: bool = typer.Option(False, "--require-isolation",
+                                           help="Exit 4 instead of running the server without its namespaces "
+                                                "(docs/validate.md)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the run too."),
     json_out: str = typer.Option(None, "--json", help="Write the report as JSON to FILE, or - for stdout."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report to FILE."),
@@ -222,7 +228,7 @@ def validate(
 
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
-                                  strict, Limits(memory_mb, cpu_seconds))
+                                  strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout)
         with output.status("validating") as progress:
             return run_validation(path, options, progress)
 
@@ -376,8 +382,15 @@ def bench(
     raise typer.Exit(0 if result.ok else 1)  # a run with failed requests is not a valid measurement
 
 
+def _interrupt(signum: int, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM and SIGHUP stop a command as Ctrl-C (SIGINT) does: the
+    same cleanup runs (no half-published version, no staged copy left in the temp dir)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     app()
 
 

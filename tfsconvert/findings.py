@@ -26,6 +26,8 @@ SEVERITY = {
     "breaking-signature-change": "error",
     "sandbox-limit": "error",
     "server-timeout": "error",
+    "sandbox-weak": "warning",
+    "unsafe-file": "error",
     # validate's static checks (docs/findings.md)
     "bad-model-config": "error",
     "base-path-not-found": "error",

@@ -4,13 +4,17 @@ version, and atomic publishing, the one path every converter writes through.
 TF Serving polls the base path every second (spec §1.6) and never reloads a version it already
 tried (spec §1.7), so a version must appear complete or not at all. It is built in a hidden
 temp dir inside the base path (same filesystem; a non-numeric name TF Serving ignores) and
-renamed into place; `--force` swaps it with the old one atomically where Linux allows.
+renamed into place. Without `--force` the rename itself refuses an existing version
+(renameat2 RENAME_NOREPLACE on Linux; elsewhere rename(2), which never replaces a non-empty
+directory), so of two concurrent publishers of one version exactly one succeeds; `--force` swaps
+it with the old one atomically where Linux allows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -69,7 +73,7 @@ def versions_by_number(children: list[Child]) -> dict[int, list[Child]]:
 
 
 TEMP_PREFIX = ".tfsconvert-"
-_RENAME_EXCHANGE = 2  # linux/fs.h
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2  # linux/fs.h
 
 
 def next_version(base: Path) -> int:
@@ -112,25 +116,70 @@ def remove_stale_temp_dirs(base: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _renameat2(a: Path, b: Path, flags: int) -> bool | None:
+    """Linux renameat2(a, b, flags): True when done, False when `b` exists (EEXIST/ENOTEMPTY),
+    None where the call is unsupported (no such libc function, kernel or filesystem)."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EEXIST, errno.ENOTEMPTY):
+        return False
+    if code in (errno.ENOSYS, errno.EINVAL):
+        return None
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
+        return bool(_renameat2(a, b, _RENAME_EXCHANGE))
+    except OSError:
         return False
-    at_fdcwd = -100
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
+
+
+def _rename_new(tmp: Path, target: Path) -> bool:
+    """Rename `tmp` to `target` unless `target` exists, as one step; False if it exists."""
+    done = _renameat2(tmp, target, _RENAME_NOREPLACE)
+    if done is not None:
+        return done
+    try:  # rename(2) replaces an empty directory at most, never a version with files in it
+        os.rename(tmp, target)
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            return False
+        raise
+    return True
+
+
+def _version_exists(base: Path, target: Path) -> InputError:
+    return InputError(
+        "version-exists", f"{target} already exists; versions are never overwritten",
+        f"publish it as --version {next_version(base)}, or pass --force to replace it (TF Serving does "
+        f"not reload a version it already serves: a new number is what makes it switch)")
+
+
+def _check_writable(base: Path) -> None:
+    """InputError `base-path-read-only` unless we can create entries in `base` (or where it will be made)."""
+    existing = next(p for p in (base, *base.parents) if p.exists() or p == Path(p.anchor))
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return
+    what = "is not a directory" if not existing.is_dir() else "is read-only (no permission, or a read-only mount)"
+    raise InputError("base-path-read-only", f"cannot publish under {base}: {existing} {what}",
+                     "choose a writable --base-path, or fix the directory's permissions")
 
 
 def ensure_free(base: Path, version: int, force: bool) -> Path:
-    """`<base>/<version>`, unless it exists and `force` is false (InputError `version-exists`)."""
+    """`<base>/<version>`, unless it exists and `force` is false (InputError `version-exists`), or the
+    base path cannot be written (InputError `base-path-read-only`): checked before any conversion work."""
     target = base / str(version)
-    if target.exists() and not force:
-        raise InputError(
-            "version-exists", f"{target} already exists; versions are never overwritten",
-            f"publish it as --version {next_version(base)}, or pass --force to replace it (TF Serving does "
-            f"not reload a version it already serves: a new number is what makes it switch)")
+    if os.path.lexists(target) and not force:
+        raise _version_exists(base, target)
+    _check_writable(base)
     return target
 
 
@@ -155,7 +204,10 @@ def publish(base: Path, version: int, build: Callable[[Path], None], *, force: b
                     path.rmdir()
             raise
         tmp.chmod(0o755)  # mkdtemp makes it private; the server may run as another user
-        if target.exists():
+        if not force:
+            if not _rename_new(tmp, target):
+                raise _version_exists(base, target)
+        elif os.path.lexists(target):
             if not _exchange(tmp, target):
                 old = tmp.with_name(tmp.name + "-old")
                 os.rename(target, old)
@@ -164,5 +216,13 @@ def publish(base: Path, version: int, build: Callable[[Path], None], *, force: b
         else:
             os.rename(tmp, target)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # the unfinished build, or the replaced version
+        _remove(tmp)  # the unfinished build, or the replaced version
     return target
+
+
+def _remove(path: Path) -> None:
+    """Remove a temp entry: a replaced symlinked version is unlinked (never what it points to)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)

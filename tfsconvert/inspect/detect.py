@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from tfsconvert.errors import InputError
@@ -49,7 +50,18 @@ def detect(path: Path) -> str:
             return "tf1-checkpoint"
         raise InputError("path-not-found", f"{path}: no such file or directory",
                          f"check the path; inspect expects {EXPECTED}")
+    mode = path.stat().st_mode
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):  # a FIFO would block the read, a device never end
+        raise InputError("unsupported-format", f"{path} is a {special_kind(mode)}, not a model file or directory",
+                         f"give the model file itself (copy it to a regular file first); expected {EXPECTED}")
     return _detect_dir(path) if path.is_dir() else _detect_file(path)
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a directory is, in words."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def holds_model(directory: Path) -> bool:

@@ -268,7 +268,8 @@ def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOp
     if parallelism is not None:
         flags += (f"{SESSION_FLAG}={parallelism}",)
     try:
-        with Sandbox(Path(served.path), model, served.version, limits=options.limits, extra_flags=flags) as box:
+        with Sandbox(Path(served.path), model, served.version, limits=options.limits, extra_flags=flags,
+                     isolate=False) as box:  # limits only: relays would distort the throughput measured
             yield box
     except ServerStartFailed as failure:
         if failure.kind in ("crashed", "server-timeout"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import urllib.parse
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,9 @@ class RestClient:
 
 
 def model_path(model: str, version: int | None) -> str:
-    return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
+    """The REST path of a model (its name percent-encoded: spaces and non-ASCII names included)."""
+    return f"/v1/models/{urllib.parse.quote(model, safe='')}" + (f"/versions/{version}" if version is not None
+                                                                else "")
 
 
 def _answer(status: int, body: dict | None, text: str) -> Answer:

@@ -26,6 +26,7 @@ from tfsconvert.validate.client import Answer
 
 DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # DESIGN.md §4.4, when neither the file nor the flags say
 # Server messages (spec §3.2, §7 cases 38-40) that say the request's values, not its names, are wrong.
+_MEMORY_SIGNS = re.compile(r"OOM when allocating|std::bad_alloc|MemoryError|Cannot allocate memory")
 _DTYPE_SIGNS = re.compile(r"is not of expected type|Expects arg\[\d+\] to be|to type: |cannot be converted|"
                           r"expected type|DataType", re.I)
 _SHAPE_SIGNS = re.compile(r"shape|size-incompatible|Expecting tensor size|dimension|rank|Matrix size", re.I)
@@ -227,6 +228,10 @@ class Replayer:
             return finding("server-timeout", f"{where}: no answer ({said})",
                            "the model takes too long for one request: check it for loops or huge batches, or raise "
                            "--timeout", self.path)
+        if _MEMORY_SIGNS.search(answer.error or ""):
+            return finding("sandbox-limit", f"{where}: the request ran out of memory in the sandbox ({said})",
+                           "the graph allocates more than --memory-mb allows for one request: send smaller batches, "
+                           "fix the graph, or raise --memory-mb if that is expected", self.path)
         if signature is None:
             return self._unknown_signature(record, where, said)
         expected = list(signature.inputs)

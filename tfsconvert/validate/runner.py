@@ -18,7 +18,7 @@ from tfsconvert.validate.replay import (Replayer, Tolerance, serving_graph_def, 
                                         synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
 from tfsconvert.validate.server.status import finding_code
-from tfsconvert.validate.sandbox import EMBEDDED, Limits, Sandbox, ServerStartFailed, server_program
+from tfsconvert.validate.sandbox import EMBEDDED, Limits, Sandbox, ServerStartFailed, UnsafeFile, server_program
 
 PROTOCOLS = {"rest": ("rest",), "grpc": ("grpc",), "both": ("rest", "grpc")}
 # The fix for each cause of a load failure (the cause from server.status.finding_code).
@@ -50,6 +50,8 @@ class ValidateOptions:
     timeout: float = 60.0
     strict: bool = False
     limits: Limits = field(default_factory=Limits)
+    require_isolation: bool = False
+    request_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -60,6 +62,9 @@ class ValidateOptions:
                              "pass a golden.jsonl written by tfsconvert (assets.extra/golden.jsonl)")
         if self.timeout <= 0:
             raise InputError("bad-option", f"--timeout {self.timeout:g}: must be positive", "e.g. --timeout 60")
+        if self.request_timeout is not None and self.request_timeout <= 0:
+            raise InputError("bad-option", f"--request-timeout {self.request_timeout:g}: must be positive",
+                             "e.g. --request-timeout 10")
 
 
 def validate(path: Path, options: ValidateOptions, progress: Callable[[str], None] = lambda _: None
@@ -103,15 +108,29 @@ def _serve_and_replay(version: VersionReport, served: ServedVersion, options: Va
     progress(f"starting a sandboxed server for {version.name} ({served.format})")
     limits = replace(options.limits, start_timeout=options.timeout)
     try:
-        with Sandbox(Path(served.path), version.model, served.version, limits=limits, program=program) as box:
+        box = Sandbox(Path(served.path), version.model, served.version, limits=limits, program=program,
+                      require_isolation=options.require_isolation)
+        if box.weakness:
+            ran = "with resource limits only" if not box.isolated else "in its namespaces, but weaker"
+            version.findings.append(finding("sandbox-weak", f"{version.name}: the server ran {ran}: {box.weakness}",
+                                            "install bubblewrap (apt-get install bubblewrap) and allow namespaces, "
+                                            "or pass --require-isolation to refuse to run without them",
+                                            version.path))
+        with box:
             version.served, version.load_seconds = True, box.load_seconds
             _replay(version, box, options, progress)
     except ServerStartFailed as failure:
         version.findings.append(_start_finding(failure, version, limits))
+    except UnsafeFile as unsafe:
+        version.findings += [finding("unsafe-file", f"{version.name}: {path} is {what}: not staged, the version was "
+                                     "not served", "replace it with a regular file inside the version dir",
+                                     str(path)) for path, what in unsafe.problems]
+        version.not_served_because = "unsafe files"
 
 
 def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, progress) -> None:
-    rest = RestClient(box.rest_port, options.timeout)
+    request_timeout = options.request_timeout or options.timeout
+    rest = RestClient(box.rest_port, request_timeout)
     grpc = None
     try:
         metadata = rest.get(model_path(version.model, version.version) + "/metadata")
@@ -128,7 +147,7 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
         version.golden_source = "synthesized" if synthesized else str(golden_path)
         protocols = PROTOCOLS[options.protocol]
         if "grpc" in protocols:
-            grpc = GrpcClient(box.grpc_target, options.timeout)
+            grpc = GrpcClient(box.grpc_target, request_timeout)
         progress(f"replaying {len(records)} golden request(s) over {' and '.join(protocols)}")
         replayer = Replayer(version.model, version.version, signatures, rest if "rest" in protocols else None,
                             grpc, Tolerance(options.rtol, options.atol), version.path)

@@ -1,11 +1,13 @@
 """Serve one model version in an isolated child process, and always stop it.
 
-The child gets a read-only staged copy of the version, a fresh temp working dir, a scrubbed
-environment, no stdin, loopback ports picked here, and resource limits (address space, CPU time,
-open files). It is started with `--max_num_load_retries=0`, so a version TF Serving cannot load
-makes it exit at once with `Failed to start server. Error: ...` on stdout (spec §0 step 4) instead
-of retrying for 5 minutes. The same flags run our embedded server or the real
-`tensorflow_model_server`. No import of TensorFlow here.
+The child gets a read-only staged copy of the version (regular files only), a scrubbed environment,
+no stdin, resource limits (address space, CPU time, open files), and, where bubblewrap can create
+them, its own namespaces (tfsconvert.validate.isolation: no network, a read-only view, uid 65534),
+reached through relays; docs/validate.md says exactly what that guarantees. It is started with
+`--max_num_load_retries=0`, so a version TF Serving cannot load makes it exit at once with
+`Failed to start server. Error: ...` on stdout (spec §0 step 4) instead of retrying for 5 minutes.
+The same flags run our embedded server or the real `tensorflow_model_server`. No import of
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -23,15 +25,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfsconvert.errors import InfrastructureError, InputError
+from tfsconvert.inspect.detect import special_kind
+from tfsconvert.validate import isolation
+from tfsconvert.validate.relay import Relay
 
 EMBEDDED = "embedded"
 REAL = "tensorflow_model_server"
 START_FAILED = "Failed to start server. Error: "
 # Environment the server may see; everything else (tokens, proxies, cloud credentials) is dropped.
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "JAVA_HOME", "TF_CPP_MIN_LOG_LEVEL", "TFSCONVERT_DEBUG")
+# The server's ports inside its own network namespace, each exposed as a Unix socket in the door dir.
+_INNER_PORTS = {"grpc": 8500, "rest": 8501}
 # What a process that ran out of its address space or CPU time leaves behind.
-_LIMIT_SIGNS = ("MemoryError", "std::bad_alloc", "Cannot allocate memory", "Could not reserve enough space",
-                "OutOfMemoryError", "failed to map segment", "Resource temporarily unavailable")
+_LIMIT_SIGNS = ("OOM when allocating", "MemoryError", "std::bad_alloc", "Cannot allocate memory",
+                "Could not reserve enough space", "OutOfMemoryError", "failed to map segment",
+                "Resource temporarily unavailable")
 
 
 @dataclass(frozen=True)
@@ -83,15 +91,64 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class UnsafeFile(Exception):
+    """The version holds something staging refuses to copy; `problems` are (path, what) pairs."""
+
+    def __init__(self, problems: list[tuple[Path, str]]) -> None:
+        super().__init__("; ".join(f"{path}: {what}" for path, what in problems))
+        self.problems = problems
+
+
 def stage(version_dir: Path, model_name: str, version: int, root: Path) -> Path:
-    """Copy the version to `root/<model>/<version>` read-only; returns the staged base path."""
+    """Copy the version to `root/<model>/<version>` read-only (readable by any uid); returns the
+    staged base path. Only regular files and directories are copied, a symlink only when it stays
+    inside the version dir; anything else (a FIFO, a device, a socket, a link out) raises UnsafeFile
+    before a byte is read."""
+    source = Path(version_dir).resolve()
+    plan: list[tuple[Path, Path]] = []
+    problems: list[tuple[Path, str]] = []
+    _plan(source, source, Path(), plan, problems, {source})
+    if problems:
+        raise UnsafeFile(problems)
     base = root / model_name
     target = base / str(version)
-    shutil.copytree(version_dir, target, symlinks=False)
-    for path in [*target.rglob("*"), target]:
-        mode = path.stat().st_mode
-        path.chmod(stat.S_IMODE(mode) & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    target.mkdir(parents=True)
+    for real, relative in plan:
+        destination = target / relative
+        if real.is_dir():
+            destination.mkdir(exist_ok=True)
+        else:
+            shutil.copyfile(real, destination, follow_symlinks=False)
+            destination.chmod(0o444)
+    for directory in sorted((p for p in target.rglob("*") if p.is_dir()), reverse=True):
+        directory.chmod(0o555)
+    target.chmod(0o555)
     return base
+
+
+def _plan(top: Path, directory: Path, relative: Path, plan: list, problems: list, ancestors: set) -> None:
+    """(real source, relative destination) of each file and dir under `directory`, links resolved."""
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        path, inside = Path(entry.path), relative / entry.name
+        real = path.resolve() if entry.is_symlink() else path
+        if entry.is_symlink() and not real.is_relative_to(top):
+            problems.append((path, f"a symlink to {os.readlink(path)}, outside the version dir"))
+            continue
+        try:
+            mode = real.lstat().st_mode
+        except OSError as error:
+            problems.append((path, f"cannot be read ({error.strerror})"))
+            continue
+        if stat.S_ISDIR(mode):
+            if real in ancestors:
+                problems.append((path, "a symlink loop"))
+                continue
+            plan.append((real, inside))
+            _plan(top, real, inside, plan, problems, ancestors | {real})
+        elif stat.S_ISREG(mode):
+            plan.append((real, inside))
+        else:
+            problems.append((path, f"a {special_kind(mode)}, not a regular file"))
 
 
 def _make_writable(root: Path) -> None:
@@ -100,9 +157,10 @@ def _make_writable(root: Path) -> None:
             path.chmod(0o700)
 
 
-def _environment(home: Path, limits: Limits) -> dict[str, str]:
+def _environment(home: str, limits: Limits) -> dict[str, str]:
     env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
-    env.update(HOME=str(home), TMPDIR=str(home), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+    env.update(HOME=home, TMPDIR=home, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=isolation.package_root(),
                # glibc reserves 64 MB of address space per malloc arena, up to 8 per core. Within
                # 1/16th of the cap, up to 8: with 2 or 4, the server's threads (HTTP, batch,
                # answers, TensorFlow) wait on each other's arena locks (-15% batched throughput).
@@ -116,11 +174,15 @@ def _environment(home: Path, limits: Limits) -> dict[str, str]:
 class Sandbox:
     """A context manager: stage the version, start the server, wait until both ports answer.
 
-    Attributes once entered: `rest_port`, `grpc_port`, `load_seconds`, `model_name`, `version`.
+    With `isolate` (the default) the server runs in the namespaces of tfsconvert.validate.isolation
+    and its ports reach the host through relays; where they are unavailable it runs with resource
+    limits only; `weakness` says what is missing, if anything. Attributes once entered: `rest_port`,
+    `grpc_port` (host loopback), `load_seconds`, `model_name`, `version`, `weakness`.
     """
 
     def __init__(self, version_dir: Path, model_name: str, version: int, *, limits: Limits = Limits(),
-                 program: list[str] | None = None, extra_flags: tuple[str, ...] = ()) -> None:
+                 program: list[str] | None = None, extra_flags: tuple[str, ...] = (), isolate: bool = True,
+                 require_isolation: bool = False) -> None:
         self.version_dir = Path(version_dir)
         self.model_name = model_name
         self.version = version
@@ -130,6 +192,13 @@ class Sandbox:
         self.process: subprocess.Popen | None = None
         self.rest_port = self.grpc_port = 0
         self.load_seconds = 0.0
+        plan = isolation.plan() if isolate else isolation.Plan(False, weakness="not asked for")
+        self.isolated, self.weakness = plan.namespaces, plan.weakness
+        if self.weakness and isolate and require_isolation:
+            raise InfrastructureError("sandbox-weak", f"--require-isolation: {self.weakness}",
+                                      "install bubblewrap and util-linux (apt-get install bubblewrap) and allow "
+                                      "namespaces in the container (e.g. docker --security-opt seccomp=unconfined)")
+        self._relays: dict[str, Relay] = {}
         self._root: Path | None = None
 
     @property
@@ -161,24 +230,54 @@ class Sandbox:
         except OSError as error:
             raise InfrastructureError("sandbox-failed", f"cannot stage {self.version_dir}: {error}",
                                       "check free space in the temp dir (TMPDIR)") from None
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        while self.rest_port == self.grpc_port:
-            self.rest_port = free_port()
-        jail = [sys.executable, "-m", "tfsconvert.validate.jail", str(self.limits.memory_mb),
-                str(self.limits.cpu_seconds), str(self.limits.open_files), "--"]
-        command = [*jail, *self.program, f"--port={self.grpc_port}", f"--rest_api_port={self.rest_port}",
-                   f"--model_name={self.model_name}", f"--model_base_path={base}",
-                   "--max_num_load_retries=0", "--enable_model_warmup=true", *self.extra_flags]
+        command = self._isolated_command() if self.isolated else self._limited_command(base)
         self._out = open(self._root / "stdout.log", "wb")
         self._err = open(self._root / "stderr.log", "wb")
         self._started = time.monotonic()
+        home = isolation.SCRATCH_DIR if self.isolated else str(work)
         try:
-            self.process = subprocess.Popen(command, cwd=work, env=_environment(work, self.limits),
+            self.process = subprocess.Popen(command, cwd=work, env=_environment(home, self.limits),
                                             stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err,
                                             start_new_session=True)
         except OSError as error:
             raise InfrastructureError("sandbox-failed", f"cannot start {self.program[0]}: {error}",
                                       "check the server binary (--server-bin) and its permissions") from None
+
+    def _jail(self, doors: list[str] = ()) -> list[str]:
+        return [sys.executable, "-m", "tfsconvert.validate.jail", str(self.limits.memory_mb),
+                str(self.limits.cpu_seconds), str(self.limits.open_files), *doors, "--"]
+
+    def _server(self, grpc_port: int, rest_port: int, base: str) -> list[str]:
+        return [*self.program, f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+                f"--model_name={self.model_name}", f"--model_base_path={base}",
+                "--max_num_load_retries=0", "--enable_model_warmup=true", *self.extra_flags]
+
+    def _limited_command(self, base: Path) -> list[str]:
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        while self.rest_port == self.grpc_port:
+            self.rest_port = free_port()
+        return [*self._jail(), *self._server(self.grpc_port, self.rest_port, str(base))]
+
+    def _isolated_command(self) -> list[str]:
+        door = self._root / "door"
+        door.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            os.chown(door, isolation.NOBODY, isolation.NOBODY)
+        isolation.write_etc(self._root / "etc")
+        doors = []
+        for name, port in _INNER_PORTS.items():
+            doors += ["--expose", f"{isolation.DOOR_DIR}/{name}.sock={port}"]
+            self._relays[name] = Relay(str(door / f"{name}.sock"))
+        self.grpc_port, self.rest_port = self._relays["grpc"].port, self._relays["rest"].port
+        base = f"{isolation.MODELS_DIR}/{self.model_name}"
+        server = self._server(_INNER_PORTS["grpc"], _INNER_PORTS["rest"], base)
+        return isolation.wrap([*self._jail(doors), *server], self._root / "models", door, self._root / "etc",
+                              extra=[Path(self.program[0]).resolve().parent])
+
+    def _ready(self) -> bool:
+        if self.isolated:
+            return all(os.path.exists(relay.unix_path) for relay in self._relays.values())
+        return _port_open(self.grpc_port) and _port_open(self.rest_port)
 
     def _wait_ready(self) -> None:
         deadline = self._started + self.limits.start_timeout
@@ -186,7 +285,7 @@ class Sandbox:
             code = self.process.poll()
             if code is not None:
                 raise self._start_failure(code, "loading")
-            if _port_open(self.grpc_port) and _port_open(self.rest_port):
+            if self._ready():
                 self.load_seconds = time.monotonic() - self._started
                 return
             if time.monotonic() > deadline:
@@ -196,7 +295,8 @@ class Sandbox:
 
     def _start_failure(self, code: int, phase: str) -> ServerStartFailed:
         stdout, log = self._read("stdout.log"), self.log()
-        killed = -code if code < 0 else None
+        # bwrap reports a child killed by signal N as exit code 128 + N (the server itself exits 0, 1 or 255).
+        killed = -code if code < 0 else code - 128 if self.isolated and 128 < code < 128 + 65 else None
         if killed is None and any(sign in stdout + log for sign in _LIMIT_SIGNS):
             return ServerStartFailed("sandbox-limit", f"the server ran out of memory under its "
                                      f"{self.limits.memory_mb} MB address-space limit while {phase}", log)
@@ -233,6 +333,8 @@ class Sandbox:
         """Stop the server's whole process group (TERM, then KILL) and remove the staged copy."""
         if self.process is not None:
             _stop_group(self.process)
+        for relay in self._relays.values():
+            relay.close()
         for stream in (getattr(self, "_out", None), getattr(self, "_err", None)):
             if stream is not None:
                 stream.close()

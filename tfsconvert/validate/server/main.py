@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from importlib import metadata
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
         batching = _batching(options)
         manager = Manager(models, _loader(options, batching), options.max_num_load_retries,
                           options.load_retry_interval_micros / 1e6, stop)
-        failures = manager.start(options.file_system_poll_wait_seconds)
+        failures = _start_stoppable(manager, options.file_system_poll_wait_seconds, stop)
         if stop.is_set():
             return 0
         if failures:
@@ -173,6 +174,32 @@ def _metrics_path(options: Options) -> str | None:
     if path is not None:
         monitoring.enable()
     return path
+
+
+def _start_stoppable(manager: Manager, poll_wait: int, stop: threading.Event) -> list:
+    """`manager.start` in a thread, so that SIGTERM/SIGINT stop the process even while a load or a
+    warmup request hangs inside TensorFlow (which holds the thread, not the signal handler): then
+    the process exits at once, as there is nothing to unload yet."""
+    result: list = []
+
+    def load() -> None:
+        try:
+            result.append(manager.start(poll_wait))
+        except BaseException as error:  # noqa: BLE001 - raised again in the main thread
+            result.append(error)
+
+    loading = threading.Thread(target=load, name="load", daemon=True)
+    loading.start()
+    while loading.is_alive():
+        if stop.wait(0.1) and loading.is_alive():
+            logs.info("model_servers/server.cc", "Stopped while loading: exiting without unloading")
+            _stop_children()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]
 
 
 def _serve(options: Options, manager: Manager, metrics_path: str | None) -> list:
