@@ -29,6 +29,7 @@ TOLERANCES = {"pmml": (1e-6, 1e-6), "onnx": (1e-6, 1e-5)}
 MODEL_FILES = {"pmml": "model.pmml", "onnx": "model.onnx"}
 DEFAULT_TARGET_NAME = "y"
 DEFAULT_OPSET = 17  # scikit-learn; Spark sources default to the newest opset onnxmltools supports
+EVALUATOR_NAMES = {"jpmml": "JPMML-Evaluator", "pypmml": "pypmml", "onnxruntime": "ONNX Runtime"}
 
 
 @dataclass
@@ -49,6 +50,7 @@ class TabularOptions:
     trust_pickle: bool = False
     schema: str | None = None  # Spark: inline JSON or a JSON file, column -> type
     spark_master: str | None = None  # Spark: default local[*]
+    pmml_evaluator: str = "both"  # PMML parity: jpmml, pypmml or both (tfsconvert.runtimes.pmml)
 
 
 def _check_source(src: Path, target: str) -> str:
@@ -96,9 +98,10 @@ class _Job:
     signature: Signature
     converting: str  # progress line while the target is written
     write: Callable[[Path], list[str]]  # writes the model file, returns notes
-    evaluate: Callable[[Path], list[dict]]  # the written model's answers for `rows`
+    evaluate: Callable[[Path], dict[str, list[dict]]]  # evaluator -> the written model's answers for `rows`
     notes: list[str]
     findings: list
+    evaluators: tuple[str, ...] = ("onnxruntime",)
 
 
 def convert(src: Path, target: str, options: TabularOptions, progress: Progress = lambda _: None) -> ConversionResult:
@@ -129,13 +132,22 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
         model_file = dest / MODEL_FILES[target]
         progress(job.converting)
         written["notes"] = job.write(model_file)
-        progress("checking parity: evaluating the PMML with pypmml (starting Java)" if target == "pmml"
-                 else "checking parity with ONNX Runtime")
-        actual = job.evaluate(model_file)
-        written["parity"] = check_parity(
-            expected, actual, atol, rtol, what=f"the {target.upper()} model",
-            hint="check the rows with --sample-data (values at a split threshold can flip a tree), "
-                 "or accept the difference with --atol/--rtol")
+        progress(f"checking parity with {' and '.join(EVALUATOR_NAMES.get(e, e) for e in job.evaluators)}")
+        answers = job.evaluate(model_file)
+        hint = ("check the rows with --sample-data (values at a split threshold can flip a tree), "
+                "or accept the difference with --atol/--rtol")
+        if len(answers) > 1:
+            from tfsconvert.convert.pmml_writer import engine_disagreement
+
+            disagreement = engine_disagreement(answers, rows, atol, rtol, model_file.name)
+            job.findings.extend([disagreement] if disagreement else [])
+        parities = {name: check_parity(expected, actual, atol, rtol, what=f"the {target.upper()} model "
+                                       f"({EVALUATOR_NAMES.get(name, name)})", hint=hint)
+                    for name, actual in answers.items()}
+        written["parity"] = parities[job.evaluators[0]]
+        written["notes"] += [f"parity also checked with {EVALUATOR_NAMES[name]}: max abs "
+                             f"{max((d.max_abs or 0.0 for d in diffs), default=0.0):.3g}"
+                             for name, diffs in list(parities.items())[1:]]
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
         golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
@@ -161,8 +173,8 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
     opset = DEFAULT_OPSET if options.opset is None else options.opset
     if target == "pmml":
         from tfsconvert.convert import pmml_writer as writer
-        progress("checking Java and sklearn2pmml")
-        writer.preflight()
+        progress("checking Java, sklearn2pmml and the PMML evaluators")
+        writer.preflight(evaluator=options.pmml_evaluator)
     else:
         from tfsconvert.convert import sklearn_onnx as writer
         writer.preflight(opset)
@@ -186,11 +198,11 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
             return []
 
         return _Job(source, rows, signature, "converting to PMML with sklearn2pmml (starting Java)", write,
-                    lambda model_file: writer.pmml_outputs(source, *writer.evaluate(model_file, rows)), notes,
-                    findings)
+                    _pmml_evaluate(lambda path, engine: writer.pmml_outputs(source.features, path, rows, engine),
+                                   options), notes, findings, _engines(options))
     return _Job(source, rows, signature, f"converting to ONNX with skl2onnx (opset {opset})",
                 lambda model_file: writer.write_onnx(source, model_file, opset, target_name),
-                lambda model_file: writer.onnx_outputs(source, model_file, rows), notes, findings)
+                lambda model_file: {"onnxruntime": writer.onnx_outputs(source, model_file, rows)}, notes, findings)
 
 
 def _spark_job(src: Path, target: str, options: TabularOptions, count: int, progress: Progress) -> _Job:
@@ -198,6 +210,11 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int, prog
 
     progress("checking Java, Spark and " + ("pyspark2pmml" if target == "pmml" else "onnxmltools"))
     spark_session.preflight(target)
+    if target == "pmml":
+        from tfsconvert.runtimes.pmml import check_installed
+
+        for engine in _engines(options):
+            check_installed(engine)
     if target == "onnx":
         from tfsconvert.convert import spark_onnx
 
@@ -216,8 +233,21 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int, prog
 
         return _Job(source, rows, spark_pmml.served_signature(source), "converting to PMML with pyspark2pmml",
                     lambda model_file: spark_pmml.write_pmml(source, model_file),
-                    lambda model_file: spark_pmml.pmml_outputs(source, model_file, rows), notes, findings)
+                    _pmml_evaluate(lambda path, engine: spark_pmml.pmml_outputs(source, path, rows, engine),
+                                   options), notes, findings, _engines(options))
     return _Job(source, rows, sklearn_onnx.served_signature(source, ""),
                 f"converting to ONNX with onnxmltools (opset {opset})",
                 lambda model_file: spark_onnx.write_onnx(source, model_file, opset),
-                lambda model_file: sklearn_onnx.onnx_outputs(source, model_file, rows), notes, findings)
+                lambda model_file: {"onnxruntime": sklearn_onnx.onnx_outputs(source, model_file, rows)}, notes,
+                findings)
+
+
+def _engines(options: TabularOptions) -> tuple[str, ...]:
+    from tfsconvert.runtimes.pmml import engines
+
+    return engines(options.pmml_evaluator)
+
+
+def _pmml_evaluate(outputs: Callable[[Path, str], list[dict]], options: TabularOptions):
+    """The job's evaluate for PMML: the answers of each chosen engine (tfsconvert.runtimes.pmml)."""
+    return lambda model_file: {engine: outputs(model_file, engine) for engine in _engines(options)}

@@ -103,6 +103,8 @@ def _make_writable(root: Path) -> None:
 def _environment(home: Path, limits: Limits) -> dict[str, str]:
     env = {key: os.environ[key] for key in _KEEP_ENV if key in os.environ}
     env.update(HOME=str(home), TMPDIR=str(home), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+               # the server imports the tfsconvert this process runs (a checkout, not another install)
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]),
                # glibc reserves 64 MB of address space per malloc arena, up to 8 per core. Within
                # 1/16th of the cap, up to 8: with 2 or 4, the server's threads (HTTP, batch,
                # answers, TensorFlow) wait on each other's arena locks (-15% batched throughput).
