@@ -53,13 +53,15 @@ def run(action: Callable[[], T], as_json: bool) -> T:
         raise typer.Exit(error.exit_code) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as error:  # a bug: one line unless --debug
+    except Exception as error:  # a bug: one line unless --debug (the {"error": ...} object with --json)
         if _state["debug"]:
             raise
-        output.stderr.print(
-            f"[bold red]internal error[/]: {type(error).__name__}: {error} (run with --debug for the traceback)",
-            markup=True,
-        )
+        if as_json:
+            output.print_json({"error": {"code": "internal-error", "message": f"{type(error).__name__}: {error}",
+                                         "hint": "run with --debug for the traceback"}})
+        else:
+            output.stderr.print(f"[bold red]internal error[/]: {type(error).__name__}: {error} (run with --debug "
+                                "for the traceback)", markup=True, highlight=False)
         raise typer.Exit(BUG_EXIT_CODE) from None
 
 

@@ -1,6 +1,7 @@
 """One backend per runtime behind the same small interface (`Servable`), chosen by the file a
-version directory holds: `model.onnx` -> ONNX Runtime, `model.pmml` -> JPMML-Evaluator or pypmml, anything else ->
-TensorFlow (which reports a directory without `saved_model.pb` the way TF Serving does)."""
+version directory holds: `model.onnx` -> ONNX Runtime, `model.pmml` -> JPMML-Evaluator or pypmml
+(tfsconvert.runtimes), anything else -> TensorFlow (which reports a directory without
+`saved_model.pb` the way TF Serving does)."""
 
 from __future__ import annotations
 
