@@ -296,7 +296,7 @@ def test_java_too_old_for_spark(convert, fixture_path, tmp_path, monkeypatch):
     java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     java.chmod(java.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(bin_dir))
-    for command, users in (("pmml", "Spark and pypmml"), ("onnx", "Spark and onnxmltools' Spark converters")):
+    for command, users in (("pmml", "Spark and the PMML evaluators"), ("onnx", "Spark and onnxmltools' Spark converters")):
         result = convert(command, fixture_path("spark_pipeline"), "--schema", LR_SCHEMA)
         error = result.json()["error"]
         assert result.exit_code == 3 and error["code"] == "java-too-old"

@@ -169,7 +169,7 @@ def _load(path: Path, trust_pickle: bool):
         raise missing_dependency(error.name or "scikit-learn", "sklearn") from None
     try:
         return joblib.load(path) if trust_pickle else _restricted_load(path)
-    except InputError:
+    except (InputError, EnvironmentProblem):
         raise
     except OSError as error:
         raise unreadable(path, error) from None

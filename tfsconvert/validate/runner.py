@@ -119,8 +119,7 @@ def _engine_disagreement(version: VersionReport) -> list[Finding]:
     other wrong."""
     by_request: dict[tuple, dict[str, GoldenResult]] = {}
     for result in version.golden:
-        protocol, _, engine = result.protocol.partition(" ")
-        by_request.setdefault((result.id, protocol), {})[engine.strip("()")] = result
+        by_request.setdefault((result.id, result.protocol), {})[result.engine] = result
     split = {key: runs for key, runs in by_request.items() if len({r.ok for r in runs.values()}) > 1}
     if not split:
         return []
@@ -172,7 +171,7 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
                             grpc, Tolerance(options.rtol, options.atol), version.path)
         results = replayer.run(records, synthesized)
         for result in results if engine else []:  # which PMML engine answered, in the report and its findings
-            result.protocol = f"{result.protocol} ({engine})"
+            result.engine = engine
             if result.finding is not None:
                 result.finding.message = f"[{engine}] {result.finding.message}"
         version.golden += results
