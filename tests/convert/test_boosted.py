@@ -17,6 +17,7 @@ from tfsconvert.runtimes.onnx import OnnxModel
 
 NAMES = [f"{family}_{task}" for family in ("gbt", "hgb", "rf", "xgb", "lgbm")
          for task in ("binary", "multiclass", "regression")]
+NATIVE = ["xgb_booster_json", "lgbm_booster_txt"]  # XGBoost/LightGBM model files on the numeric columns
 NO_ONNX = {"hgb_binary", "hgb_multiclass", "hgb_regression"}  # skl2onnx 1.20.0's converter fails (see below)
 ROWS = 10_000
 # (atol, rtol) of the 10,000-row check: PMML computes in double (XGBoost's float32 in JPMML too); ONNX in float32.
@@ -24,7 +25,7 @@ TOLERANCE = {"pmml": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 
 
 def _case_list():
-    for name in NAMES:
+    for name in NAMES + NATIVE:
         yield pytest.param(name, "pmml", marks=pytest.mark.slow, id=f"{name}-pmml")
         if name not in NO_ONNX:
             yield pytest.param(name, "onnx", id=f"{name}-onnx")
@@ -54,8 +55,19 @@ def rows():
 
 
 def reference(path, data) -> dict[str, np.ndarray]:
-    """The library's own answer: the original file loaded by joblib, predict and predict_proba."""
-    model = joblib.load(path)
+    """The library's own answer: the original file loaded by joblib (or the library's own loader for its native
+    files), predict and predict_proba."""
+    if path.suffix == ".txt":
+        import lightgbm
+
+        return {"prediction": lightgbm.Booster(model_file=str(path)).predict(data)}
+    if path.suffix == ".json":
+        import xgboost
+
+        model = xgboost.XGBClassifier()
+        model.load_model(path)
+    else:
+        model = joblib.load(path)
     if not hasattr(model, "classes_"):
         return {"prediction": model.predict(data).astype(np.float64)}
     proba = model.predict_proba(data)
@@ -88,6 +100,7 @@ def errors(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> di
 
 @pytest.mark.parametrize("name, fmt", CASES)
 def test_parity_on_10000_rows(name, fmt, artifacts, fixture_path, rows):
+    rows = rows[boosted_models.NUMERIC] if name in NATIVE else rows
     expected = reference(fixture_path(name), rows)
     atol, rtol = TOLERANCE[fmt]
     for evaluator, actual in artifact_answers(artifacts(name, fmt), fmt, rows).items():

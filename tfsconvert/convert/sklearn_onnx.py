@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert.convert.sklearn_source import (LABEL, PREDICTION, STRING, SklearnSource, probability_field,
-                                               unsupported_estimator)
+from tfsconvert.convert.sklearn_source import (LABEL, PREDICTION, STRING, SklearnSource, last_step,
+                                               probability_field, unsupported_estimator)
 from tfsconvert.errors import InputError, missing_dependency, one_line, root_cause
 from tfsconvert.runtimes.onnx import PROBABILITIES
 from tfsconvert.model import Signature, TensorSpec
@@ -99,12 +99,13 @@ def write_onnx(source: SklearnSource, dest: Path, opset: int, target_name: str) 
                              "put the encoders in a sklearn.compose.ColumnTransformer as the pipeline's first step")
         initial = [(_CONCAT_INPUT, FloatTensorType([None, len(features)]))]
     # onnxmltools' converters write ai.onnx.ml 3 (TreeEnsemble*); skl2onnx would otherwise pick a newer one
-    target_opset = {"": opset, "ai.onnx.ml": 3} if _register_boosting(source.final_estimator) else opset
-    options = {id(source.final_estimator): {"zipmap": False}} if source.task == "classifier" else None
+    model, final = _convertible(source.model)
+    target_opset = {"": opset, "ai.onnx.ml": 3} if _register_boosting(final) else opset
+    options = {id(final): {"zipmap": False}} if source.task == "classifier" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = skl2onnx.convert_sklearn(source.model, initial_types=initial, options=options,
+            model = skl2onnx.convert_sklearn(model, initial_types=initial, options=options,
                                              target_opset=target_opset)
     except (MissingShapeCalculator, MissingConverter) as error:
         raise _unsupported(source, str(error), skl2onnx.__version__) from None
@@ -127,6 +128,19 @@ def _conversion_failed(source: SklearnSource, error: Exception, version: str, op
                  "with an estimator skl2onnx converts (re-run with --debug for the traceback)")
     return InputError("onnx-conversion-failed", f"skl2onnx {version} could not convert {source.path} (ending in "
                       f"{type(step).__name__}): {one_line(cause)}", hint)
+
+
+def _convertible(model):
+    """(model, its final estimator) as skl2onnx gets them: an XGBoost booster without feature names, which
+    onnxmltools' converter would read as f0, f1, ... (a copy; the source stays untouched)."""
+    final = last_step(model)
+    if type(final).__module__.startswith("xgboost.") and final.get_booster().feature_names:
+        import copy
+
+        model = copy.deepcopy(model)
+        final = last_step(model)
+        final.get_booster().feature_names = None
+    return model, final
 
 
 def _register_boosting(estimator) -> bool:

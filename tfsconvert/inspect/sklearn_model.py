@@ -167,6 +167,11 @@ def _load(path: Path, trust_pickle: bool):
         import sklearn  # noqa: F401  (estimators unpickle into it)
     except ImportError as error:
         raise missing_dependency(error.name or "scikit-learn", "sklearn") from None
+    from tfsconvert.inspect import boosters
+
+    kind = boosters.native_kind(path)
+    if kind:
+        return boosters.load(path, kind)
     try:
         return joblib.load(path) if trust_pickle else _restricted_load(path)
     except (InputError, EnvironmentProblem):

@@ -5,9 +5,10 @@ JPMML-based production servers run) and pypmml (a JVM behind py4j). Either way t
 served response fields (docs/tabular.md): `label` + `probability(<class>)` for a classification
 model, `prediction` for a regression model, one 1-D array per field over the batch.
 
-`PmmlModel(path, engine).predict(columns)` is what the server calls; the conversion calls the same
-method in a child process (`python -m tfsconvert.runtimes.pmml`, see `evaluate`), because pypmml's
-py4j gateway outlives `Model.close()` and a JVM cannot be unloaded from a process.
+`PmmlModel(path, engine).predict(columns)` is what the server calls, and what the conversion calls
+through `evaluate`: in this process for jpmml (JPype's JVM starts once per process and is reused),
+in a child process for pypmml (`python -m tfsconvert.runtimes.pmml`), whose py4j gateway JVM
+outlives `Model.close()` and is killed with the child's process group.
 """
 
 from __future__ import annotations
@@ -191,8 +192,16 @@ def _plain(value):
 
 def evaluate(path: Path, engine: str, columns: dict[str, list], timeout: float = EVALUATE_TIMEOUT
              ) -> dict[str, np.ndarray]:
-    """`PmmlModel(path, engine).predict(columns)` in a child process whose process group is killed after;
-    CheckFailed `parity-failed` if the engine cannot evaluate the document."""
+    """`PmmlModel(path, engine).predict(columns)`, pypmml in a child process whose process group is killed
+    after; CheckFailed `parity-failed` if the engine cannot evaluate the document."""
+    if engine == "jpmml":
+        try:
+            model = PmmlModel(path, engine)
+            return model.predict(columns)
+        except Exception as error:  # noqa: BLE001 - JPMML's Java exceptions
+            raise CheckFailed("parity-failed", f"jpmml could not evaluate the written PMML: "
+                              f"{str(error).strip()[:300]}; nothing was published",
+                              "re-run with --debug to see the evaluator's output") from None
     proc = subprocess.Popen([sys.executable, "-m", "tfsconvert.runtimes.pmml", str(path), engine],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
