@@ -18,7 +18,6 @@ from tfsconvert.runtimes.onnx import OnnxModel
 NAMES = [f"{family}_{task}" for family in ("gbt", "hgb", "rf", "xgb", "lgbm")
          for task in ("binary", "multiclass", "regression")]
 NATIVE = ["xgb_booster_json", "lgbm_booster_txt"]  # XGBoost/LightGBM model files on the numeric columns
-NO_ONNX = {"hgb_binary", "hgb_multiclass", "hgb_regression"}  # skl2onnx 1.20.0's converter fails (see below)
 ROWS = 10_000
 # (atol, rtol) of the 10,000-row check: PMML computes in double (XGBoost's float32 in JPMML too); ONNX in float32.
 TOLERANCE = {"pmml": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
@@ -27,8 +26,7 @@ TOLERANCE = {"pmml": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 def _case_list():
     for name in NAMES + NATIVE:
         yield pytest.param(name, "pmml", marks=pytest.mark.slow, id=f"{name}-pmml")
-        if name not in NO_ONNX:
-            yield pytest.param(name, "onnx", id=f"{name}-onnx")
+        yield pytest.param(name, "onnx", id=f"{name}-onnx")
 
 
 CASES = list(_case_list())
@@ -130,13 +128,22 @@ def test_onnx_keeps_class_values_and_probabilities_as_a_tensor(artifacts):
     assert meta["tfsconvert.classes"] == '["bronze", "gold", "silver"]'
 
 
-def test_hist_gradient_boosting_to_onnx_names_the_root_cause(convert, fixture_path):
-    result = convert("onnx", fixture_path("hgb_binary"))
-    error = result.json()["error"]
-    assert result.exit_code == 2 and error["code"] == "onnx-conversion-failed"
-    assert "HistGradientBoostingClassifier" in error["message"]
-    assert error["message"].endswith("TypeError: Field onnx.AttributeProto.ints: Expected an int, got a boolean.")
-    assert "--opset" not in error["hint"] and "tfsconvert pmml" in error["hint"]
+@pytest.mark.parametrize("inner, opset_hint", [("Expected an int, got a boolean.", False),
+                                                ("Opset 21 is not supported for domain ai.onnx.ml", True)])
+def test_converter_errors_name_their_root_cause(fixture_path, inner, opset_hint):
+    from tfsconvert.convert import sklearn_onnx, sklearn_source
+
+    source = sklearn_source.load(fixture_path("hgb_binary"), None, False)
+    try:
+        try:
+            raise TypeError(inner)
+        except TypeError:
+            raise ValueError("Unable to create node 'TreeEnsembleClassifier' with attributes={...")
+    except ValueError as error:
+        found = sklearn_onnx._conversion_failed(source, error, "1.20.0", 17)
+    assert found.code == "onnx-conversion-failed" and found.message.endswith(f"TypeError: {inner}")
+    assert "HistGradientBoostingClassifier" in found.message
+    assert ("--opset" in found.hint) == opset_hint and ("tfsconvert pmml" in found.hint) != opset_hint
 
 
 @pytest.mark.parametrize("module, name", [("xgboost.core", "_check_call"), ("xgboost.training", "train"),

@@ -10,6 +10,7 @@ Outputs: `label` [N] and `probabilities` [N, classes] (no ZipMap: a plain tensor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import warnings
@@ -103,7 +104,7 @@ def write_onnx(source: SklearnSource, dest: Path, opset: int, target_name: str) 
     target_opset = {"": opset, "ai.onnx.ml": 3} if _register_boosting(final) else opset
     options = {id(final): {"zipmap": False}} if source.task == "classifier" else None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _integer_missing_flags():
             warnings.simplefilter("ignore")
             model = skl2onnx.convert_sklearn(model, initial_types=initial, options=options,
                                              target_opset=target_opset)
@@ -128,6 +129,25 @@ def _conversion_failed(source: SklearnSource, error: Exception, version: str, op
                  "with an estimator skl2onnx converts (re-run with --debug for the traceback)")
     return InputError("onnx-conversion-failed", f"skl2onnx {version} could not convert {source.path} (ending in "
                       f"{type(step).__name__}): {one_line(cause)}", hint)
+
+
+@contextlib.contextmanager
+def _integer_missing_flags():
+    """skl2onnx 1.20.0's HistGradientBoosting converter passes a Python bool (`missing = False` for every
+    leaf) into the integer attribute `nodes_missing_value_tracks_true`, which protobuf refuses ("Expected
+    an int, got a boolean"); during the conversion its `add_node` gets the flag as an int."""
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
 
 
 def _convertible(model):
