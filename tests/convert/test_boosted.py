@@ -98,14 +98,35 @@ def errors(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> di
 
 @pytest.mark.parametrize("name, fmt", CASES)
 def test_parity_on_10000_rows(name, fmt, artifacts, fixture_path, rows):
+    """ONNX Runtime and JPMML-Evaluator (the serving default) reproduce the library; pypmml does too, except
+    on XGBoost's float32 splits, where `second_opinion` reports the rows as pmml-evaluators-disagree."""
     rows = rows[boosted_models.NUMERIC] if name in NATIVE else rows
     expected = reference(fixture_path(name), rows)
     atol, rtol = TOLERANCE[fmt]
-    for evaluator, actual in artifact_answers(artifacts(name, fmt), fmt, rows).items():
+    scale = np.max(np.abs(expected.get("prediction", [1.0])))
+    answers = artifact_answers(artifacts(name, fmt), fmt, rows)
+    for evaluator, actual in answers.items():
         found = errors(expected, actual)
-        assert found.get("flip_rate", 0.0) == 0.0, (evaluator, found)
-        scale = np.max(np.abs(expected.get("prediction", [1.0])))
-        assert found["max_abs"] <= atol + rtol * scale, (evaluator, found)
+        print(f"\nTABLE {name} {fmt} {evaluator} {found}")
+        agrees = found.get("flip_rate", 0.0) == 0.0 and found["max_abs"] <= atol + rtol * scale
+        if evaluator == "pypmml" and not agrees:
+            assert name.startswith("xgb"), found  # the one family where pypmml departs from the library
+            assert_disagreement_reported(expected, answers, rows, atol, rtol)
+            continue
+        assert agrees, (evaluator, found)
+
+
+def assert_disagreement_reported(expected, answers, rows, atol, rtol):
+    """The conversion's check of the second PMML engine names rows where the engines disagree."""
+    from tfsconvert.convert.pmml_writer import second_opinion
+    from tfsconvert.runtimes import per_row
+
+    count = len(rows)
+    findings, notes = second_opinion(per_row(expected, count), {e: per_row(a, count) for e, a in answers.items()},
+                                     rows.to_dict("records"), atol, rtol, "model.pmml")
+    assert [f.code for f in findings] == ["pmml-evaluators-disagree"], findings
+    assert findings[0].message.startswith("jpmml and pypmml disagree on ") and "row " in findings[0].message
+    assert notes[0].startswith("pypmml vs the source: max abs") and notes[0].endswith("(outside the tolerances)")
 
 
 @pytest.mark.parametrize("name, fmt", CASES)

@@ -209,22 +209,32 @@ def pmml_outputs(features: list, path: Path, rows: list[dict], engine: str) -> l
     return per_row(evaluate(path, engine, {f.name: [row[f.name] for row in rows] for f in features}), len(rows))
 
 
-def engine_disagreement(answers: dict[str, list[dict]], rows: list[dict], atol: float, rtol: float, path: Path):
-    """A `pmml-evaluators-disagree` finding naming the rows and outputs where the engines' answers differ
-    (beyond atol/rtol), or None."""
+def second_opinion(expected: list[dict], answers: dict[str, list[dict]], rows: list[dict], atol: float,
+                   rtol: float, path) -> tuple[list, list[str]]:
+    """(findings, notes) of the second PMML engine: how far it is from the source, and a
+    `pmml-evaluators-disagree` warning naming the rows and outputs where it differs from the first engine."""
     from tfsconvert import golden
     from tfsconvert.findings import finding
 
     (first, a), (second, b) = answers.items()
+    diffs = golden.merge([golden.compare(e, x, atol, rtol) for e, x in zip(expected, b)])
+    worst = max((d.max_abs or 0.0 for d in diffs), default=0.0)
+    notes = [f"{second} vs the source: max abs {worst:.3g}" + ("" if all(d.ok for d in diffs) else
+                                                                " (outside the tolerances)")]
     bad = [(i, [d for d in golden.compare(x, y, atol, rtol) if not d.ok]) for i, (x, y) in enumerate(zip(a, b))]
-    bad = [(i, diffs) for i, diffs in bad if diffs]
+    bad = [(i, found) for i, found in bad if found]
     if not bad:
-        return None
-    outputs = sorted({d.alias for _, diffs in bad for d in diffs})
+        return [], notes
+    outputs = sorted({d.alias for _, found in bad for d in found})
     shown = "; ".join(f"row {i} {rows[i]}: " + ", ".join(
-        f"{d.alias} {first} {a[i].get(d.alias, [None])[0]!r} vs {second} {b[i].get(d.alias, [None])[0]!r}"
-        for d in diffs) for i, diffs in bad[:3])
-    return finding("pmml-evaluators-disagree",
-                   f"{first} and {second} disagree on {len(bad)} of {len(rows)} rows ({', '.join(outputs)}): {shown}",
-                   "serve with the evaluator that matches the source (--pmml-evaluator), and check the model on "
-                   "the evaluator your production server embeds", path)
+        f"{d.alias} {first} {_shown(a[i], d.alias)} vs {second} {_shown(b[i], d.alias)}" for d in found)
+        for i, found in bad[:3])
+    return [finding("pmml-evaluators-disagree",
+                    f"{first} and {second} disagree on {len(bad)} of {len(rows)} rows ({', '.join(outputs)}): {shown}",
+                    f"serve with the evaluator that matches the source ({first}: tfsconvert serve --pmml-evaluator "
+                    f"{first}), and check the model on the evaluator your production server embeds", path)], notes
+
+
+def _shown(answer: dict, field: str):
+    value = answer.get(field)
+    return None if value is None else np.asarray(value).reshape(-1)[0].item()
