@@ -98,8 +98,8 @@ def errors(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray]) -> di
 
 @pytest.mark.parametrize("name, fmt", CASES)
 def test_parity_on_10000_rows(name, fmt, artifacts, fixture_path, rows):
-    """ONNX Runtime and JPMML-Evaluator (the serving default) reproduce the library; pypmml does too, except
-    on XGBoost's float32 splits, where `second_opinion` reports the rows as pmml-evaluators-disagree."""
+    """ONNX Runtime and JPMML-Evaluator (the serving default) reproduce the library; pypmml does too, except on
+    XGBoost pipelines' rows with an unseen category, which `second_opinion` reports as pmml-evaluators-disagree."""
     rows = rows[boosted_models.NUMERIC] if name in NATIVE else rows
     expected = reference(fixture_path(name), rows)
     atol, rtol = TOLERANCE[fmt]
