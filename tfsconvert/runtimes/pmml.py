@@ -202,9 +202,11 @@ def evaluate(path: Path, engine: str, columns: dict[str, list], timeout: float =
             raise CheckFailed("parity-failed", f"jpmml could not evaluate the written PMML: "
                               f"{str(error).strip()[:300]}; nothing was published",
                               "re-run with --debug to see the evaluator's output") from None
+    root = str(Path(__file__).resolve().parents[2])  # the child imports the tfsconvert running here
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen([sys.executable, "-m", "tfsconvert.runtimes.pmml", str(path), engine],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env=env)
     try:
         out, err = proc.communicate(json.dumps({k: [_value(v) for v in vs] for k, vs in columns.items()}),
                                     timeout=timeout)
