@@ -3,8 +3,9 @@
 The same steps as tf_convert: settle the version before anything heavy loads, load the source,
 make or read sample rows, run the source, then build the target in a hidden temp dir, prove it
 gives the source's answers (tfsconvert.runtimes: PMML with JPMML-Evaluator and/or pypmml, ONNX
-with ONNX Runtime, as the embedded server runs them), write golden requests, and only then publish the version directory (tfsconvert.layout.publish).
-What differs between the families (loading, the target's writer and evaluator) is a `_Job`.
+with ONNX Runtime, as the embedded server runs them), write golden requests, and only then
+publish the version directory (tfsconvert.layout.publish). What differs between the families
+(loading, the target's writer and evaluator) is a `_Job`.
 """
 
 from __future__ import annotations

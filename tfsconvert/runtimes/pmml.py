@@ -32,7 +32,8 @@ CHOICES = (*ENGINES, "both")
 LABEL = "label"  # the response fields of sklearn_source, repeated to keep this module light
 PREDICTION = "prediction"
 EVALUATE_TIMEOUT = 600.0
-_PACKAGES = {"jpmml": ("jpmml_evaluator", "jpmml-evaluator==0.16.0 jpype1==1.7.1"), "pypmml": ("pypmml", "pypmml==1.5.8")}
+_PACKAGES = {"jpmml": ("jpmml_evaluator", "jpmml-evaluator==0.16.0 jpype1==1.7.1"),
+             "pypmml": ("pypmml", "pypmml==1.5.8")}
 _DTYPES = {"string": "DT_STRING", "integer": "DT_INT64", "double": "DT_DOUBLE", "float": "DT_DOUBLE",
            "boolean": "DT_BOOL"}
 _PROBABILITY = re.compile(r"^probability\((.*)\)$")
