@@ -40,7 +40,7 @@ def replay(artifact, records: list[golden.GoldenRecord], engine: str) -> list[di
     rows = [record.request["instances"][0] for record in records]
     columns = {name: [row[name] for row in rows] for name in rows[0]}
     fields = pmml_runtime.evaluate(artifact / "model.pmml", engine, columns)
-    return [{name: values[i].item() for name, values in fields.items()} for i in range(len(rows))]
+    return [{name: values.tolist()[i] for name, values in fields.items()} for i in range(len(rows))]
 
 
 def assert_golden_matches_pmml(artifact, classes=None):

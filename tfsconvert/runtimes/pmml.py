@@ -65,7 +65,6 @@ class PmmlModel:
         info = describe(path).versions[0]
         details = info.details
         self.inputs = info.signatures["serving_default"].inputs  # active fields, TensorSpecs
-        self.engine = engine
         types = {field["name"]: field.get("dataType") for field in details.get("data_dictionary", [])}
         self._target = (details.get("target_fields") or [""])[0]
         self._engine = _Jpmml(path) if engine == "jpmml" else _Pypmml(path)
@@ -143,8 +142,13 @@ class _Jpmml:
     """JPMML-Evaluator through JPype (the JVM lives in this process)."""
 
     def __init__(self, path: Path) -> None:
-        from jpmml_evaluator import make_evaluator
+        import jpype
+        from jpmml_evaluator import _classpath, make_evaluator
 
+        if not jpype.isJVMStarted():
+            # as jpmml_evaluator starts it, but the JVM leaves SIGTERM/SIGINT to Python (-Xrs), so the
+            # server's own handlers stop it cleanly
+            jpype.startJVM("-Xrs", classpath=_classpath([]), interrupt=False)
         self._evaluator = make_evaluator(str(path), backend="jpype")
         self.output_names = [f.getName() for f in self._evaluator.getOutputFields()]
 
