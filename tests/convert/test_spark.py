@@ -79,7 +79,9 @@ def test_lr_pipeline_becomes_versioned_pmml(lr_pmml):
     assert all(row["max_abs"] is None or row["max_abs"] < 1e-9 for row in parity["outputs"])  # double both sides
     assert data["notes"] == ["Spark PipelineModel (VectorAssembler, LogisticRegression) (classifier); schema from "
                              "--schema; parity rows: 16 rows synthesized from the schema and the fitted stages "
-                             "(seed 0)", f"model.pmml: JPMML-SparkML (pyspark2pmml {PYSPARK2PMML}); target field label"]
+                             "(seed 0)", f"model.pmml: JPMML-SparkML (pyspark2pmml {PYSPARK2PMML}); target field label",
+                             "pypmml vs the source: max abs " + data["notes"][-1].rsplit(" ", 1)[-1]]
+    assert float(data["notes"][-1].rsplit(" ", 1)[-1]) < 1e-9
     assert data["findings"] == []
     text = (artifact / "model.pmml").read_text()
     assert all(f'<DataField name="{c}" optype="continuous" dataType="double"/>' in text for c in "abc")

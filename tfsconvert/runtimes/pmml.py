@@ -65,7 +65,7 @@ class PmmlModel:
         info = describe(path).versions[0]
         details = info.details
         self.inputs = info.signatures["serving_default"].inputs  # active fields, TensorSpecs
-        types = {field["name"]: field.get("dataType") for field in details.get("data_dictionary", [])}
+        fields = {field["name"]: field for field in details.get("data_dictionary", [])}
         self._target = (details.get("target_fields") or [""])[0]
         self._engine = _Jpmml(path) if engine == "jpmml" else _Pypmml(path)
         declared = _output_fields(path)
@@ -76,7 +76,7 @@ class PmmlModel:
         if details.get("function_name") == "regression":
             self.fields = {PREDICTION: "DT_DOUBLE"}
         else:
-            self.fields = {LABEL: _DTYPES.get(types.get(self._target), "DT_STRING")}
+            self.fields = {LABEL: _label_dtype(fields.get(self._target, {}))}
             self.fields.update({n: "DT_DOUBLE" for n in outputs
                                 if declared.get(n) == "probability" and _PROBABILITY.match(n)})
 
@@ -100,6 +100,23 @@ class PmmlModel:
 
     def close(self) -> None:
         self._engine.close()
+
+
+def _label_dtype(field: dict) -> str:
+    """The served dtype of the predicted class: the target DataField's, except that classes coded as whole
+    doubles (Spark ML's label indexes 0.0, 1.0, ...) are integers, as the source's labels are."""
+    dtype = _DTYPES.get(field.get("dataType"), "DT_STRING")
+    values = field.get("values") or []
+    if dtype == "DT_DOUBLE" and values and all(_whole(v) for v in values):
+        return "DT_INT64"
+    return dtype
+
+
+def _whole(text: str) -> bool:
+    try:
+        return float(text).is_integer()
+    except ValueError:
+        return False
 
 
 def _value(value):
