@@ -104,13 +104,16 @@ def tree_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def assert_serves(base: Path, records: int) -> dict:
-    """`tfsconvert validate BASE` passes: every golden request answered right over REST and gRPC."""
-    result = run_cli("validate", base, "--json", "-")
+def assert_serves(base: Path, records: int, *flags) -> dict:
+    """`tfsconvert validate BASE` passes: every golden request answered right over REST and gRPC (a PMML
+    version: by each PMML engine, both by default)."""
+    result = run_cli("validate", base, "--json", "-", *flags)
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     (version,) = report["versions"]
+    engines = {r["engine"] for r in version["golden"]}
+    assert engines == ({"jpmml", "pypmml"} if version["format"] == "pmml" and not flags else engines), engines
     assert version["served"] and version["golden_failed"] == 0, version
-    assert version["golden_passed"] == 2 * records, version
+    assert version["golden_passed"] == 2 * records * len(engines), version
     assert sorted({r["protocol"] for r in version["golden"]}) == ["grpc", "rest"]
     return version

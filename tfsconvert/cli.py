@@ -54,13 +54,15 @@ def run(action: Callable[[], T], as_json: bool) -> T:
         raise typer.Exit(error.exit_code) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
-    except Exception as error:  # a bug: one line unless --debug
+    except Exception as error:  # a bug: one line unless --debug (the {"error": ...} object with --json)
         if _state["debug"]:
             raise
-        output.stderr.print(
-            f"[bold red]internal error[/]: {type(error).__name__}: {error} (run with --debug for the traceback)",
-            markup=True,
-        )
+        if as_json:
+            output.print_json({"error": {"code": "internal-error", "message": f"{type(error).__name__}: {error}",
+                                         "hint": "run with --debug for the traceback"}})
+        else:
+            output.stderr.print(f"[bold red]internal error[/]: {type(error).__name__}: {error} (run with --debug "
+                                "for the traceback)", markup=True, highlight=False)
         raise typer.Exit(BUG_EXIT_CODE) from None
 
 
@@ -135,6 +137,22 @@ _SCHEMA = typer.Option(None, "--schema", help="Spark sources: the input columns'
                                              "--sample-data).")
 _SPARK_MASTER = typer.Option(None, "--spark-master", help="Spark sources: the Spark master URL to use "
                                                          "(default: a local session, local[*]).")
+_PMML_EVALUATOR = typer.Option("both", "--pmml-evaluator", help="Parity: evaluate the PMML with jpmml "
+                                                                "(JPMML-Evaluator), pypmml, or both (default; a "
+                                                                "disagreement between them is a finding).")
+
+
+def _pmml_evaluator(value: str, default: str) -> str:
+    """`--pmml-evaluator` checked against the choices (before anything loads)."""
+    from tfsconvert.errors import InputError
+
+    choices = ("jpmml", "pypmml", "both") if default == "both" else ("jpmml", "pypmml")
+    if value not in choices:
+        raise InputError("bad-option", f"--pmml-evaluator {value!r} is not one of {', '.join(choices)}",
+                         f"use --pmml-evaluator {default}")
+    return value
+
+
 def _convert(src: Path, target: str, as_json: bool, **options) -> None:
     from tfsconvert.convert.dispatch import convert
 
@@ -183,12 +201,14 @@ def pmml(src: Path = _PMML_SRC, version: str = _VERSION, base_path: Path = _BASE
          samples: int = _ROWS, atol: float = _ATOL, rtol: float = _RTOL, allow_flips: float = _ALLOW_FLIPS,
          force: bool = _FORCE,
          as_json: bool = _JSON, trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA,
-         spark_master: str = _SPARK_MASTER) -> None:
+         spark_master: str = _SPARK_MASTER, pmml_evaluator: str = _PMML_EVALUATOR) -> None:
     """Convert a scikit-learn or Spark ML model into a versioned model.pmml (sklearn2pmml or pyspark2pmml,
     Java 17+), parity-checked."""
+    evaluator = run(lambda: _pmml_evaluator(pmml_evaluator, "both"), as_json)
     _convert(src, "pmml", as_json, version=version, base_path=base_path, name=name, sample_data=sample_data,
              feature_names=feature_names, target_name=target_name, samples=samples, atol=atol, rtol=rtol,
-             allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
+             allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master,
+             pmml_evaluator=evaluator)
 
 
 @app.command()
@@ -218,6 +238,9 @@ def validate(
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the run too."),
     json_out: str = typer.Option(None, "--json", help="Write the report as JSON to FILE, or - for stdout."),
     junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report to FILE."),
+    pmml_evaluator: str = typer.Option("both", "--pmml-evaluator", help="PMML versions: serve them with jpmml "
+                                                                        "(JPMML-Evaluator), pypmml, or both "
+                                                                        "(default: one server each)."),
 ) -> None:
     """Check that a model will serve: static checks, then a sandboxed server with golden requests replayed."""
     from tfsconvert.validate import report as reports
@@ -228,7 +251,8 @@ def validate(
 
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
-                                  strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout)
+                                  strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout,
+                                  _pmml_evaluator(pmml_evaluator, "both"))
         with output.status("validating") as progress:
             return run_validation(path, options, progress)
 
@@ -260,7 +284,10 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
                                                     "does (its defaults, or --batching-parameters-file)."),
           batching_parameters_file: Path = typer.Option(None, "--batching-parameters-file",
                                                         help="A text BatchingParameters file (needs "
-                                                             "--enable-batching).")) -> None:
+                                                             "--enable-batching)."),
+          pmml_evaluator: str = typer.Option("jpmml", "--pmml-evaluator",
+                                             help="Engine for PMML versions: jpmml (JPMML-Evaluator, default) or "
+                                                  "pypmml.")) -> None:
     """Serve SavedModel, ONNX and PMML versions over TF Serving's REST and gRPC APIs (docs/serve.md).
 
     Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
@@ -282,13 +309,14 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
         output.render_error(error, False)
         raise typer.Exit(error.exit_code)
     base_path = Path(positionals[0]) if positionals else None
+    evaluator = run(lambda: _pmml_evaluator(pmml_evaluator, "jpmml"), False)
     source = ([f"--model_config_file={model_config_file.resolve()}"] if model_config_file else
               [f"--model_name={model_name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
     batching = ["--enable_batching"] if enable_batching else []
     if batching_parameters_file is not None:  # without --enable-batching the server refuses it (spec §7 case 27)
         batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
     code = serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}", *batching,
-                       *server_flags])
+                       f"--pmml_evaluator={evaluator}", *server_flags])
     raise typer.Exit(1 if code == FAILED_EXIT else code)  # a model that does not load is a deployment error
 
 

@@ -55,3 +55,19 @@ def unreadable(path, error: OSError) -> InputError:
     """The error for a model file the OS will not let us read."""
     return InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
                       "check the path and its permissions")
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The innermost exception of a chain (`raise ... from`, or one raised while handling another):
+    converters wrap the real reason ("Expected an int, got a boolean") in their own messages."""
+    seen = {id(error)}
+    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        error = inner
+    return error
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: first line of the message`, cut at `limit` characters."""
+    first = (str(error).strip().splitlines() or [""])[0][:limit]
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__

@@ -16,6 +16,7 @@ from conftest import converted
 from tfsconvert import golden
 from tfsconvert.convert import pmml_writer
 from tfsconvert.errors import EnvironmentProblem
+from tfsconvert.runtimes import pmml as pmml_runtime
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "color"]
@@ -35,29 +36,31 @@ def regressor_pmml(fixture_path, tmp_path_factory):
                      "income,age,rooms,distance,score", "--allow-flips", "0.1")
 
 
-def replay(artifact, records: list[golden.GoldenRecord]) -> list[dict]:
-    """pypmml's own answers (raw result dicts) for the golden requests, from the written PMML."""
+def replay(artifact, records: list[golden.GoldenRecord], engine: str) -> list[dict]:
+    """One engine's answers (response field -> value) for the golden requests, from the written PMML."""
     rows = [record.request["instances"][0] for record in records]
-    target, results = pmml_writer.evaluate(artifact / "model.pmml", rows)
-    return [dict(result, __target__=target) for result in results]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
+    fields = pmml_runtime.evaluate(artifact / "model.pmml", engine, columns)
+    return [{name: values.tolist()[i] for name, values in fields.items()} for i in range(len(rows))]
 
 
 def assert_golden_matches_pmml(artifact, classes=None):
-    """Every golden line parses, and pypmml on the written PMML gives its response within its tolerances."""
+    """Every golden line parses, and both engines on the written PMML give its response within its tolerances."""
     records = golden.read_golden(artifact / "assets.extra" / "golden.jsonl")
     assert 8 <= len(records) <= 16 and {r.signature_name for r in records} == {"serving_default"}
-    for record, result in zip(records, replay(artifact, records)):
-        (expected,) = record.response["predictions"]
-        target = result["__target__"]
-        for field, value in expected.items():
-            if field == "label":
-                assert result[f"predicted_{target}"] == value, (record.id, result)
-            else:
-                key = f"predicted_{target}" if field == "prediction" else field
-                assert math.isclose(result[key], value, rel_tol=record.rtol, abs_tol=record.atol), (record.id, field)
-        if classes is not None:
-            assert set(expected) == {"label", *(f"probability({c})" for c in classes)}
-            assert math.isclose(sum(expected[f"probability({c})"] for c in classes), 1.0, abs_tol=1e-9)
+    for engine in pmml_runtime.ENGINES:
+        for record, result in zip(records, replay(artifact, records, engine)):
+            (expected,) = record.response["predictions"]
+            assert set(result) == set(expected), (engine, record.id, result)
+            for field, value in expected.items():
+                if field == "label":
+                    assert result[field] == value, (engine, record.id, result)
+                else:
+                    assert math.isclose(result[field], value, rel_tol=record.rtol, abs_tol=record.atol), (
+                        engine, record.id, field)
+            if classes is not None:
+                assert set(expected) == {"label", *(f"probability({c})" for c in classes)}
+                assert math.isclose(sum(expected[f"probability({c})"] for c in classes), 1.0, abs_tol=1e-9)
     return records
 
 
@@ -316,8 +319,9 @@ def test_pmml_of_a_non_sklearn_source_is_refused(convert, fixture_path, name, co
 def test_evaluator_leaves_no_java_process(pipeline_pmml):
     artifact = pipeline_pmml[1] / "1"
     before = _java_children()
-    pmml_writer.evaluate(artifact / "model.pmml", [{"sepal_length": 5.0, "sepal_width": 3.0, "petal_length": 1.5,
-                                                    "color": "red"}])
+    for engine in pmml_runtime.ENGINES:
+        pmml_runtime.evaluate(artifact / "model.pmml", engine, {"sepal_length": [5.0], "sepal_width": [3.0],
+                                                                "petal_length": [1.5], "color": ["red"]})
     assert _java_children() == before
 
 

@@ -84,9 +84,11 @@ def test_lr_pipeline_becomes_versioned_pmml(lr_pmml):
     assert data["notes"] == ["Spark PipelineModel (VectorAssembler, LogisticRegression) (classifier); schema from "
                              "--schema; parity rows: 1024 rows synthesized from the schema and the fitted stages "
                              "(seed 0)", f"model.pmml: JPMML-SparkML (pyspark2pmml {PYSPARK2PMML}); target field label",
+                             "pypmml vs the source: max abs " + data["notes"][-2].rsplit(" ", 1)[-1],
                              "parity used only synthesized rows (1024, at the model's split thresholds and "
                              "categories); check rows like the ones it will serve with --sample-data FILE (CSV or "
                              "Parquet)"]
+    assert float(data["notes"][-2].rsplit(" ", 1)[-1]) < 1e-9
     assert data["findings"] == []
     text = (artifact / "model.pmml").read_text()
     assert all(f'<DataField name="{c}" optype="continuous" dataType="double"/>' in text for c in "abc")
@@ -397,7 +399,7 @@ def test_java_too_old_for_spark(convert, fixture_path, tmp_path, monkeypatch):
     java.write_text("#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n")
     java.chmod(java.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(bin_dir))
-    for command, users in (("pmml", "Spark and pypmml"), ("onnx", "Spark and onnxmltools' Spark converters")):
+    for command, users in (("pmml", "Spark and the PMML evaluators"), ("onnx", "Spark and onnxmltools' Spark converters")):
         result = convert(command, fixture_path("spark_pipeline"), "--schema", LR_SCHEMA)
         error = result.json()["error"]
         assert result.exit_code == 3 and error["code"] == "java-too-old"

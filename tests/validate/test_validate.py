@@ -110,7 +110,9 @@ def test_onnx_and_pmml_artifacts_pass(fixture_path, tmp_path_factory, command, f
     assert code == 0, report
     version = report["versions"][0]
     assert version["format"] == command and version["served"]
-    assert version["golden_failed"] == 0 and version["golden_passed"] == 2 * len(_golden(base))
+    engines = 2 if command == "pmml" else 1  # a PMML version replays through JPMML-Evaluator and pypmml
+    assert version["golden_failed"] == 0 and version["golden_passed"] == 2 * engines * len(_golden(base))
+    assert {r["engine"] for r in version["golden"]} == ({"jpmml", "pypmml"} if command == "pmml" else {None})
 
 
 def test_without_a_golden_file_a_synthesized_request_must_serve(fixture_path):

@@ -101,18 +101,11 @@ def _settle_optional_inputs(graph_def, inputs: list[str]) -> None:
 
 
 def onnx_runner(path: Path) -> Runner:
-    """`run(feeds)` on an ONNX Runtime CPU session: feeds and results keyed by ONNX input/output names."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise missing_dependency("onnxruntime", "onnx") from None
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    output_names = [o.name for o in session.get_outputs()]
+    """`run(feeds)` through tfsconvert.runtimes.onnx (the server's runtime): feeds and results keyed by ONNX
+    input/output names."""
+    from tfsconvert.runtimes.onnx import OnnxModel
 
-    def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(output_names, session.run(output_names, feeds)))
-
-    return run
+    return OnnxModel(path).run
 
 
 def _signature(saved_model_dir: Path, signature_name: str) -> Signature:

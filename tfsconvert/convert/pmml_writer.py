@@ -1,21 +1,19 @@
 """scikit-learn -> PMML through sklearn2pmml (the JPMML-SkLearn JVM application), its pre-flight
-checks, and the PMML evaluator (pypmml) that checks the result.
+checks, and the parity evaluation of the result through tfsconvert.runtimes.pmml (JPMML-Evaluator
+and/or pypmml, the same code the embedded server runs).
 
 sklearn2pmml reports every failure as one RuntimeError and prints the Java log on stdout; we
 capture that log and turn the JPMML messages users hit into one-line errors (the log itself is
-only shown with --debug). pypmml starts a JVM gateway that outlives `Model.close()`, so the
-PMML is evaluated in a child process whose process group is killed when it is done.
+only shown with --debug).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import warnings
@@ -24,9 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert.convert.sklearn_source import (LABEL, PREDICTION, SklearnSource, label_array,
-                                               unsupported_estimator)
-from tfsconvert.errors import CheckFailed, EnvironmentProblem, InputError, missing_dependency
+from tfsconvert.convert.sklearn_source import LABEL, PREDICTION, SklearnSource, unsupported_estimator
+from tfsconvert.errors import EnvironmentProblem, InputError, missing_dependency
 from tfsconvert.model import Signature, TensorSpec
 from tfsconvert.quiet import DEBUG_ENV
 
@@ -37,7 +34,6 @@ MIN_JAVA = 17
 SKLEARN_SUPPORT = {
     "0.133.1": "1.9.0",  # DESIGN.md §5: accepts 1.9.0, rejects 1.9.1
 }
-EVALUATE_TIMEOUT = 300.0
 
 _JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')
 _SKEW = re.compile(r"Scikit-Learn version '?([^'\s]+)'? is not supported")
@@ -118,10 +114,15 @@ def installed(package: str, module: str, extra: str = "sklearn") -> str:
         raise missing_dependency(module, extra) from None
 
 
-def preflight(table: dict[str, str] | None = None) -> None:
-    """Before anything loads: the Python packages, Java 17+, and scikit-learn within sklearn2pmml's range."""
+def preflight(table: dict[str, str] | None = None, evaluator: str = "both") -> None:
+    """Before anything loads: the Python packages (the chosen PMML evaluators too), Java 17+, and
+    scikit-learn within sklearn2pmml's range."""
+    from tfsconvert.runtimes import pmml
+
     versions = {package: installed(package, module) for package, module in
-                (("sklearn2pmml", "sklearn2pmml"), ("pypmml", "pypmml"), ("scikit-learn", "sklearn"))}
+                (("sklearn2pmml", "sklearn2pmml"), ("scikit-learn", "sklearn"))}
+    for engine in pmml.engines(evaluator):
+        pmml.check_installed(engine)
     check_java()
     check_sklearn_version(versions["scikit-learn"], versions["sklearn2pmml"], table)
 
@@ -197,68 +198,43 @@ def jpmml_error(log: str, source: SklearnSource, sklearn2pmml_version: str):
 
 
 # ---------------------------------------------------------------------------------------------
-# Evaluation with pypmml, in a child process
-
-_EVALUATOR = r"""
-import json, sys
-from pypmml import Model
-model = Model.load(sys.argv[1])
-model.setSupplementOutput(True)  # adds predicted_<target> next to the probability fields
-rows = json.load(sys.stdin)
-results = [dict(model.predict(row).items()) for row in rows]  # py4j JavaMap -> dict
-sys.stdout.write("\n" + json.dumps({"target": model.targetName, "results": results}) + "\n")
-"""
+# Evaluation (tfsconvert.runtimes.pmml, the server's evaluator too)
 
 
-def evaluate(path: Path, rows: list[dict], timeout: float = EVALUATE_TIMEOUT) -> tuple[str, list[dict]]:
-    """(target field, pypmml's result dict per row) for the PMML at `path`; CheckFailed if it cannot run."""
-    proc = subprocess.Popen([sys.executable, "-c", _EVALUATOR, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(json.dumps(rows), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CheckFailed("parity-failed", f"pypmml did not evaluate {path} within {timeout:.0f} s; nothing was "
-                          "published", "re-run with --debug; check that Java is not starved of memory") from None
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the py4j JVM is in the child's process group
-        proc.wait()
-    if proc.returncode != 0:
-        if os.environ.get(DEBUG_ENV):
-            sys.stderr.write(err)
-        last = (err.strip().splitlines() or ["no output"])[-1][:300]
-        raise CheckFailed("parity-failed", f"pypmml could not evaluate the written PMML: {last}; nothing was "
-                          "published", "re-run with --debug to see the evaluator's output")
-    answer = json.loads(out.strip().splitlines()[-1])
-    return answer["target"], answer["results"]
+def pmml_outputs(features: list, path: Path, rows: list[dict], engine: str) -> list[dict[str, np.ndarray]]:
+    """The PMML's answer for every row through `engine`, as response fields (one-element arrays per row)."""
+    from tfsconvert.runtimes import per_row
+    from tfsconvert.runtimes.pmml import evaluate
+
+    return per_row(evaluate(path, engine, {f.name: [row[f.name] for row in rows] for f in features}), len(rows))
 
 
-def pmml_outputs(source: SklearnSource, target: str, results: list[dict]) -> list[dict[str, np.ndarray]]:
-    """pypmml results as the source's response fields (a missing field stays missing, so parity reports it)."""
-    dtypes = source.output_dtypes()
-    out = []
-    for result in results:
-        fields = {}
-        for name, dtype in dtypes.items():
-            key = name
-            if name in (LABEL, PREDICTION):
-                key = f"predicted_{target}" if f"predicted_{target}" in result else target
-            if key not in result:
-                continue
-            value = result[key]
-            if name == LABEL:
-                fields[name] = _label(value, dtype)
-            else:
-                fields[name] = np.asarray([np.nan if value is None else value], dtype=np.float64)
-        out.append(fields)
-    return out
+def second_opinion(expected: list[dict], answers: dict[str, list[dict]], rows: list[dict], atol: float,
+                   rtol: float, path) -> tuple[list, list[str]]:
+    """(findings, notes) of the second PMML engine: how far it is from the source, and a
+    `pmml-evaluators-disagree` warning naming the rows and outputs where it differs from the first engine."""
+    from tfsconvert import golden
+    from tfsconvert.findings import finding
+
+    (first, a), (second, b) = answers.items()
+    diffs = golden.merge([golden.compare(e, x, atol, rtol) for e, x in zip(expected, b)])
+    worst = max((d.max_abs or 0.0 for d in diffs), default=0.0)
+    notes = [f"{second} vs the source: max abs {worst:.3g}" + ("" if all(d.ok for d in diffs) else
+                                                                " (outside the tolerances)")]
+    bad = [(i, [d for d in golden.compare(x, y, atol, rtol) if not d.ok]) for i, (x, y) in enumerate(zip(a, b))]
+    bad = [(i, found) for i, found in bad if found]
+    if not bad:
+        return [], notes
+    outputs = sorted({d.alias for _, found in bad for d in found})
+    shown = "; ".join(f"row {i} {rows[i]}: " + ", ".join(
+        f"{d.alias} {first} {_shown(a[i], d.alias)} vs {second} {_shown(b[i], d.alias)}" for d in found)
+        for i, found in bad[:3])
+    return [finding("pmml-evaluators-disagree",
+                    f"{first} and {second} disagree on {len(bad)} of {len(rows)} rows ({', '.join(outputs)}): {shown}",
+                    f"serve with the evaluator that matches the source ({first}: tfsconvert serve --pmml-evaluator "
+                    f"{first}), and check the model on the evaluator your production server embeds", path)], notes
 
 
-def _label(value, dtype: str) -> np.ndarray:
-    """A PMML label in the source's label dtype; a value of another type stays a string (and fails parity)."""
-    if dtype == "DT_INT64" and isinstance(value, float) and value.is_integer():
-        value = int(value)  # JSON has one number type
-    kinds = {"DT_INT64": (int,), "DT_BOOL": (bool,), "DT_DOUBLE": (int, float), "DT_STRING": (str,)}[dtype]
-    if isinstance(value, kinds) and not (dtype == "DT_INT64" and isinstance(value, bool)):
-        return label_array([value], dtype)
-    return label_array([str(value)], "DT_STRING")
+def _shown(answer: dict, field: str):
+    value = answer.get(field)
+    return None if value is None else np.asarray(value).reshape(-1)[0].item()

@@ -10,6 +10,7 @@ Outputs: `label` [N] and `probabilities` [N, classes] (no ZipMap: a plain tensor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import warnings
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert.convert.sklearn_source import (LABEL, PREDICTION, STRING, SklearnSource, probability_field,
-                                               unsupported_estimator)
-from tfsconvert.errors import InputError, missing_dependency
+from tfsconvert.convert.sklearn_source import (LABEL, PREDICTION, STRING, SklearnSource, last_step,
+                                               probability_field, unsupported_estimator)
+from tfsconvert.errors import InputError, missing_dependency, one_line, root_cause
+from tfsconvert.runtimes.onnx import PROBABILITIES
 from tfsconvert.model import Signature, TensorSpec
 
-PROBABILITIES = "probabilities"
 _CONCAT_INPUT = "tfsconvert_features"
 _ONNX_TYPES = {"DT_FLOAT": "tensor(float)", "DT_STRING": "tensor(string)", "DT_INT64": "tensor(int64)",
                "DT_BOOL": "tensor(bool)", "DT_DOUBLE": "tensor(double)"}
@@ -98,24 +99,92 @@ def write_onnx(source: SklearnSource, dest: Path, opset: int, target_name: str) 
                              "ColumnTransformer, so they cannot be ONNX inputs of their own",
                              "put the encoders in a sklearn.compose.ColumnTransformer as the pipeline's first step")
         initial = [(_CONCAT_INPUT, FloatTensorType([None, len(features)]))]
-    options = {id(source.final_estimator): {"zipmap": False}} if source.task == "classifier" else None
+    # onnxmltools' converters write ai.onnx.ml 3 (TreeEnsemble*); skl2onnx would otherwise pick a newer one
+    model, final = _convertible(source.model)
+    target_opset = {"": opset, "ai.onnx.ml": 3} if _register_boosting(final) else opset
+    options = {id(final): {"zipmap": False}} if source.task == "classifier" else None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _integer_missing_flags():
             warnings.simplefilter("ignore")
-            model = skl2onnx.convert_sklearn(source.model, initial_types=initial, options=options,
-                                             target_opset=opset)
+            model = skl2onnx.convert_sklearn(model, initial_types=initial, options=options,
+                                             target_opset=target_opset)
     except (MissingShapeCalculator, MissingConverter) as error:
         raise _unsupported(source, str(error), skl2onnx.__version__) from None
     except Exception as error:  # noqa: BLE001 - skl2onnx raises many types for what it cannot convert
-        first = (str(error).splitlines() or [""])[0][:300]
-        raise InputError("onnx-conversion-failed",
-                         f"skl2onnx {skl2onnx.__version__} could not convert {source.path}: "
-                         f"{type(error).__name__}: {first}",
-                         "re-run with --debug for the traceback; a different --opset can help") from None
+        raise _conversion_failed(source, error, skl2onnx.__version__, opset) from None
     if not per_column:
         _gather_columns(model, [f.name for f in features])
     _name_outputs(model, source)
     return save_model(model, source, dest)
+
+
+def _conversion_failed(source: SklearnSource, error: Exception, version: str, opset: int) -> InputError:
+    """`onnx-conversion-failed` with the root cause of the converter's exception; --opset is suggested
+    only when the opset is what failed."""
+    cause = root_cause(error)
+    chain = f"{error} {cause}".lower()
+    step = source.final_estimator
+    hint = (f"try another --opset (this one is {opset}); re-run with --debug for the traceback" if "opset" in chain
+            else f"convert it to PMML instead: tfsconvert pmml {source.path}; or replace {type(step).__name__} "
+                 "with an estimator skl2onnx converts (re-run with --debug for the traceback)")
+    return InputError("onnx-conversion-failed", f"skl2onnx {version} could not convert {source.path} (ending in "
+                      f"{type(step).__name__}): {one_line(cause)}", hint)
+
+
+@contextlib.contextmanager
+def _integer_missing_flags():
+    """skl2onnx 1.20.0's HistGradientBoosting converter passes a Python bool (`missing = False` for every
+    leaf) into the integer attribute `nodes_missing_value_tracks_true`, which protobuf refuses ("Expected
+    an int, got a boolean"); during the conversion its `add_node` gets the flag as an int."""
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
+
+
+def _convertible(model):
+    """(model, its final estimator) as skl2onnx gets them: an XGBoost booster without feature names, which
+    onnxmltools' converter would read as f0, f1, ... (a copy; the source stays untouched)."""
+    final = last_step(model)
+    if type(final).__module__.startswith("xgboost.") and final.get_booster().feature_names:
+        import copy
+
+        model = copy.deepcopy(model)
+        final = last_step(model)
+        final.get_booster().feature_names = None
+    return model, final
+
+
+def _register_boosting(estimator) -> bool:
+    """Register onnxmltools' XGBoost/LightGBM converters with skl2onnx when the model ends in one (True)."""
+    package = type(estimator).__module__.split(".")[0]
+    if package not in ("xgboost", "lightgbm"):
+        return False
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    try:
+        if package == "xgboost":
+            from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost as converter
+        else:
+            from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm as converter
+    except ImportError:
+        raise missing_dependency("onnxmltools", "onnx") from None
+    classifier = hasattr(estimator, "classes_")
+    update_registered_converter(
+        type(estimator), f"tfsconvert_{type(estimator).__name__}",
+        calculate_linear_classifier_output_shapes if classifier else calculate_linear_regressor_output_shapes,
+        converter, options={"nocl": [True, False], "zipmap": [True, False, "columns"]} if classifier else None)
+    return True
 
 
 def save_model(model, source: SklearnSource, dest: Path) -> list[str]:
@@ -184,38 +253,11 @@ def rename_tensors(graph, renames: dict[str, str]) -> None:
         output.name = renames.get(output.name, output.name)
 
 
-def feeds(source: SklearnSource, rows: list[dict]) -> dict[str, np.ndarray]:
-    """ONNX Runtime feeds for `rows`: one [N, 1] array per feature."""
-    out = {}
-    for f in source.features:
-        values = [row[f.name] for row in rows]
-        if f.kind == STRING:
-            column = np.empty((len(rows), 1), dtype=object)
-            column[:, 0] = values
-        else:
-            column = np.asarray(values, dtype=np.float32).reshape(-1, 1)
-        out[f.name] = column
-    return out
+def onnx_outputs(source, path: Path, rows: list[dict]) -> list[dict[str, np.ndarray]]:
+    """The ONNX model's answer for every row (tfsconvert.runtimes.onnx, as the server runs it), as the source's
+    response fields. `source`: a SklearnSource or SparkSource."""
+    from tfsconvert.runtimes import per_row
+    from tfsconvert.runtimes.onnx import OnnxModel
 
-
-def onnx_outputs(source: SklearnSource, path: Path, rows: list[dict]) -> list[dict[str, np.ndarray]]:
-    """The ONNX model's answer for every row, as the source's response fields."""
-    from tfsconvert.convert.onnx_writer import onnx_runner
-
-    results = onnx_runner(path)(feeds(source, rows))
-    return split_rows(source, results, len(rows))
-
-
-def split_rows(source: SklearnSource, results: dict[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
-    """ONNX outputs for a batch -> per-row response fields (label, probability(c) / prediction)."""
-    out = []
-    for i in range(count):
-        if source.task == "regressor":
-            out.append({PREDICTION: np.asarray(results[PREDICTION]).reshape(count, -1)[i, :1]})
-            continue
-        fields = {LABEL: np.asarray(results[LABEL]).reshape(count)[i:i + 1]}  # as served: no cast
-        if source.has_proba:
-            proba = np.asarray(results[PROBABILITIES])
-            fields.update({probability_field(c): proba[i, j:j + 1] for j, c in enumerate(source.classes)})
-        out.append(fields)
-    return out
+    columns = {f.name: [row[f.name] for row in rows] for f in source.features}
+    return per_row(OnnxModel(path).predict(columns), len(rows))

@@ -75,10 +75,7 @@ class SklearnSource:
 
     @property
     def final_estimator(self):
-        model = self.model
-        while hasattr(model, "steps"):
-            model = model.steps[-1][1]
-        return model
+        return last_step(self.model)
 
     def label_dtype(self) -> str:
         kinds = {np.asarray(self.classes).dtype.kind}
@@ -137,6 +134,13 @@ class SklearnSource:
                 fields.update({probability_field(c): proba[i, j:j + 1] for j, c in enumerate(self.classes)})
             out.append(fields)
         return out
+
+
+def last_step(model):
+    """The estimator at the end of a (nested) Pipeline, or the model itself."""
+    while hasattr(model, "steps"):
+        model = model.steps[-1][1]
+    return model
 
 
 def label_array(values, dtype: str) -> np.ndarray:

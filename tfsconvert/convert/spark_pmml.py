@@ -2,7 +2,7 @@
 
 The PMML is built from the schema of the input and label columns (JPMML needs the label column
 to define the target field) and the whole fitted pipeline. The written PMML is checked with the
-same pypmml evaluator as scikit-learn's (pmml_writer.evaluate); JPMML-SparkML names a classifier's
+same evaluators as scikit-learn's (tfsconvert.runtimes.pmml); JPMML-SparkML names a classifier's
 fields as our response fields already (`predicted_<label column>`, `probability(<class>)`); a
 regressor's value is its `prediction` output field.
 """
@@ -119,11 +119,6 @@ def served_signature(source: SparkSource) -> Signature:
     return pmml_writer.served_signature(source, field)
 
 
-def pmml_outputs(source: SparkSource, model_file: Path, rows: list[dict]) -> list[dict[str, np.ndarray]]:
-    """The written PMML's answers (pypmml in a child process) as the source's response fields."""
-    target, results = pmml_writer.evaluate(model_file, rows)
-    if source.task == "regressor":  # JPMML-SparkML's OutputField; pypmml adds no predicted_<target> then
-        column = source.predictor.getPredictionCol()
-        results = [{**result, f"predicted_{target}": result[column]} if column in result else result
-                   for result in results]
-    return pmml_writer.pmml_outputs(source, target, results)
+def pmml_outputs(source: SparkSource, model_file: Path, rows: list[dict], engine: str) -> list[dict[str, np.ndarray]]:
+    """The written PMML's answers through `engine` (tfsconvert.runtimes.pmml) as response fields."""
+    return pmml_writer.pmml_outputs(source.features, model_file, rows, engine)

@@ -76,8 +76,7 @@ def preflight(target: str, table: dict[str, tuple[str, str]] | None = None) -> s
     spark_version = installed("pyspark", "pyspark", "spark")
     if target == "pmml":
         pyspark2pmml_version = installed("pyspark2pmml", "pyspark2pmml", "spark")
-        installed("pypmml", "pypmml", "sklearn")
-        check_java(users="Spark and pypmml")
+        check_java(users="Spark and the PMML evaluators")
         check_spark_version(spark_version, pyspark2pmml_version, table)
     else:
         installed("onnxmltools", "onnxmltools", "onnx")

@@ -2,9 +2,10 @@
 
 The same steps as tf_convert: settle the version before anything heavy loads, load the source,
 make or read sample rows, run the source, then build the target in a hidden temp dir, prove it
-gives the source's answers (PMML with pypmml, ONNX with ONNX Runtime), write golden requests,
-and only then publish the version directory (tfsconvert.layout.publish). What differs between
-the families (loading, the target's writer and evaluator) is a `_Job`.
+gives the source's answers (tfsconvert.runtimes: PMML with JPMML-Evaluator and/or pypmml, ONNX
+with ONNX Runtime, as the embedded server runs them), write golden requests, and only then
+publish the version directory (tfsconvert.layout.publish). What differs between the families
+(loading, the target's writer and evaluator) is a `_Job`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TOLERANCES = {"pmml": (1e-6, 1e-6), "onnx": (1e-6, 1e-5)}
 MODEL_FILES = {"pmml": "model.pmml", "onnx": "model.onnx"}
 DEFAULT_TARGET_NAME = "y"
 DEFAULT_OPSET = 17  # scikit-learn; Spark sources default to the newest opset onnxmltools supports
+EVALUATOR_NAMES = {"jpmml": "JPMML-Evaluator", "pypmml": "pypmml", "onnxruntime": "ONNX Runtime"}
 
 
 @dataclass
@@ -51,6 +53,7 @@ class TabularOptions:
     trust_pickle: bool = False
     schema: str | None = None  # Spark: inline JSON or a JSON file, column -> type
     spark_master: str | None = None  # Spark: default local[*]
+    pmml_evaluator: str = "both"  # PMML parity: jpmml, pypmml or both (tfsconvert.runtimes.pmml)
 
 
 def _check_source(src: Path, target: str) -> str:
@@ -98,9 +101,10 @@ class _Job:
     signature: Callable[[], Signature]  # called once the model is written (it may carry fewer fields)
     converting: str  # progress line while the target is written
     write: Callable[[Path], list[str]]  # writes the model file, returns notes
-    evaluate: Callable[[Path], list[dict]]  # the written model's answers for `rows`
+    evaluate: Callable[[Path], dict[str, list[dict]]]  # evaluator -> the written model's answers for `rows`
     notes: list[str]
     findings: list
+    evaluators: tuple[str, ...] = ("onnxruntime",)
 
 
 def convert(src: Path, target: str, options: TabularOptions, progress: Progress = lambda _: None) -> ConversionResult:
@@ -134,11 +138,19 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
         written["notes"] = job.write(model_file)
         fields = source.output_dtypes()  # the writer may have found fewer fields than the source has
         served = [{name: answer[name] for name in fields} for answer in expected]
-        progress("checking parity: evaluating the PMML with pypmml (starting Java)" if target == "pmml"
-                 else "checking parity with ONNX Runtime")
-        actual = job.evaluate(model_file)
+        progress(f"checking parity with {' and '.join(EVALUATOR_NAMES.get(e, e) for e in job.evaluators)}")
+        answers = job.evaluate(model_file)
+        first, *others = job.evaluators  # the first evaluator is the gate; PMML's second one gives an opinion
         written["parity"] = parity = tabular_parity.check(
-            served, actual, atol, rtol, allow_flips, what=f"the {target.upper()} model", hint=_HINTS[target])
+            served, answers[first], atol, rtol, allow_flips,
+            what=f"the {target.upper()} model" + (f" ({EVALUATOR_NAMES[first]})" if others else ""),
+            hint=_HINTS[target])
+        if others:
+            from tfsconvert.convert.pmml_writer import second_opinion
+
+            found, notes = second_opinion(served, answers, rows, atol, rtol, model_file.name)
+            job.findings.extend(found)
+            written["notes"] += notes
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
         kept = tabular.golden_rows(rows, parity.worst, parity.differing)
@@ -192,8 +204,8 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
     opset = DEFAULT_OPSET if options.opset is None else options.opset
     if target == "pmml":
         from tfsconvert.convert import pmml_writer as writer
-        progress("checking Java and sklearn2pmml")
-        writer.preflight()
+        progress("checking Java, sklearn2pmml and the PMML evaluators")
+        writer.preflight(evaluator=options.pmml_evaluator)
     else:
         from tfsconvert.convert import sklearn_onnx as writer
         writer.preflight(opset)
@@ -217,11 +229,11 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
             return []
 
         return _Job(source, rows, signature, "converting to PMML with sklearn2pmml (starting Java)", write,
-                    lambda model_file: writer.pmml_outputs(source, *writer.evaluate(model_file, rows)), notes,
-                    findings)
+                    _pmml_evaluate(lambda path, engine: writer.pmml_outputs(source.features, path, rows, engine),
+                                   options), notes, findings, _engines(options))
     return _Job(source, rows, signature, f"converting to ONNX with skl2onnx (opset {opset})",
                 lambda model_file: writer.write_onnx(source, model_file, opset, target_name),
-                lambda model_file: writer.onnx_outputs(source, model_file, rows), notes, findings)
+                lambda model_file: {"onnxruntime": writer.onnx_outputs(source, model_file, rows)}, notes, findings)
 
 
 def _spark_job(src: Path, target: str, options: TabularOptions, count: int | None, progress: Progress) -> _Job:
@@ -229,6 +241,11 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int | Non
 
     progress("checking Java, Spark and " + ("pyspark2pmml" if target == "pmml" else "onnxmltools"))
     spark_session.preflight(target)
+    if target == "pmml":
+        from tfsconvert.runtimes.pmml import check_installed
+
+        for engine in _engines(options):
+            check_installed(engine)
     if target == "onnx":
         from tfsconvert.convert import spark_onnx
 
@@ -249,8 +266,21 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int | Non
 
         return _Job(source, rows, partial(spark_pmml.served_signature, source), "converting to PMML with pyspark2pmml",
                     lambda model_file: spark_pmml.write_pmml(source, model_file),
-                    lambda model_file: spark_pmml.pmml_outputs(source, model_file, rows), notes, findings)
+                    _pmml_evaluate(lambda path, engine: spark_pmml.pmml_outputs(source, path, rows, engine),
+                                   options), notes, findings, _engines(options))
     return _Job(source, rows, partial(sklearn_onnx.served_signature, source, ""),
                 f"converting to ONNX with onnxmltools (opset {opset})",
                 lambda model_file: spark_onnx.write_onnx(source, model_file, opset),
-                lambda model_file: sklearn_onnx.onnx_outputs(source, model_file, rows), notes, findings)
+                lambda model_file: {"onnxruntime": sklearn_onnx.onnx_outputs(source, model_file, rows)}, notes,
+                findings)
+
+
+def _engines(options: TabularOptions) -> tuple[str, ...]:
+    from tfsconvert.runtimes.pmml import engines
+
+    return engines(options.pmml_evaluator)
+
+
+def _pmml_evaluate(outputs: Callable[[Path, str], list[dict]], options: TabularOptions):
+    """The job's evaluate for PMML: the answers of each chosen engine (tfsconvert.runtimes.pmml)."""
+    return lambda model_file: {engine: outputs(model_file, engine) for engine in _engines(options)}

@@ -13,7 +13,8 @@ SAVEDMODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 VERSION_CONTENT = (*SAVEDMODEL_FILES, "model.onnx", "model.pmml", "export.meta")
 
 EXPECTED = ("a TF Serving base path (<base>/<N>/...), a SavedModel dir, a frozen .pb/.pbtxt, .keras/.h5, "
-            "a TF1 checkpoint, .onnx, .pmml, a scikit-learn pickle/joblib or a Spark PipelineModel dir")
+            "a TF1 checkpoint, .onnx, .pmml, a scikit-learn pickle/joblib, an XGBoost .json/.ubj or LightGBM .txt "
+            "model file or a Spark PipelineModel dir")
 
 _SUFFIX_FORMATS = {
     ".pbtxt": "frozen-graph",
@@ -97,6 +98,10 @@ def _detect_file(path: Path) -> str:
         return _SUFFIX_FORMATS[path.suffix]
     if ".data-" in path.name:
         return "tf1-checkpoint"
+    from tfsconvert.inspect.boosters import native_kind
+
+    if native_kind(path):  # XGBoost/LightGBM model files: read as their scikit-learn estimators
+        return "sklearn"
     head = path.read_bytes()[:8] if path.stat().st_size else b""
     for magic, fmt in _MAGIC_FORMATS:
         if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(magic):

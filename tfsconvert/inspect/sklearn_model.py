@@ -14,7 +14,7 @@ import re
 import warnings
 from pathlib import Path
 
-from tfsconvert.errors import InputError, missing_dependency, unreadable
+from tfsconvert.errors import EnvironmentProblem, InputError, missing_dependency, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, TensorSpec
 from tfsconvert.naming import is_generic
@@ -42,6 +42,15 @@ _SAFE_GLOBALS = {
     "pandas.core.internals.blocks.new_block", "pandas._libs.tslibs.timestamps._unpickle_timestamp",
     "pandas._libs.tslibs.timedeltas._timedelta_unpickle", "pandas._libs.tslibs.nattype._nat_unpickle",
 }
+# Gradient-boosting libraries with scikit-learn wrappers: exactly these classes, nothing else of the package.
+# Their Boosters restore themselves from the model bytes/text in the pickle (no code runs).
+BOOSTING_CLASSES = {
+    "xgboost.sklearn.XGBClassifier": "xgboost", "xgboost.sklearn.XGBRegressor": "xgboost",
+    "xgboost.core.Booster": "xgboost",
+    "lightgbm.sklearn.LGBMClassifier": "lightgbm", "lightgbm.sklearn.LGBMRegressor": "lightgbm",
+    "lightgbm.basic.Booster": "lightgbm",
+}
+_PINS = {"xgboost": "3.2.0", "lightgbm": "4.7.0"}  # as pyproject.toml's extras
 # When dill is imported (sklearn2pmml imports it), joblib.dump writes builtin types such as
 # `slice` as dill's `_load_type(name)`; that name could also be `CodeType`, so we answer it ourselves.
 _DILL_LOAD_TYPE = {"dill._dill._load_type", "dill.dill._load_type"}
@@ -68,6 +77,8 @@ def _object_allowed(full_name: str, obj) -> bool:
     own_module = getattr(obj, "__module__", None) or ""
     if full_name in _SAFE_GLOBALS:
         return True
+    if full_name in BOOSTING_CLASSES:  # the class itself, not something re-exported under its name
+        return isinstance(obj, type) and f"{own_module}.{obj.__qualname__}" == full_name
     if isinstance(obj, numpy.ufunc):  # e.g. FunctionTransformer(np.log1p): pure arithmetic
         return True
     if isinstance(obj, type):
@@ -91,7 +102,7 @@ def _refuse(path: Path, full_name: str) -> InputError:
     return InputError(
         "untrusted-pickle",
         f"{path} references '{full_name}', which is outside the scikit-learn/numpy/scipy/pandas "
-        "allowlist; loading it would execute code",
+        "(and XGBoost/LightGBM estimator) allowlist; loading it would execute code",
         "re-run with --trust-pickle if you trust this file",
     )
 
@@ -109,6 +120,16 @@ def _dill_type_loader(path: Path):
     return load_type
 
 
+def _check_boosting_installed(path: Path, package: str) -> None:
+    """`missing-dependency` (exit 3) with the pip line when the pickle needs xgboost/lightgbm and it is absent."""
+    import importlib.util
+
+    if importlib.util.find_spec(package) is None:
+        raise EnvironmentProblem("missing-dependency", f"{path} holds a {package} model, and the Python package "
+                                 f"'{package}' is not installed",
+                                 f"pip install 'tfsconvert[{package}]'  (or pip install {package}=={_PINS[package]})")
+
+
 def _restricted_load(path: Path):
     """Load a joblib or plain pickle, allowing only the globals checked above."""
     from joblib import numpy_pickle
@@ -122,7 +143,9 @@ def _restricted_load(path: Path):
             full_name = f"{module}.{name}"
             if full_name in _DILL_LOAD_TYPE:
                 return _dill_type_loader(path)
-            if not _import_allowed(module):
+            if full_name in BOOSTING_CLASSES:
+                _check_boosting_installed(path, BOOSTING_CLASSES[full_name])
+            elif not _import_allowed(module):
                 raise _refuse(path, full_name)
             obj = super().find_class(module, name)
             if not _object_allowed(full_name, obj):
@@ -144,9 +167,14 @@ def _load(path: Path, trust_pickle: bool):
         import sklearn  # noqa: F401  (estimators unpickle into it)
     except ImportError as error:
         raise missing_dependency(error.name or "scikit-learn", "sklearn") from None
+    from tfsconvert.inspect import boosters
+
+    kind = boosters.native_kind(path)
+    if kind:
+        return boosters.load(path, kind)
     try:
         return joblib.load(path) if trust_pickle else _restricted_load(path)
-    except InputError:
+    except (InputError, EnvironmentProblem):
         raise
     except OSError as error:
         raise unreadable(path, error) from None

@@ -45,9 +45,11 @@ class GoldenResult:
     outputs: list[OutputDiff] = field(default_factory=list)
     finding: Finding | None = None
     values_checked: bool = True
+    engine: str | None = None  # the PMML engine that answered (jpmml, pypmml), else None
 
     def to_json(self) -> dict:
-        return {"id": self.id, "protocol": self.protocol, "signature_name": self.signature_name, "ok": self.ok,
+        return {"id": self.id, "protocol": self.protocol, "engine": self.engine,
+                "signature_name": self.signature_name, "ok": self.ok,
                 "seconds": round(self.seconds, 6), "values_checked": self.values_checked,
                 "outputs": [d.to_json() for d in self.outputs],
                 "finding": self.finding.to_json() if self.finding else None}

@@ -14,7 +14,7 @@ from tfsconvert.golden import read_golden
 from tfsconvert.model import Finding
 from tfsconvert.validate.checks import GOLDEN_FILE, ServedModel, ServedVersion, static_check
 from tfsconvert.validate.client import GrpcClient, RestClient, model_path
-from tfsconvert.validate.replay import (Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
+from tfsconvert.validate.replay import (GoldenResult, Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
                                         synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
 from tfsconvert.validate.server.status import finding_code
@@ -52,6 +52,7 @@ class ValidateOptions:
     limits: Limits = field(default_factory=Limits)
     require_isolation: bool = False
     request_timeout: float | None = None
+    pmml_evaluator: str = "both"  # jpmml, pypmml or both (each replays the golden file)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -85,7 +86,10 @@ def validate(path: Path, options: ValidateOptions, progress: Callable[[str], Non
             elif served.errors:
                 version.not_served_because = "static errors"
             else:
-                _serve_and_replay(version, served, options, program, progress)
+                for engine in _pmml_engines(served, options):
+                    _serve_and_replay(version, served, options, program, progress, engine)
+                if len(_pmml_engines(served, options)) > 1:
+                    version.findings += _engine_disagreement(version)
     report.findings = [f for i, f in enumerate(static.findings) if i not in placed]
     report.seconds = time.monotonic() - started
     return report
@@ -103,13 +107,51 @@ def _version_report(model: ServedModel, served: ServedVersion, findings: list[Fi
     return version
 
 
+def _pmml_engines(served: ServedVersion, options: ValidateOptions) -> tuple[str | None, ...]:
+    """The PMML engines a PMML version is served with on our server (each checked installed); (None,) otherwise."""
+    if served.format != "pmml" or options.server != EMBEDDED:
+        return (None,)
+    from tfsconvert.runtimes.pmml import check_installed
+
+    chosen = _pmml_engines_chosen(options)
+    for engine in chosen:
+        check_installed(engine)
+    return chosen
+
+
+def _pmml_engines_chosen(options: ValidateOptions) -> tuple[str, ...]:
+    from tfsconvert.runtimes.pmml import engines
+
+    return engines(options.pmml_evaluator)
+
+
+def _engine_disagreement(version: VersionReport) -> list[Finding]:
+    """`pmml-evaluators-disagree` (a warning: the first engine's misses are errors already) naming the golden
+    requests, and outputs, one engine answers right and the other wrong."""
+    by_request: dict[tuple, dict[str, GoldenResult]] = {}
+    for result in version.golden:
+        by_request.setdefault((result.id, result.protocol), {})[result.engine] = result
+    split = {key: runs for key, runs in by_request.items() if len({r.ok for r in runs.values()}) > 1}
+    if not split:
+        return []
+    shown = "; ".join(f"{request} ({protocol}): " + ", ".join(
+        f"{engine} {'ok' if r.ok else 'differs in ' + ', '.join(d.alias for d in r.outputs if not d.ok)}"
+        for engine, r in runs.items()) for (request, protocol), runs in list(split.items())[:5])
+    return [finding("pmml-evaluators-disagree", f"{version.name}: JPMML-Evaluator and pypmml disagree on "
+                    f"{len(split)} golden request(s): {shown}",
+                    "serve with the engine that matches the golden answers (tfsconvert serve --pmml-evaluator), "
+                    "and check the model on the engine your production server embeds", version.path)]
+
+
 def _serve_and_replay(version: VersionReport, served: ServedVersion, options: ValidateOptions,
-                      program: list[str], progress: Callable[[str], None]) -> None:
-    progress(f"starting a sandboxed server for {version.name} ({served.format})")
+                      program: list[str], progress: Callable[[str], None], engine: str | None = None) -> None:
+    """Start a server for the version (a PMML one with `engine`) and replay its golden requests."""
+    progress(f"starting a sandboxed server for {version.name} ({served.format}{', ' + engine if engine else ''})")
     limits = replace(options.limits, start_timeout=options.timeout)
+    flags = (f"--pmml_evaluator={engine}",) if engine else ()
     try:
         box = Sandbox(Path(served.path), version.model, served.version, limits=limits, program=program,
-                      require_isolation=options.require_isolation)
+                      require_isolation=options.require_isolation, extra_flags=flags)
         if box.weakness:
             ran = "with resource limits only" if not box.isolated else "in its namespaces, but weaker"
             version.findings.append(finding("sandbox-weak", f"{version.name}: the server ran {ran}: {box.weakness}",
@@ -118,7 +160,7 @@ def _serve_and_replay(version: VersionReport, served: ServedVersion, options: Va
                                             version.path))
         with box:
             version.served, version.load_seconds = True, box.load_seconds
-            _replay(version, box, options, progress)
+            _replay(version, box, options, progress, engine)
     except ServerStartFailed as failure:
         version.findings.append(_start_finding(failure, version, limits))
     except UnsafeFile as unsafe:
@@ -128,7 +170,7 @@ def _serve_and_replay(version: VersionReport, served: ServedVersion, options: Va
         version.not_served_because = "unsafe files"
 
 
-def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, progress) -> None:
+def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, progress, engine: str | None) -> None:
     request_timeout = options.request_timeout or options.timeout
     rest = RestClient(box.rest_port, request_timeout)
     grpc = None
@@ -151,8 +193,15 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
         progress(f"replaying {len(records)} golden request(s) over {' and '.join(protocols)}")
         replayer = Replayer(version.model, version.version, signatures, rest if "rest" in protocols else None,
                             grpc, Tolerance(options.rtol, options.atol), version.path)
-        version.golden = replayer.run(records, synthesized)
-        version.findings += [r.finding for r in version.golden if r.finding is not None]
+        results = replayer.run(records, synthesized)
+        for result in results if engine else []:  # which PMML engine answered, in the report and its findings
+            result.engine = engine
+            if result.finding is not None:
+                result.finding.message = f"[{engine}] {result.finding.message}"
+        version.golden += results
+        # The first PMML engine is the gate; the second's misses are one pmml-evaluators-disagree warning.
+        if engine in (None, _pmml_engines_chosen(options)[0]):
+            version.findings += [r.finding for r in results if r.finding is not None]
         if synthesized:
             version.findings.append(finding("values-not-checked", f"{version.name} has no golden file: one "
                                             "synthesized request per signature was sent; values were not checked",

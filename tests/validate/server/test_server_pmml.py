@@ -1,5 +1,6 @@
-"""A PMML artifact from `tfsconvert pmml`, served by `tfsconvert serve` (pypmml's JVM as a child):
-its golden requests replay green, and SIGTERM leaves no child process behind."""
+"""A PMML artifact from `tfsconvert pmml`, served by `tfsconvert serve` with each engine (JPMML-Evaluator
+in-process, the default; pypmml's JVM as a child): its golden requests replay green, and SIGTERM leaves
+no child process behind."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ def base(fixture_path, tmp_path_factory):
     return converted(fixture_path, tmp_path_factory, "pmml", "sklearn_pipeline")[1]
 
 
-@pytest.fixture(scope="module")
-def server(base):
-    process = started(str(base), "--name", "pipeline", "--max_num_load_retries=0", cli=True)
+@pytest.fixture(scope="module", params=["jpmml", "pypmml"])
+def server(base, request):
+    engine = ["--pmml-evaluator", request.param] if request.param != "jpmml" else []  # jpmml: the default
+    process = started(str(base), "--name", "pipeline", *engine, "--max_num_load_retries=0", cli=True)
+    process.engine = request.param
     yield process
     process.terminate()
 
@@ -57,6 +60,6 @@ def test_pmml_columnar_batch_and_metadata(server):
 
 def test_sigterm_exits_0_and_stops_the_jvm(server):
     children = server.children()
-    assert children, "pypmml's JVM should be a child of the server"
+    assert bool(children) == (server.engine == "pypmml"), children  # JPype's JVM lives in the server process
     assert server.terminate() == 0
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")]

@@ -50,6 +50,7 @@ class Options:
     tensorflow_intra_op_parallelism: int
     tensorflow_inter_op_parallelism: int
     tensorflow_session_parallelism: int
+    pmml_evaluator: str
     version: bool
 
     @property
@@ -111,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
         help="threads of a SavedModel session's inter-op pool (0: TensorFlow's choice)")
     add("--tensorflow_session_parallelism", type=int, default=0,
         help="both pools' threads when the two flags above are 0")
+    add("--pmml_evaluator", choices=("jpmml", "pypmml"), default="jpmml",
+        help="engine that evaluates PMML versions (tfsconvert only; default jpmml)")
     add("--rest_api_timeout_in_ms", type=int, default=30000, help="accepted, not enforced")
     add("--rest_api_num_threads", type=int, default=0, help="workers for unbatched REST runs (0: 4 x CPUs)")
     limits = Limits()  # tfsconvert's own limits of the REST transport, named after TF Serving's flags

@@ -73,7 +73,7 @@ def _check_parallelism(options: Options) -> None:
 
 def _loader(options: Options, batching: Batching | None):
     def load(version_dir: Path) -> backends.Servable:
-        servable = backends.load(version_dir, options.tags, options.tf_threads)
+        servable = backends.load(version_dir, options.tags, options.tf_threads, options.pmml_evaluator)
         try:
             # Warmup runs after the batching wrap, as in TF Serving (spec §2.1 steps 7-8).
             if batching is not None and servable.batchable:

@@ -1,6 +1,7 @@
 """One backend per runtime behind the same small interface (`Servable`), chosen by the file a
-version directory holds: `model.onnx` -> ONNX Runtime, `model.pmml` -> pypmml, anything else ->
-TensorFlow (which reports a directory without `saved_model.pb` the way TF Serving does)."""
+version directory holds: `model.onnx` -> ONNX Runtime, `model.pmml` -> JPMML-Evaluator or pypmml
+(tfsconvert.runtimes), anything else -> TensorFlow (which reports a directory without
+`saved_model.pb` the way TF Serving does)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ class Servable(Protocol):
         """Release the runtime's resources."""
 
 
-def load(version_dir: Path, tags: tuple[str, ...], tf_threads: tuple[int, int] = (0, 0)) -> Servable:
+def load(version_dir: Path, tags: tuple[str, ...], tf_threads: tuple[int, int] = (0, 0),
+         pmml_evaluator: str = "jpmml") -> Servable:
     """Load the version in `version_dir`; ServingError (TF Serving's status) if it cannot be loaded.
-    `tf_threads`: a SavedModel session's (intra-op, inter-op) pool sizes, 0 for TensorFlow's choice."""
+    `tf_threads`: a SavedModel session's (intra-op, inter-op) pool sizes, 0 for TensorFlow's choice;
+    `pmml_evaluator`: jpmml or pypmml (tfsconvert.runtimes.pmml)."""
     if (version_dir / "model.onnx").is_file():
         from tfsconvert.validate.server.backends.onnx import OnnxServable
 
@@ -33,7 +36,7 @@ def load(version_dir: Path, tags: tuple[str, ...], tf_threads: tuple[int, int] =
     if (version_dir / "model.pmml").is_file():
         from tfsconvert.validate.server.backends.pmml import PmmlServable
 
-        return PmmlServable(version_dir / "model.pmml")
+        return PmmlServable(version_dir / "model.pmml", pmml_evaluator)
     from tfsconvert.validate.server.backends.tf import TfServable
 
     return TfServable(version_dir, tags, tf_threads)
