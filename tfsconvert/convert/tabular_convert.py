@@ -153,7 +153,10 @@ def convert(src: Path, target: str, options: TabularOptions, progress: Progress 
             written["notes"] += notes
         progress("writing golden requests")
         (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
-        kept = tabular.golden_rows(rows, parity.worst, parity.differing)
+        # `validate` replays the golden file with every engine: no row any of them answers differently.
+        differing = parity.differing.union(*(tabular_parity.compare_rows(served, answers[engine], atol, rtol).differing
+                                             for engine in others))
+        kept = tabular.golden_rows(rows, parity.worst, differing)
         golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
             rows, served, kept, source.features, fields, DEFAULT_SIGNATURE, atol, rtol))
 
