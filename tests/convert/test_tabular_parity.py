@@ -162,7 +162,9 @@ def test_golden_holds_the_first_rows_and_the_worst_ones(convert, fixture_path, t
     rows = tabular.synthesize(source.features)
     expected = joblib.load(src).predict_proba(source.frame(rows))
     session = onnxruntime.InferenceSession(str(artifact / "model.onnx"), providers=["CPUExecutionProvider"])
-    _, actual = session.run(None, sklearn_onnx.feeds(source, rows))
+    types = {"tensor(string)": object, "tensor(float)": np.float32, "tensor(double)": np.float64}
+    feeds = {i.name: np.array([[row[i.name]] for row in rows], dtype=types[i.type]) for i in session.get_inputs()}
+    _, actual = session.run(None, feeds)
     gaps = np.abs(expected - actual.astype(np.float64)).max(axis=1)
     worst = sorted(range(len(rows)), key=lambda i: (-gaps[i], i))[:8]
     assert set(worst) <= set(ids) and ids[8:] == [i for i in worst if i >= 8]

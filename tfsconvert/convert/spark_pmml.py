@@ -52,41 +52,24 @@ def write_pmml(source: SparkSource, dest: Path) -> list[str]:
 
 
 def serve_probabilities(path: Path, wanted: set[str]) -> bool:
-    """Whether the PMML's top-level Output has the `wanted` probability fields, after moving them up from
-    the last segment of a model chain, where JPMML-SparkML puts a GBTClassifier's (a server reads the
-    top-level Output only)."""
+    """Whether the PMML has the `wanted` probability fields where the evaluators return them: in the
+    top-level Output, or in the last segment of a model chain, where JPMML-SparkML puts a
+    GBTClassifier's (both engines return that segment's output fields; the file is left as written)."""
     import xml.etree.ElementTree as ElementTree
 
-    namespaces = dict(event[1] for event in ElementTree.iterparse(path, events=["start-ns"]))
-    tree = ElementTree.parse(path)
-    pmml = namespaces.get("", "")
+    root = ElementTree.parse(path).getroot()
+    namespace = root.tag[:-len("PMML")]
 
-    def tag(name: str) -> str:
-        return f"{{{pmml}}}{name}" if pmml else name
+    def names(model) -> set[str]:
+        output = None if model is None else model.find(f"{namespace}Output")
+        return set() if output is None else {f.get("name") for f in output.findall(f"{namespace}OutputField")}
 
-    def fields(model) -> list:
-        output = model.find(tag("Output"))
-        return [] if output is None else output.findall(tag("OutputField"))
-
-    model = next((child for child in tree.getroot() if child.tag.endswith("Model")), None)
-    if model is None or model.find(tag("Output")) is None:
-        return False
-    if wanted <= {f.get("name") for f in fields(model)}:
-        return True
-    chain = model.find(tag("Segmentation"))
-    if chain is None or chain.get("multipleModelMethod") != "modelChain" or not chain.findall(tag("Segment")):
-        return False
-    last = next((child for child in chain.findall(tag("Segment"))[-1] if child.tag.endswith("Model")), None)
-    moved = [f for f in (fields(last) if last is not None else []) if f.get("name") in wanted]
-    if {f.get("name") for f in moved} != wanted:
-        return False
-    for field in moved:
-        last.find(tag("Output")).remove(field)
-        model.find(tag("Output")).append(field)
-    for prefix, uri in namespaces.items():
-        ElementTree.register_namespace(prefix, uri)
-    tree.write(path, encoding="UTF-8", xml_declaration=True)
-    return True
+    model = next((child for child in root if child.tag.endswith("Model")), None)
+    chain = None if model is None else model.find(f"{namespace}Segmentation")
+    segments = [] if chain is None or chain.get("multipleModelMethod") != "modelChain" else \
+        chain.findall(f"{namespace}Segment")
+    last = next((child for child in segments[-1] if child.tag.endswith("Model")), None) if segments else None
+    return wanted <= names(model) or wanted <= names(last)
 
 
 def _jpmml_error(source: SparkSource, error: Exception, version: str):

@@ -73,7 +73,8 @@ def _accepted_sockets(port: int) -> list[socket.socket]:
         except OSError:  # not a socket
             continue
         try:
-            if sock.type == socket.SOCK_STREAM and sock.getsockname()[1] == port and sock.getpeername():
+            if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+                    and sock.getsockname()[1] == port and sock.getpeername()):  # other tests leave Unix sockets
                 found.append(sock)
                 continue
         except OSError:  # a listening or unconnected socket has no peer
