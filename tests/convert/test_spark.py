@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import stat
 import xml.etree.ElementTree as ElementTree
 from importlib import metadata
@@ -224,7 +225,15 @@ def test_gbt_pipeline_to_onnx_serves_a_probability_tensor(gbt_onnx):
 def test_pmml_without_probability_fields_promises_none(fixture_path, tmp_path_factory, monkeypatch):
     from tfsconvert.convert import spark_pmml
 
-    monkeypatch.setattr(spark_pmml, "serve_probabilities", lambda path, wanted: False)  # a model without them
+    def without_probabilities(path, wanted):
+        """A model without probability fields: they are taken out of the written file."""
+        text = path.read_text()
+        for name in wanted:
+            text = re.sub(rf'<OutputField name="{re.escape(name)}".*?(/>|</OutputField>)', "", text, flags=re.S)
+        path.write_text(text)
+        return False
+
+    monkeypatch.setattr(spark_pmml, "serve_probabilities", without_probabilities)
     data, base = converted(fixture_path, tmp_path_factory, "pmml", "spark_gbt", "--schema", RF_SCHEMA)
     assert list(data["signature"]["outputs"]) == ["label"]
     assert [o["alias"] for o in data["parity"]["outputs"]] == ["label"]
