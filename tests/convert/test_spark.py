@@ -242,14 +242,9 @@ def realistic_csv(path: Path, species: bool) -> Path:
     return path
 
 
-GBT_PMML_BUG = pytest.mark.xfail(strict=True, reason="known bug: on these rows the GBT PMML's probabilities differ "
-                                  "from Spark's on every row (labels agree), parity-failed; synthesized rows pass")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("fixture, command", [("spark_rf", "pmml"), ("spark_rf", "onnx"),
-                                              pytest.param("spark_gbt", "pmml", marks=GBT_PMML_BUG),
-                                              ("spark_gbt", "onnx")])
+@pytest.mark.parametrize("fixture", ["spark_rf", "spark_gbt"])
+@pytest.mark.parametrize("command", ["pmml", "onnx"])
 def test_parity_on_10000_realistic_rows(fixture_path, tmp_path_factory, spark, fixture, command):
     """Spark's own transform of the original PipelineModel against the artifact on 10,000 rows: PMML through
     JPMML-Evaluator and pypmml without a flip; ONNX (float32 trees against Spark's doubles) with its flips
