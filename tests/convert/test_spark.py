@@ -221,6 +221,54 @@ def test_gbt_pipeline_to_onnx_serves_a_probability_tensor(gbt_onnx):
     assert_serves(base, len(records))
 
 
+# ---------------------------------------------------------------------------------------------
+# Parity on 10,000 realistic rows: the RandomForest and GBT pipelines, PMML through both engines
+
+REALISTIC_ROWS = 10_000
+
+
+def realistic_csv(path: Path, species: bool) -> Path:
+    """10,000 seeded rows on the 0.01 grid the training data has, across and beyond its range, every colour;
+    `species`: the label column the RandomForest pipeline's StringIndexer reads."""
+    import random
+
+    rng = random.Random(21)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sepal_length", "sepal_width", "petal_length", "color"] + (["species"] if species else []))
+        for _ in range(REALISTIC_ROWS):
+            writer.writerow([round(rng.uniform(4.0, 8.0), 2), round(rng.uniform(2.0, 4.5), 2),
+                             round(rng.uniform(0.8, 7.0), 2), rng.choice(["red", "green", "blue"])]
+                            + ([rng.choice(SPECIES)] if species else []))
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fixture", ["spark_rf", "spark_gbt"])
+@pytest.mark.parametrize("command", ["pmml", "onnx"])
+def test_parity_on_10000_realistic_rows(fixture_path, tmp_path_factory, spark, fixture, command):
+    """Spark's own transform of the original PipelineModel against the artifact on 10,000 rows: PMML through
+    JPMML-Evaluator and pypmml without a flip; ONNX (float32 trees against Spark's doubles) with its flips
+    counted and at most 0.5%."""
+    rows = realistic_csv(tmp_path_factory.mktemp("rows") / "rows.csv", species=fixture == "spark_rf")
+    flags = ["--allow-flips", "0.005"] if command == "onnx" else []
+    data, _ = converted(fixture_path, tmp_path_factory, command, fixture, "--sample-data", rows, *flags)
+    parity = data["parity"]
+    assert parity["ok"] and parity["samples"] == REALISTIC_ROWS and parity["rows"] != "synthesized", parity
+    outputs = {o["alias"]: o for o in parity["outputs"]}
+    label = outputs.pop("label")
+    assert label["rows"] == REALISTIC_ROWS and len(outputs) >= 2  # label and its probabilities
+    worst = max(o["max_abs"] or 0.0 for o in outputs.values())
+    print(f"\nTABLE {fixture} {command}: flips {label['flips']}/{REALISTIC_ROWS} ({label['flip_rate']:.4%}), "
+          f"probability max abs {worst:.3g}, notes {[n for n in data['notes'] if 'vs the source' in n]}")
+    if command == "pmml":
+        assert label["flips"] == 0 and worst < 1e-9, outputs  # doubles on both sides
+        assert data["findings"] == []  # pypmml agrees with JPMML-Evaluator (no pmml-evaluators-disagree)
+        assert any(n.startswith("pypmml vs the source: max abs") for n in data["notes"]), data["notes"]
+    else:
+        assert label["flip_rate"] <= 0.005, label  # the rows past --allow-flips would have failed the conversion
+
+
 @pytest.mark.slow
 def test_pmml_without_probability_fields_promises_none(fixture_path, tmp_path_factory, monkeypatch):
     from tfsconvert.convert import spark_pmml

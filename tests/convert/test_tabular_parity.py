@@ -213,3 +213,37 @@ def test_a_blank_the_model_cannot_take_is_named(convert, fixture_path, tmp_path)
     error = result.json()["error"]
     assert result.exit_code == 2 and error["code"] == "bad-sample-data"
     assert error["message"].startswith(f"--sample-data {data}: row 2, column 'sepal_width' is blank")
+
+
+def _booster_thresholds(model, column: int) -> list[float]:
+    """The split thresholds on `column`, read from the library's own dump (XGBoost's text dump, float32
+    values; LightGBM's JSON dump), independently of tfsconvert's reading of the tree table."""
+    import re
+
+    if hasattr(model, "get_booster"):
+        dump = "".join(model.get_booster().get_dump())
+        return [float(np.float32(t)) for t in re.findall(rf"\[f{column}<([^\]]+)\]", dump)]
+    found, stack = [], [t["tree_structure"] for t in model.booster_.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            if node["split_feature"] == column and node["decision_type"] == "<=":
+                found.append(float(node["threshold"]))
+            stack += [node["left_child"], node["right_child"]]
+    return found
+
+
+@pytest.mark.parametrize("name", ["xgb_binary", "lgbm_multiclass"])
+def test_rows_sit_on_xgboost_and_lightgbm_thresholds_and_their_neighbours(fixture_path, name):
+    """The boosters' splits on the imputed numeric columns (the ColumnTransformer's first three outputs) are
+    read from the booster and become synthesized rows: each threshold, one ulp either side, its decimal."""
+    from fixtures import boosted_models
+
+    model = joblib.load(fixture_path(name))
+    booster = model.steps[-1][1]
+    rows = tabular.synthesize(sklearn_source.load(fixture_path(name), None).features)
+    for index, column in enumerate(boosted_models.NUMERIC):
+        values, thresholds = _columns(rows, column), _booster_thresholds(booster, index)
+        assert thresholds, column
+        for t in thresholds:
+            assert {t, np.nextafter(t, -np.inf), np.nextafter(t, np.inf)} <= values, (column, t)

@@ -237,4 +237,4 @@ def second_opinion(expected: list[dict], answers: dict[str, list[dict]], rows: l
 
 def _shown(answer: dict, field: str):
     value = answer.get(field)
-    return None if value is None else np.asarray(value).reshape(-1)[0].item()
+    return None if value is None else np.asarray(value).reshape(-1).tolist()[0]  # str labels too

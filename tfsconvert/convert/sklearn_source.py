@@ -353,8 +353,8 @@ def _trees(model) -> list:
 
 def _splits(model) -> list[tuple[int, float]]:
     """(column index, threshold) of every numeric split of a fitted tree model (sklearn trees and forests,
-    gradient boosting, histogram gradient boosting)."""
-    out = []
+    gradient boosting, histogram gradient boosting, XGBoost and LightGBM)."""
+    out = _booster_splits(model)
     for tree in _trees(model):
         inner = tree.tree_.feature >= 0
         out += zip(tree.tree_.feature[inner].tolist(), tree.tree_.threshold[inner].tolist())
@@ -364,6 +364,41 @@ def _splits(model) -> list[tuple[int, float]]:
             split = ~nodes["is_leaf"].astype(bool) & ~nodes["is_categorical"].astype(bool)
             out += zip(nodes["feature_idx"][split].tolist(), nodes["num_threshold"][split].tolist())
     return out
+
+
+def _booster_splits(model) -> list[tuple[int, float]]:
+    """XGBoost (`x < Split`, float32) and LightGBM (`x <= threshold`) numeric splits, read from the booster's own
+    tree table; features by position in the booster's feature names."""
+    precision = np.float64
+    if hasattr(model, "get_booster"):  # xgboost.XGBModel; its table prints float32 splits to 9 digits
+        booster, precision = model.get_booster(), np.float32
+        table, feature, value = booster.trees_to_dataframe(), "Feature", "Split"
+        names = booster.feature_names
+        table = table[table[feature] != "Leaf"]
+        if "Category" in table:
+            table = table[table["Category"].isna()]
+    elif hasattr(model, "booster_"):  # lightgbm.LGBMModel
+        booster = model.booster_
+        table, feature, value = booster.trees_to_dataframe(), "split_feature", "threshold"
+        names = booster.feature_name()
+        table = table[table["decision_type"] == "<="]
+    else:
+        return []
+    index = {name: i for i, name in enumerate(names or [])}
+    out = []
+    for name, threshold in zip(table[feature].tolist(), table[value].tolist()):
+        column = index.get(name, _position(name))
+        if column is not None:
+            out.append((column, float(precision(threshold))))
+    return out
+
+
+def _position(name: str) -> int | None:
+    """The column of a default feature name: XGBoost's `f3`, LightGBM's `Column_3`."""
+    for prefix in ("f", "Column_"):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return int(name[len(prefix):])
+    return None
 
 
 def _tree_ranges(model, features: list[Feature]) -> bool:
