@@ -38,20 +38,20 @@ def error(body: str, inputs: dict[str, str]) -> str:
     return raised.value.message
 
 
-def same(array: np.ndarray, dtype, values) -> None:
+def assert_same(array: np.ndarray, dtype, values) -> None:
     expected = np.asarray(values, dtype=dtype)
     assert array.dtype == expected.dtype and array.shape == expected.shape
     np.testing.assert_array_equal(array, expected)
 
 
 def test_single_unnamed_tensor():  # JsontensorTest.SingleUnnamedTensor
-    same(fill('{"instances": [[1,2],[3,4],[5,6]]}', {"default": "DT_INT32"})["default"], np.int32,
+    assert_same(fill('{"instances": [[1,2],[3,4],[5,6]]}', {"default": "DT_INT32"})["default"], np.int32,
          [[1, 2], [3, 4], [5, 6]])
 
 
 def test_deeply_nested_well_formed():  # JsontensorTest.DeeplyNestedWellFormed
     body = '{"instances":[1], "nested":' + "[" * 500_000 + "]" * 500_000 + "}"
-    same(fill(body, {"default": "DT_INT32"})["default"], np.int32, [1])
+    assert_same(fill(body, {"default": "DT_INT32"})["default"], np.int32, [1])
 
 
 def test_deeply_nested_malformed():  # JsontensorTest.DeeplyNestedMalformed
@@ -60,42 +60,42 @@ def test_deeply_nested_malformed():  # JsontensorTest.DeeplyNestedMalformed
 
 
 def test_mixed_input_for_float_tensor():  # JsontensorTest.MixedInputForFloatTensor
-    same(fill('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', {"default": "DT_FLOAT"})["default"], np.float32,
+    assert_same(fill('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', {"default": "DT_FLOAT"})["default"], np.float32,
          [1, 2.0, 3, 4, 5.003, 0.007, 0.0])
 
 
 def test_mixed_input_for_double_tensor():  # JsontensorTest.MixedInputForDoubleTensor
-    same(fill('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', {"default": "DT_DOUBLE"})["default"], np.float64,
+    assert_same(fill('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', {"default": "DT_DOUBLE"})["default"], np.float64,
          [1.0, 2, 3, 4, 0.662, 0, 0.0])
 
 
 def test_float_tensor_with_precision_loss():  # JsontensorTest.FloatTensorWithPrecisionLoss
     for literal in ("1435774380", "1435774380.0"):
-        same(fill(f'{{"instances": [{literal}]}}', {"default": "DT_FLOAT"})["default"], np.float32, [1435774380])
+        assert_same(fill(f'{{"instances": [{literal}]}}', {"default": "DT_FLOAT"})["default"], np.float32, [1435774380])
 
 
 def test_float_tensor_that_exceeds_max_returns_inf():  # JsontensorTest.FloatTensorThatExceedsMaxReturnsInf
     for value, expected in ((sys.float_info.max, math.inf), (-sys.float_info.max, -math.inf)):
         with np.errstate(over="ignore"):
-            same(fill(f'{{"instances": [{value!r}]}}', {"default": "DT_FLOAT"})["default"], np.float32, [expected])
+            assert_same(fill(f'{{"instances": [{value!r}]}}', {"default": "DT_FLOAT"})["default"], np.float32, [expected])
 
 
 def test_float_tensor_that_exceeds_min_returns_zero():  # JsontensorTest.FloatTensorThatExceedsMinReturnsZero
     for value in (sys.float_info.min, -sys.float_info.min):
         tensor = fill(f'{{"instances": [{value!r}]}}', {"default": "DT_FLOAT"})["default"]
-        same(tensor, np.float32, [0.0])
+        assert_same(tensor, np.float32, [0.0])
         assert math.copysign(1, tensor[0]) == math.copysign(1, value)
 
 
 def test_single_unnamed_tensor_with_signature():  # JsontensorTest.SingleUnnamedTensorWithSignature
     body = '{"signature_name": "predict_images", "instances": [[1,2]]}'
     assert rest.request_document(body.encode())[1] == "predict_images"
-    same(fill(body, {"default": "DT_INT32"})["default"], np.int32, [[1, 2]])
+    assert_same(fill(body, {"default": "DT_INT32"})["default"], np.int32, [[1, 2]])
 
 
 def test_tensor_from_non_null_terminated_buffer():  # JsontensorTest.TensorFromNonNullTerminatedBuffer
     # Their buffer ends before a trailing 'X'; here the bytes after the document are ignored, as rapidjson does.
-    same(fill('{"instances": [[1,2],[3,4],[5,6]]}X', {"default": "DT_INT32"})["default"], np.int32,
+    assert_same(fill('{"instances": [[1,2],[3,4],[5,6]]}X', {"default": "DT_INT32"})["default"], np.int32,
          [[1, 2], [3, 4], [5, 6]])
 
 
@@ -126,22 +126,22 @@ def test_multiple_named_tensor():  # JsontensorTest.MultipleNamedTensor
          "dbl_tensor": [NaN]},
         {"int_tensor": [[7,8],[9,0],[1,2]], "str_tensor": ["baz", "bat"], "float_tensor": [2.0, Infinity],
          "dbl_tensor": [2.0]}]}""", MULTIPLE)
-    same(tensors["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]])
+    assert_same(tensors["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]])
     assert tensors["str_tensor"].tolist() == [[b"foo", b"bar"], [b"baz", b"bat"]]
-    same(tensors["float_tensor"], np.float32, [[1.0, np.nan], [2.0, np.inf]])
-    same(tensors["dbl_tensor"], np.float64, [[np.nan], [2.0]])
+    assert_same(tensors["float_tensor"], np.float32, [[1.0, np.nan], [2.0, np.inf]])
+    assert_same(tensors["dbl_tensor"], np.float64, [[np.nan], [2.0]])
 
 
 def test_single_unnamed_tensor_columnar_format():  # JsontensorTest.SingleUnnamedTensorColumnarFormat
     for body in ('{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]]}}', '{"inputs": [[[1,2],[3,4],[5,6]]]}'):
-        same(fill(body, {"int_tensor": "DT_INT32"})["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]]])
+        assert_same(fill(body, {"int_tensor": "DT_INT32"})["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]]])
 
 
 def test_multiple_named_tensor_columnar_format():  # JsontensorTest.MultipleNamedTensorColumnarFormat
     tensors = fill('{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]], "str_tensor": ["foo", "bar"], '
                    '"bin_tensor": {"b64": "aGVsbG8="}}}',
                    {"int_tensor": "DT_INT32", "str_tensor": "DT_STRING", "bin_tensor": "DT_STRING"})
-    same(tensors["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]]])
+    assert_same(tensors["int_tensor"], np.int32, [[[1, 2], [3, 4], [5, 6]]])
     assert tensors["str_tensor"].tolist() == [b"foo", b"bar"]
     assert tensors["bin_tensor"].shape == () and tensors["bin_tensor"].item() == b"hello"
 
