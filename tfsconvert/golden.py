@@ -410,7 +410,7 @@ def rest_response(outputs: dict[str, np.ndarray], specs: dict[str, TensorSpec]) 
 
 
 def example_request(examples: list[dict], signature_name: str) -> dict:
-    """A `:classify`/`:regress` body: tf.Examples as `{feature: [values]}` objects (spec §4.7)."""
+    """A `:classify`/`:regress` body: tf.Examples as `{feature: [values]}` objects, as TF Serving reads them."""
     return {"signature_name": signature_name, "examples": examples}
 
 

@@ -5,7 +5,7 @@ no stdin, resource limits (address space, CPU time, open files), and, where bubb
 them, its own namespaces (tfsconvert.validate.isolation: no network, a read-only view, uid 65534),
 reached through relays; docs/validate.md says exactly what that guarantees. It is started with
 `--max_num_load_retries=0`, so a version TF Serving cannot load makes it exit at once with
-`Failed to start server. Error: ...` on stdout (spec §0 step 4) instead of retrying for 5 minutes.
+`Failed to start server. Error: ...` on stdout (as TF Serving does at start-up) instead of retrying for 5 minutes.
 The same flags run our embedded server or the real `tensorflow_model_server`. No import of
 TensorFlow here.
 """

@@ -139,7 +139,7 @@ class RestApi:
         return core.Run(servable, template.signature_name, {input_alias: tensor}, template.result)
 
     def _classify_or_regress(self, verb, name, version, label, signature_name: str, document: dict) -> core.Run:
-        batch = examples.from_json(document)  # before the model lookup (spec §4.7)
+        batch = examples.from_json(document)  # before the model lookup, as TF Serving checks it
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
             return core.classify_run(servable, signature_name, batch).then(
