@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from tfsconvert.convert.example_inputs import example_makers
 from tfsconvert.convert.image_inputs import image_makers
 from tfsconvert.convert.optional_inputs import default_makers
-from tfsconvert.convert.example_inputs import example_makers
 from tfsconvert.golden import ValueMaker
 
 
