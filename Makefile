@@ -12,7 +12,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 setup: $(STAMP) java sandbox
 
 # Re-installs (and rebuilds the C transport) only when these change.
-$(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/validate/server/*.[ch] tfsconvert/serving/*.c)
+$(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/server/*.[ch] tfsconvert/serving/*.c)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[all]'

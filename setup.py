@@ -11,6 +11,6 @@ def _extension(package: str, name: str, *parts: str) -> Extension:
     return Extension(f"{package}.{name}", sources, extra_compile_args=["-O2", "-Wall"])
 
 
-_SERVER = "tfsconvert.validate.server"
+_SERVER = "tfsconvert.server"
 setup(ext_modules=[_extension(_SERVER, "_http", "_dense_json"), _extension(_SERVER, "_rest_json"),
                    _extension("tfsconvert.serving", "_loadgen")])

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from tfsconvert import golden  # noqa: E402
 from tfsconvert.model import TensorSpec  # noqa: E402
 from tfsconvert.serving import loadgen  # noqa: E402
-from tfsconvert.validate.sandbox import free_port  # noqa: E402
+from tfsconvert.server.sandbox import free_port  # noqa: E402
 
 ANSWER = b'{"outputs": [[0.5]]}'
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ANSWER)

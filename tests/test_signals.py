@@ -74,7 +74,7 @@ def test_validate_stopped_by_a_signal_leaves_no_staged_copy(signum, fixture_path
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_while_a_warmup_hangs(signum, fixture_path, tmp_path):
-    from tfsconvert.validate.sandbox import free_port
+    from tfsconvert.server.sandbox import free_port
 
     base = _hanging_with_warmup(fixture_path, tmp_path)
     log = tmp_path / "serve.log"

@@ -245,7 +245,7 @@ def validate(
     """Check that a model will serve: static checks, then a sandboxed server with golden requests replayed."""
     from tfsconvert.validate import report as reports
     from tfsconvert.validate.runner import ValidateOptions, validate as run_validation
-    from tfsconvert.validate.sandbox import Limits
+    from tfsconvert.server.sandbox import Limits
 
     as_json = json_out == "-"
 
@@ -292,16 +292,16 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
 
     Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
     from tfsconvert.errors import InputError
-    from tfsconvert.validate.server import flags
-    from tfsconvert.validate.server.main import FAILED_EXIT
-    from tfsconvert.validate.server.main import main as serve_main
+    from tfsconvert.server import flags
+    from tfsconvert.server.main import FAILED_EXIT
+    from tfsconvert.server.main import main as serve_main
 
     server_flags, positionals, unknown = flags.split(arguments or [])
     error = None
     if unknown:
         error = InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
                                          "tensorflow_model_server flag it knows",
-                           "tfsconvert serve --help; python -m tfsconvert.validate.server --help lists the flags")
+                           "tfsconvert serve --help; python -m tfsconvert.server --help lists the flags")
     elif len(positionals) + (model_config_file is not None) != 1:
         error = InputError("bad-option", "give one BASE_PATH or --model-config-file",
                            "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")

@@ -186,7 +186,7 @@ def test_golden_file_replays_through_the_servables(name, fmt, artifacts):
     from google.protobuf.json_format import MessageToDict
 
     from tfsconvert.validate.replay import signatures_from_metadata
-    from tfsconvert.validate.server import backends
+    from tfsconvert.server import backends
 
     version = artifacts(name, fmt) / "1"
     records = golden.read_golden(version / "assets.extra" / "golden.jsonl")

@@ -16,10 +16,11 @@ import pytest
 
 from conftest import REPO, run_cli
 from tfsconvert.errors import InputError
-from tfsconvert.serving import hardware, loadgen, tuning
+from tfsconvert.server import hardware
+from tfsconvert.serving import loadgen, tuning
 from tfsconvert.serving.bench_target import Target, parse_url
-from tfsconvert.validate.sandbox import free_port
-from validate.server.harness import started
+from tfsconvert.server.sandbox import free_port
+from server.harness import started
 
 RUN_FIELDS = {"batching", "concurrency", "qps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "requests"}
 

@@ -12,10 +12,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 
 from conftest import run_cli
 from tfsconvert import tfproto
-from tfsconvert.serving import hardware
-from tfsconvert.serving.batching_config import BadBatchingParameters, BatchingParameters, \
+from tfsconvert.server import hardware
+from tfsconvert.server.batching_config import BadBatchingParameters, BatchingParameters, \
     format_batching_parameters, parse_batching_parameters, read_batching_parameters
-from validate.server.harness import started
+from server.harness import started
 
 
 def _base(fixture_path, root: Path, name: str, fixture: str = "savedmodel_base") -> Path:

@@ -47,7 +47,7 @@ def secret(tmp_path_factory) -> Path:
 def test_the_server_runs_as_nobody_without_network_or_host_files(tmp_path, secret):
     """A model that reads any path it is given shows what the sandbox holds."""
     from tfsconvert.validate.client import RestClient
-    from tfsconvert.validate.sandbox import Sandbox
+    from tfsconvert.server.sandbox import Sandbox
 
     base = hostile_models.reads_any(tmp_path / "m")
 

@@ -250,7 +250,7 @@ def test_sandbox_limits(mlp, flags, message):
 
 @pytest.mark.parametrize("memory_mb, arenas", [(8192, "8"), (4096, "4"), (400, "2")])
 def test_sandbox_malloc_arenas_stay_within_a_sixteenth_of_the_cap(memory_mb, arenas, tmp_path):
-    from tfsconvert.validate.sandbox import Limits, _environment
+    from tfsconvert.server.sandbox import Limits, _environment
 
     assert _environment(tmp_path, Limits(memory_mb=memory_mb))["MALLOC_ARENA_MAX"] == arenas
 

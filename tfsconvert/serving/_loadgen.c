@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../validate/server/_buffer.h"
+#include "../server/_buffer.h"
 
 #define MAX_SAMPLES 3
 #define PROGRESS_EVERY 0.2

@@ -19,11 +19,12 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert.errors import CheckFailed, InfrastructureError, InputError
-from tfsconvert.serving import hardware, limit, loadgen, tuning, workload
-from tfsconvert.serving.batching_config import BatchingParameters, format_batching_parameters, \
+from tfsconvert.server import hardware
+from tfsconvert.serving import limit, loadgen, tuning, workload
+from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
     read_batching_parameters
 from tfsconvert.serving.bench_target import Target, grpc_signatures, parse_url, rest_signatures
-from tfsconvert.validate.sandbox import Limits, Sandbox, ServerStartFailed
+from tfsconvert.server.sandbox import Limits, Sandbox, ServerStartFailed
 
 BATCHING_MODES = {"on": (True,), "off": (False,), "both": (False, True)}
 SESSION_FLAG = "--tensorflow_session_parallelism"  # TF Serving's: both of TensorFlow's thread pools

@@ -23,8 +23,8 @@ from tfsconvert import tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
 from tfsconvert.model import Finding
-from tfsconvert.serving import hardware as hw
-from tfsconvert.serving.batching_config import BatchingParameters, format_batching_parameters, \
+from tfsconvert.server import hardware as hw
+from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
     parse_batching_parameters
 from tfsconvert.serving.commands import command_lines, docker_base_path
 from tfsconvert.serving.tuning import recommend

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert.errors import InfrastructureError
-from tfsconvert.validate.sandbox import Limits
+from tfsconvert.server.sandbox import Limits
 
 WARMUP_RUNS, MIN_RUNS = 2, 5
 
@@ -49,7 +49,7 @@ def measure(version_dir: Path, signature_name: str, batch: dict[str, np.ndarray]
     with tempfile.TemporaryDirectory(prefix="tfsconvert-limit-") as work:
         feeds = Path(work, "feeds.npz")
         np.savez(feeds, **batch)
-        jail = [sys.executable, "-m", "tfsconvert.validate.jail", str(limits.memory_mb), str(limits.cpu_seconds),
+        jail = [sys.executable, "-m", "tfsconvert.server.jail", str(limits.memory_mb), str(limits.cpu_seconds),
                 str(limits.open_files), "--"]
         command = [*jail, sys.executable, "-m", __name__, str(version_dir), signature_name, str(feeds),
                    str(rows_per_request), str(seconds)]
@@ -66,7 +66,7 @@ def measure(version_dir: Path, signature_name: str, batch: dict[str, np.ndarray]
 
 
 def _child(version_dir: str, signature_name: str, feeds_file: str, rows_per_request: str, seconds: str) -> None:
-    from tfsconvert.validate.server import backends
+    from tfsconvert.server import backends
 
     servable = backends.load(Path(version_dir), ("serve",))
     with np.load(feeds_file, allow_pickle=True) as data:  # our own file: string tensors are object arrays

@@ -6,8 +6,8 @@ to measure from, not truths.
 
 from __future__ import annotations
 
-from tfsconvert.serving.batching_config import BatchingParameters
-from tfsconvert.serving.hardware import Hardware
+from tfsconvert.server.batching_config import BatchingParameters
+from tfsconvert.server.hardware import Hardware
 
 MAX_BATCH_SIZE = 128
 MAX_ENQUEUED_BATCHES = 1_000_000

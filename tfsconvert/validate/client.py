@@ -126,8 +126,8 @@ class GrpcClient:
                             body: dict) -> Answer:
         """Send a `:classify`/`:regress` REST body's examples (read as TF Serving's REST layer reads
         them) as a Classification/RegressionRequest; the answer's body is the REST form `{"results": ...}`."""
-        from tfsconvert.validate.server.examples import from_json
-        from tfsconvert.validate.server.status import ServingError
+        from tfsconvert.server.examples import from_json
+        from tfsconvert.server.status import ServingError
 
         try:
             examples = from_json(body)

@@ -17,8 +17,8 @@ from tfsconvert.validate.client import GrpcClient, RestClient, model_path
 from tfsconvert.validate.replay import (GoldenResult, Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
                                         synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
-from tfsconvert.validate.server.status import finding_code
-from tfsconvert.validate.sandbox import EMBEDDED, Limits, Sandbox, ServerStartFailed, UnsafeFile, server_program
+from tfsconvert.server.status import finding_code
+from tfsconvert.server.sandbox import EMBEDDED, Limits, Sandbox, ServerStartFailed, UnsafeFile, server_program
 
 PROTOCOLS = {"rest": ("rest",), "grpc": ("grpc",), "both": ("rest", "grpc")}
 # The fix for each cause of a load failure (the cause from server.status.finding_code).

@@ -1,0 +1,68 @@
+"""`tfsconvert serve`'s command line: its own options, tensorflow_model_server flags passed through,
+and an unknown flag refused (exit 2) rather than ignored with the server started anyway."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import typer
+
+from harness import ServerProcess, config_file, started
+from tfsconvert.cli import app
+from tfsconvert.server import flags
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["base", "--rest_api_num_threads=2"], (["--rest_api_num_threads=2"], ["base"], [])),
+    (["--rest_api_num_threads", "2", "base"], (["--rest_api_num_threads", "2"], ["base"], [])),
+    (["--enable_model_warmup", "base"], (["--enable_model_warmup"], ["base"], [])),
+    (["--enable_model_warmup", "false", "base"], (["--enable_model_warmup", "false"], ["base"], [])),
+    (["base", "--bogus=1", "--rest_api_port"], (["--rest_api_port"], ["base"], ["--bogus=1"])),
+    (["-x", "--version"], (["--version"], [], ["-x"])),
+])
+def test_split_tells_server_flags_from_positionals_and_unknown_flags(arguments, expected):
+    assert flags.split(arguments) == expected
+
+
+@pytest.mark.parametrize("extra", [["--bogus_flag=1"], ["--rest_api_num_thread=2"], ["-p", "1"]])
+def test_an_unknown_flag_is_refused_with_exit_2_before_anything_starts(fixture_path, extra):
+    process = ServerProcess(str(fixture_path("savedmodel_base")), *extra, cli=True)
+    code, _ = process.finish(timeout=60)
+    assert code == 2
+    assert f"error [bad-option]: {extra[0]}: not an option of tfsconvert serve" in process.stderr
+    assert "Loading servable" not in process.stderr
+
+
+def test_two_base_paths_or_none_are_refused(fixture_path):
+    base = str(fixture_path("savedmodel_base"))
+    for arguments in ([base, base], []):
+        process = ServerProcess(*arguments, cli=True)
+        assert process.finish(timeout=60)[0] == 2
+        assert "give one BASE_PATH or --model-config-file" in process.stderr
+
+
+def test_model_config_file_with_pass_through_flags_serves(fixture_path, tmp_path):
+    config = config_file(tmp_path / "models.config", {"m": fixture_path("savedmodel_base")})
+    server = started("--model-config-file", str(config), "--rest_api_num_threads=2", "--enable_model_warmup",
+                     "false", "--max_num_load_retries", "0", cli=True)
+    try:
+        status = requests.get(server.url("/v1/models/m"), timeout=10).json()
+        assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    finally:
+        assert server.terminate() == 0
+
+
+def test_model_name_serves_under_that_name(fixture_path):
+    server = started(str(fixture_path("savedmodel_base")), "--model-name", "renamed", cli=True)
+    try:
+        assert requests.get(server.url("/v1/models/renamed"), timeout=10).status_code == 200
+    finally:
+        server.terminate()
+
+
+@pytest.mark.parametrize("command", ["serve", "saved-model", "onnx", "pmml", "validate", "serving-config"])
+def test_every_command_takes_model_name_with_name_as_alias(command):
+    group = typer.main.get_command(app)
+    options = {option for param in group.commands[command].params if param.param_type_name == "option"
+               for option in param.opts}
+    assert {"--model-name", "--name"} <= options
