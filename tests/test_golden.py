@@ -1,4 +1,4 @@
-"""Golden requests: TF Serving's JSON value encoding (spec §4.8), REST bodies (§4.5, §4.6),
+"""Golden requests: TF Serving's JSON value encoding (docs/tf-serving.md §4.8), REST bodies (§4.5, §4.6),
 sample inputs, golden.jsonl, and output comparison."""
 
 from __future__ import annotations

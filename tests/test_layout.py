@@ -1,4 +1,4 @@
-"""Version directory names, exactly as TF Serving parses them (spec §1.3)."""
+"""Version directory names, exactly as TF Serving parses them (docs/tf-serving.md §1.3)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """`--help`, inspect of SavedModel/GraphDef/ONNX/PMML and converter usage errors must not import
-TensorFlow (DESIGN.md §3): they answer in a fraction of a second."""
+TensorFlow (docs/architecture.md "Conventions"): they answer in a fraction of a second."""
 
 import os
 import subprocess

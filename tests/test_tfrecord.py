@@ -1,4 +1,4 @@
-"""TFRecord framing without TensorFlow, checked against TensorFlow's own reader and writer (spec §2.6)."""
+"""TFRecord framing without TensorFlow, checked against TensorFlow's own reader and writer (docs/tf-serving.md §2.6)."""
 
 from __future__ import annotations
 

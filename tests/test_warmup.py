@@ -1,4 +1,4 @@
-"""tf_serving_warmup_requests: PredictionLog records that TF Serving's loader can read (spec §2.6)."""
+"""tf_serving_warmup_requests: PredictionLog records that TF Serving's loader can read (docs/tf-serving.md §2.6)."""
 
 from __future__ import annotations
 

@@ -70,7 +70,7 @@ def run(action: Callable[[], T], as_json: bool) -> T:
 def inspect(
     path: Path = typer.Argument(..., help="A base path, SavedModel, .pb/.pbtxt, .keras/.h5, checkpoint, "
                                           ".onnx, .pmml, sklearn pickle or Spark PipelineModel dir."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (DESIGN.md §4.5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (docs/architecture.md "inspect --json")."),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle",
         help="Allow a pickle to load classes outside scikit-learn/numpy/scipy (this runs its code)."),
@@ -313,7 +313,7 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
     source = ([f"--model_config_file={model_config_file.resolve()}"] if model_config_file else
               [f"--model_name={model_name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
     batching = ["--enable_batching"] if enable_batching else []
-    if batching_parameters_file is not None:  # without --enable-batching the server refuses it (spec §7 case 27)
+    if batching_parameters_file is not None:  # without --enable-batching the server refuses it (docs/tf-serving.md §7 case 27)
         batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
     code = serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}", *batching,
                        f"--pmml_evaluator={evaluator}", *server_flags])

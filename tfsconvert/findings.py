@@ -1,4 +1,4 @@
-"""The stable finding codes (DESIGN.md §4.2) with their default severities."""
+"""The stable finding codes (docs/architecture.md "Finding codes") with their default severities."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Golden requests (DESIGN.md §4.4): sample inputs, TF Serving REST JSON, and comparison.
+"""Golden requests (docs/architecture.md "Golden requests"): sample inputs, TF Serving REST JSON, and comparison.
 
 A golden line holds a REST `:predict` body and the response TF Serving would give, encoded
-exactly as TF Serving encodes values (spec §4.8), so a user can replay it with curl. No
+exactly as TF Serving encodes values (docs/tf-serving.md §4.8), so a user can replay it with curl. No
 TensorFlow here: static validation reads golden files without it.
 """
 
@@ -36,7 +36,7 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "DT_BOOL": np.dtype(np.bool_),
     "DT_STRING": np.dtype(object),  # elements are bytes
 }
-# TF Serving's JSON layer neither reads nor writes these (spec §4.8: 501/400).
+# TF Serving's JSON layer neither reads nor writes these (docs/tf-serving.md §4.8: 501/400).
 _NOT_IN_REST = ("DT_HALF", "DT_UINT16")
 # numpy kinds a sample array may have for each target kind (never float -> int, never text -> number).
 _CASTABLE_FROM = {"f": "biuf", "i": "biu", "u": "biu", "b": "b"}
@@ -254,7 +254,7 @@ def _bad_value(path: Path, alias: str, problem: str) -> InputError:
 
 
 # ---------------------------------------------------------------------------------------------
-# JSON values, as TF Serving's REST API writes and reads them (spec §4.8)
+# JSON values, as TF Serving's REST API writes and reads them (docs/tf-serving.md §4.8)
 
 
 def encode_tensor(array: np.ndarray, dtype: str, alias: str = "") -> Any:
@@ -394,7 +394,7 @@ def _guess_dtype(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# REST bodies (spec §4.5, §4.6)
+# REST bodies (docs/tf-serving.md §4.5, §4.6)
 
 
 def rest_request(feeds: dict[str, np.ndarray], inputs: dict[str, TensorSpec], signature_name: str) -> dict:
@@ -565,7 +565,7 @@ def _tolerance(obj: dict, key: str, where: str) -> float | None:
 
 def _bad_golden(where: str, problem: str) -> InputError:
     return InputError("bad-golden-file", f"{where}: {problem}",
-                      "fix or delete the line (format: docs, DESIGN.md §4.4), or re-record with tfsconvert")
+                      "fix or delete the line (format: docs, docs/architecture.md "Golden requests"), or re-record with tfsconvert")
 
 
 def write_golden(path: Path, records: list[GoldenRecord]) -> None:

@@ -1,8 +1,8 @@
-"""TF Serving version directories: which names count as versions (spec §1.3), the next free
+"""TF Serving version directories: which names count as versions (docs/tf-serving.md §1.3), the next free
 version, and atomic publishing, the one path every converter writes through.
 
-TF Serving polls the base path every second (spec §1.6) and never reloads a version it already
-tried (spec §1.7), so a version must appear complete or not at all. It is built in a hidden
+TF Serving polls the base path every second (docs/tf-serving.md §1.6) and never reloads a version it already
+tried (docs/tf-serving.md §1.7), so a version must appear complete or not at all. It is built in a hidden
 temp dir inside the base path (same filesystem; a non-numeric name TF Serving ignores) and
 renamed into place. Without `--force` the rename itself refuses an existing version
 (renameat2 RENAME_NOREPLACE on Linux; elsewhere rename(2), which never replaces a non-empty
@@ -32,7 +32,7 @@ def parse_version(name: str) -> int | None:
     """Parse a child name the way TF Serving does (`absl::SimpleAtoi` into int64), else None.
 
     Surrounding ASCII whitespace, one sign and leading zeros are accepted; anything else
-    (`1.0`, `v1`, `0x10`, `1e3`) is not a version (spec §1.3).
+    (`1.0`, `v1`, `0x10`, `1e3`) is not a version (docs/tf-serving.md §1.3).
     """
     text = name.strip(_ASCII_SPACE)
     digits = text[1:] if text[:1] in "+-" else text
@@ -43,7 +43,7 @@ def parse_version(name: str) -> int | None:
 
 
 def is_canonical_version(name: str) -> bool:
-    """A positive integer in plain decimal: the only form we ever write (DESIGN.md §4.3)."""
+    """A positive integer in plain decimal: the only form we ever write (docs/architecture.md "Versioned layout")."""
     value = parse_version(name)
     return value is not None and value > 0 and name == str(value)
 

@@ -41,9 +41,9 @@ class Signature:
 
 @dataclass
 class Finding:
-    """A diagnostic with a stable code (DESIGN.md §4.2) and a hint that is the exact fix.
+    """A diagnostic with a stable code (docs/architecture.md "Finding codes") and a hint that is the exact fix.
 
-    `tf_serving` is what TF Serving would do: its log line or error status (spec §7), when known.
+    `tf_serving` is what TF Serving would do: its log line or error status (docs/tf-serving.md §7), when known.
     """
 
     code: str
@@ -90,7 +90,7 @@ class VersionInfo:
 
 @dataclass
 class ModelDescription:
-    """What `inspect` found at a path (DESIGN.md §4.5)."""
+    """What `inspect` found at a path (docs/architecture.md "inspect --json")."""
 
     path: str
     format: str

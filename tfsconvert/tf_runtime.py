@@ -53,7 +53,7 @@ def quiet_tf() -> Iterator[object]:
 
 
 class ServingSession:
-    """A SavedModel loaded like TF Serving's SavedModelBundle (spec §2.1): the TF1 session
+    """A SavedModel loaded like TF Serving's SavedModelBundle (docs/tf-serving.md §2.1): the TF1 session
     loader with an exact tag-set, signatures resolved by key, tensors fed and fetched by name."""
 
     def __init__(self, export_dir: Path, tags: tuple[str, ...] = SERVE_TAGS, threads: tuple[int, int] = (0, 0)) -> None:

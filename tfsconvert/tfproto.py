@@ -107,7 +107,7 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("saved_model_schema_version", 1, "int64", False), ("meta_graphs", 2, "MetaGraphDef", True),
     ],
     # TF Serving: warmup records (apis/prediction_log.proto, predict.proto, model.proto). Every
-    # log_type is declared so "which one is set" is decided as TF Serving decides it (spec §2.6).
+    # log_type is declared so "which one is set" is decided as TF Serving decides it (docs/tf-serving.md §2.6).
     "PredictionLog": [
         ("classify_log", 2, "RequestLog", False), ("regress_log", 3, "RequestLog", False),
         ("multi_inference_log", 4, "RequestLog", False), ("session_run_log", 5, "RequestLog", False),
@@ -145,7 +145,7 @@ _MESSAGES: dict[str, list[tuple]] = {
     "RegressionResult": [("regressions", 1, "Regression", True)],
     "Regression": [("value", 1, "float", False)],
     # TF Serving: the --model_config_file (config/model_server_config.proto and the protos it
-    # imports), complete, because TF Serving rejects a field it does not know (spec §6.2).
+    # imports), complete, because TF Serving rejects a field it does not know (docs/tf-serving.md §6.2).
     "ModelServerConfig": [
         ("model_config_list", 1, "ModelConfigList", False), ("custom_model_config", 2, "Any", False),
     ],

@@ -2,7 +2,7 @@
 
 Each record is: uint64 little-endian length, uint32 masked CRC32C of those 8 bytes, the data,
 uint32 masked CRC32C of the data. Read errors use the wording of TensorFlow's
-`record_reader.cc`, which TF Serving reports for a bad warmup file (spec §2.6).
+`record_reader.cc`, which TF Serving reports for a bad warmup file (docs/tf-serving.md §2.6).
 """
 
 from __future__ import annotations

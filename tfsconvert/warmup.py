@@ -1,4 +1,4 @@
-"""`assets.extra/tf_serving_warmup_requests`: PredictionLog records in a TFRecord file (spec §2.6).
+"""`assets.extra/tf_serving_warmup_requests`: PredictionLog records in a TFRecord file (docs/tf-serving.md §2.6).
 
 TF Serving runs these while loading a version, so the first real request does not pay for
 lazy initialisation. Uses the official `tensorflow_serving.apis` protos, imported on use.
@@ -16,7 +16,7 @@ from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD
 from tfsconvert.quiet import native_stderr_silenced
 from tfsconvert.tfrecord import read_records, write_records
 
-# TF Serving fails the whole load past this many records (spec §2.6).
+# TF Serving fails the whole load past this many records (docs/tf-serving.md §2.6).
 MAX_RECORDS = 1000
 
 

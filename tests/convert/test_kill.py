@@ -1,4 +1,4 @@
-"""A conversion killed at any moment leaves no partial version directory (DESIGN.md §4.3).
+"""A conversion killed at any moment leaves no partial version directory (docs/architecture.md "Versioned layout").
 
 `tfsconvert saved-model` / `onnx` run as real subprocesses and are SIGKILLed at points seen
 from outside, by polling the filesystem about every millisecond (no hooks in the product):
@@ -34,7 +34,7 @@ pytestmark = [
 
 POLL = 0.001
 TIMEOUT = 120
-# What a complete version holds, per target (DESIGN.md §4.3).
+# What a complete version holds, per target (docs/architecture.md "Versioned layout").
 COMPLETE = {
     "saved-model": ("saved_model.pb", "variables/", "assets.extra/golden.jsonl",
                     "assets.extra/tf_serving_warmup_requests"),

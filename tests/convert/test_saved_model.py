@@ -35,7 +35,7 @@ SOURCES = {
 
 
 def _artifact_checks(artifact: Path, inputs: list[str], outputs: list[str], samples: int = 8) -> None:
-    """What TF Serving needs (spec §2.2), read back from disk and by loading it like the server."""
+    """What TF Serving needs (docs/tf-serving.md §2.2), read back from disk and by loading it like the server."""
     info, findings = read_savedmodel(artifact, int(artifact.name))
     assert [f.code for f in findings if f.severity == "error"] == []
     assert info.tags == [["serve"]]

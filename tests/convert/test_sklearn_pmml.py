@@ -210,7 +210,7 @@ def test_version_table_is_a_parameter():
         with pytest.raises(EnvironmentProblem) as caught:
             pmml_writer.check_sklearn_version(installed, "0.133.1", {"0.133.1": "1.9.0"})
         assert caught.value.exit_code == 3 and f"scikit-learn {installed} is newer" in caught.value.message
-    assert pmml_writer.SKLEARN_SUPPORT["0.133.1"] == "1.9.0"  # DESIGN.md §5
+    assert pmml_writer.SKLEARN_SUPPORT["0.133.1"] == "1.9.0"  # docs/architecture.md "Supported versions"
 
 
 def test_jpmml_version_message_becomes_the_same_one_line_error(convert, fixture_path, tmp_path, monkeypatch):

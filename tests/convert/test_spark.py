@@ -443,7 +443,7 @@ def test_spark_version_table_is_a_parameter():
         with pytest.raises(EnvironmentProblem) as caught:
             spark_session.check_spark_version(skewed, "0.12.0", table)
         assert caught.value.exit_code == 3 and caught.value.message.startswith(f"Spark {skewed} is not supported")
-    assert spark_session.SPARK_SUPPORT["0.12.0"] == ("3.4", "4.2")  # DESIGN.md §5
+    assert spark_session.SPARK_SUPPORT["0.12.0"] == ("3.4", "4.2")  # docs/architecture.md "Supported versions"
     translated = spark_session.translate_skew("ValueError: Apache Spark version 4.3.0 is not supported", "0.12.0")
     assert translated.code == "spark-version-unsupported" and "Spark 4.3.0" in translated.message
 

@@ -246,7 +246,7 @@ def test_pmml_other_xml_is_rejected(cli, tmp_path):
 
 @pytest.mark.parametrize("module, fixture", [("onnx_model", "onnx_model"), ("pmml", "pmml_model")])
 def test_readers_import_no_framework(fixture_path, module, fixture):
-    """DESIGN.md §3: inspect of ONNX/PMML must not import TensorFlow, Spark, sklearn or onnxruntime."""
+    """docs/architecture.md "Conventions": inspect of ONNX/PMML must not import TensorFlow, Spark, sklearn or onnxruntime."""
     code = textwrap.dedent(f"""
         import sys
         from tfsconvert.inspect import {module}

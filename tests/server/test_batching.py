@@ -1,4 +1,4 @@
-"""`--enable_batching` (spec §6.4, §7 cases 28, 43): the scheduler in-process on a fake model, then
+"""`--enable_batching` (docs/tf-serving.md §6.4, §7 cases 28, 43): the scheduler in-process on a fake model, then
 two server processes serving the same models, one batching and one not, compared response by
 response over REST and gRPC; a hanging model fills the queue; refused parameter files."""
 

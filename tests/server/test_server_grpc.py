@@ -1,5 +1,5 @@
-"""The embedded server over gRPC with the official stubs (spec §5): statuses, metadata, Predict,
-Classify/Regress and TF Serving's status codes (spec §3.2, §5.3). One process, fixtures only."""
+"""The embedded server over gRPC with the official stubs (docs/tf-serving.md §5): statuses, metadata, Predict,
+Classify/Regress and TF Serving's status codes (docs/tf-serving.md §3.2, §5.3). One process, fixtures only."""
 
 from __future__ import annotations
 

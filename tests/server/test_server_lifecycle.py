@@ -1,4 +1,4 @@
-"""Process lifecycle (spec §0): load before the ports open, `Failed to start server` and exit 255,
+"""Process lifecycle (docs/tf-serving.md §0): load before the ports open, `Failed to start server` and exit 255,
 retries (§2.5), a missing base path (§1.5), config-file errors (§6.2) and SIGTERM."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded server over REST (spec §4, §7): one server process for the module, serving a converted
+"""The embedded server over REST (docs/tf-serving.md §4, §7): one server process for the module, serving a converted
 SavedModel, a two-input SavedModel, a two-version base path, a classify/regress model and ONNX models."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def error_of(response: requests.Response) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Status and metadata (spec §4.3, §4.4)
+# Status and metadata (docs/tf-serving.md §4.3, §4.4)
 
 
 def test_status_spec_4_3(server):
@@ -109,7 +109,7 @@ def test_onnx_metadata_has_the_tabular_fields(server):
 
 
 # ---------------------------------------------------------------------------------------------
-# Predict (spec §4.5, §4.6)
+# Predict (docs/tf-serving.md §4.5, §4.6)
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_onnx", "pipeline_onnx"])
@@ -166,7 +166,7 @@ def test_specific_version_spec_4_2(server):
 
 
 # ---------------------------------------------------------------------------------------------
-# Request errors: exact status and message (spec §7, §4.5, §4.9)
+# Request errors: exact status and message (docs/tf-serving.md §7, §4.5, §4.9)
 
 TWO_IO_ROW = {"dense_features": [0.0] * 8, "ids": 1}
 ERRORS = [
@@ -231,12 +231,12 @@ def test_get_url_grammar_spec_7_44(server, path, status):
     if path.startswith("/v1/"):
         expected = "Missing model name in request." if path == "/v1/models" else f"Malformed request: GET {path}"
         assert response.json() == {"error": expected}
-    else:  # libevent's HTML page, not JSON (spec §7 case 45)
+    else:  # libevent's HTML page, not JSON (docs/tf-serving.md §7 case 45)
         assert response.headers["Content-Type"] == "text/html" and "Not Found" in response.text
 
 
 # ---------------------------------------------------------------------------------------------
-# Classify and regress (spec §4.7)
+# Classify and regress (docs/tf-serving.md §4.7)
 
 EXAMPLES = [{"x": [1.0, 2.0]}, {"x": [0.5, -1.5]}]
 

@@ -1,4 +1,4 @@
-"""`tfsconvert serving-config`: the files it writes parse back under TF Serving's rules (spec §6.2, §6.4),
+"""`tfsconvert serving-config`: the files it writes parse back under TF Serving's rules (docs/tf-serving.md §6.2, §6.4),
 validate and the embedded server accept them, and layouts TF Serving would refuse get no config."""
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def test_a_config_file_is_not_a_path_to_write_a_config_for(written, tmp_path):
     assert result.stderr.startswith(f"error [bad-option]: {out / 'models.config'} is a model config file already")
 
 
-# read_batching_parameters: what the server's --batching_parameters_file reader relies on (spec §6.4, §7 case 28)
+# read_batching_parameters: what the server's --batching_parameters_file reader relies on (docs/tf-serving.md §6.4, §7 case 28)
 
 def test_defaults_are_tf_servings(tmp_path):
     (tmp_path / "b.txt").write_text("# nothing set\n")

@@ -39,7 +39,7 @@ def test_registry_validate_codes_are_exactly_what_static_check_reports(fixture_p
 
 
 # ---------------------------------------------------------------------------------------------
-# Served models per PATH kind (spec §1.4: default policy latest 1)
+# Served models per PATH kind (docs/tf-serving.md §1.4: default policy latest 1)
 
 
 def test_base_path_serves_the_latest_version(fixture_path):
@@ -210,7 +210,7 @@ def test_problems_of_unserved_versions_are_information(fixture_path, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# bad-warmup-file (spec §2.6, §7 cases 16–19)
+# bad-warmup-file (docs/tf-serving.md §2.6, §7 cases 16–19)
 
 
 @pytest.mark.parametrize("name, message, tf_serving", [
@@ -254,7 +254,7 @@ def test_warmup_with_an_extra_input(fixture_path, tmp_path):
 def test_empty_warmup_file_is_fine(fixture_path, tmp_path):
     base = tmp_path / "m"
     shutil.copytree(fixture_path("validate_warmup_not_tfrecord"), base)
-    (base / "1" / WARMUP).write_bytes(b"")  # reads as end of file: 0 records (spec §2.6)
+    (base / "1" / WARMUP).write_bytes(b"")  # reads as end of file: 0 records (docs/tf-serving.md §2.6)
     assert static_check(base).findings == []
 
 
@@ -321,7 +321,7 @@ def test_bad_golden_file_is_a_warning(fixture_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Model config files (spec §6.2, §7 cases 20–26, 30)
+# Model config files (docs/tf-serving.md §6.2, §7 cases 20–26, 30)
 
 
 def test_config_errors(fixture_path, monkeypatch):

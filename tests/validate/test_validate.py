@@ -119,7 +119,7 @@ def test_without_a_golden_file_a_synthesized_request_must_serve(fixture_path):
     code, report = validate(fixture_path("savedmodel_base"), "--protocol", "rest")
     assert code == 0, report
     version = report["versions"][0]
-    assert version["version"] == 2  # latest only (spec §1.4)
+    assert version["version"] == 2  # latest only (docs/tf-serving.md §1.4)
     assert version["golden_source"] == "synthesized"
     assert [(r["protocol"], r["ok"], r["values_checked"]) for r in version["golden"]] == [("rest", True, False)]
     assert [o["alias"] for o in version["golden"][0]["outputs"]] == ["probabilities"]

@@ -32,7 +32,7 @@ MIN_JAVA = 17
 # `_sklearn_version` of every pickled step and refuses newer ones). A version missing here is not
 # judged up front; JPMML's own "Scikit-Learn version 'X' is not supported" is still translated.
 SKLEARN_SUPPORT = {
-    "0.133.1": "1.9.0",  # DESIGN.md §5: accepts 1.9.0, rejects 1.9.1
+    "0.133.1": "1.9.0",  # docs/architecture.md "Supported versions": accepts 1.9.0, rejects 1.9.1
 }
 
 _JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?')

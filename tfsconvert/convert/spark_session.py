@@ -27,7 +27,7 @@ LOCAL_MASTER = "local[*]"
 # missing here is not judged up front; pyspark2pmml's own "Apache Spark version X is not supported"
 # is still translated into the same message.
 SPARK_SUPPORT = {
-    "0.12.0": ("3.4", "4.2"),  # DESIGN.md §5: pyspark 4.2.1
+    "0.12.0": ("3.4", "4.2"),  # docs/architecture.md "Supported versions": pyspark 4.2.1
 }
 _PYSPARK2PMML_SKEW = re.compile(r"Apache Spark version (\S+) is not supported")
 

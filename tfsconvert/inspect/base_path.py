@@ -1,4 +1,4 @@
-"""TF Serving base path reader: which children are versions, which one is served (spec §1)."""
+"""TF Serving base path reader: which children are versions, which one is served (docs/tf-serving.md §1)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def describe(base: Path, name: str | None = None) -> ModelDescription:
     desc = ModelDescription(path=str(base), format="savedmodel-base-path")
     kinds = set()
     for number in sorted(grouped, reverse=True):
-        *ignored, loaded = grouped[number]  # the last in sorted order wins (spec §1.3)
+        *ignored, loaded = grouped[number]  # the last in sorted order wins (docs/tf-serving.md §1.3)
         if ignored:
             desc.diagnostics.append(_duplicate(base, number, loaded, ignored))
         if loaded.name != str(number) or number <= 0:

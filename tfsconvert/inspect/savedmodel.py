@@ -1,4 +1,4 @@
-"""SavedModel reader: tag-sets, signatures and what TF Serving will do with it (spec §2).
+"""SavedModel reader: tag-sets, signatures and what TF Serving will do with it (docs/tf-serving.md §2).
 
 Parses `saved_model.pb` with tfsconvert.tfproto, so TensorFlow is never imported.
 """
@@ -24,7 +24,7 @@ DEFAULT_SIGNATURE = "serving_default"
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
 NO_BUNDLE = ("NOT_FOUND: Specified file path does not appear to contain a SavedModel bundle "
              "(should have a file called `saved_model.pb`) Specified file path: {dir}")
-# The WARNING TF Serving logs on every poll of a base path without a numeric child (spec §1.2).
+# The WARNING TF Serving logs on every poll of a base path without a numeric child (docs/tf-serving.md §1.2).
 NO_VERSIONS = ("No versions of servable {name} found under base path {base}. Did you forget to name your leaf "
                "directory as a number (eg. '/1/')?")
 _NO_TAGS = ("NOT_FOUND: Could not find meta graph def matching supplied tags: { serve }. To inspect available "

@@ -1,4 +1,4 @@
-"""TF Serving's batching for the TF and ONNX backends (spec §6.4): a BatchingSession over a
+"""TF Serving's batching for the TF and ONNX backends (docs/tf-serving.md §6.4): a BatchingSession over a
 SharedBatchScheduler (tensorflow_serving/batching/batching_session.cc,
 tensorflow/core/kernels/batching_util/shared_batch_scheduler.h).
 
@@ -72,7 +72,7 @@ class _Waiter:
 
 
 def _task_size(feeds: dict[str, np.ndarray]) -> int:
-    """batching_util.h ComputeTensorBatchSize: every input has the same 0th dimension (spec §6.4)."""
+    """batching_util.h ComputeTensorBatchSize: every input has the same 0th dimension (docs/tf-serving.md §6.4)."""
     if not feeds:
         raise invalid("Batching Run() must have at least one input tensor")
     sizes = set()
@@ -179,7 +179,7 @@ def _finish(batch: _Batch, padded: int, outputs: dict[str, np.ndarray] | None, e
 
 def _merge(tasks: list[_Task], padding: int) -> dict[str, np.ndarray]:
     """batching_session.cc MergeInputTensors: concatenate along dim 0, then pad with the first row of
-    the last task (spec §6.4; pad_variable_length_inputs is not implemented, so shapes must agree)."""
+    the last task (docs/tf-serving.md §6.4; pad_variable_length_inputs is not implemented, so shapes must agree)."""
     if len(tasks) == 1 and not padding:
         return tasks[0].feeds
     merged = {}
@@ -292,7 +292,7 @@ class Scheduler:
 
 
 class BatchingServable:
-    """A Servable whose runs go through one queue per signature (BatchingSession, spec §2.1 step 7)."""
+    """A Servable whose runs go through one queue per signature (BatchingSession, docs/tf-serving.md §2.1 step 7)."""
 
     batchable = True
 
@@ -320,7 +320,7 @@ class BatchingServable:
 class Batching:
     """What `--enable_batching` adds: one scheduler for every model (its threads are shared, spec
     §6.4) and the wrap each loaded TF/ONNX version goes through. `refusal` is the status every load
-    fails with when TF Serving refuses the parameters at session creation (spec §7 case 28)."""
+    fails with when TF Serving refuses the parameters at session creation (docs/tf-serving.md §7 case 28)."""
 
     def __init__(self, params, refusal: ServingError | None = None) -> None:
         self.params, self.refusal = params, refusal

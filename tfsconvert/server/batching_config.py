@@ -1,4 +1,4 @@
-"""TF Serving's `--batching_parameters_file`: a text-format `BatchingParameters` (spec §6.4).
+"""TF Serving's `--batching_parameters_file`: a text-format `BatchingParameters` (docs/tf-serving.md §6.4).
 
 Read, checked and written without TensorFlow (the message is declared in tfsconvert.tfproto).
 Unset fields take TF Serving's defaults (`BatchingParameters` in

@@ -1,4 +1,4 @@
-"""Which models to serve: single-model flags or a text `ModelServerConfig` file (spec §1.1, §6.2).
+"""Which models to serve: single-model flags or a text `ModelServerConfig` file (docs/tf-serving.md §1.1, §6.2).
 
 Only what start-up needs is validated here, with TF Serving's messages; richer static checks of a
 config file live in `tfsconvert.validate.model_config`.
@@ -13,12 +13,12 @@ from pathlib import Path
 from tfsconvert.server import logs
 from tfsconvert.server.status import ServingError, invalid
 
-PLATFORM = "tensorflow"  # the only platform the binary registers (spec §2.1)
+PLATFORM = "tensorflow"  # the only platform the binary registers (docs/tf-serving.md §2.1)
 
 
 @dataclass
 class VersionPolicy:
-    """`latest {num_versions}` (the default, 1), `all {}` or `specific {versions}` (spec §1.4)."""
+    """`latest {num_versions}` (the default, 1), `all {}` or `specific {versions}` (docs/tf-serving.md §1.4)."""
 
     kind: str = "latest"
     num_versions: int = 1
@@ -90,7 +90,7 @@ def _validated(models: list[ModelConfig]) -> list[ModelConfig]:
 
 
 def check_labels(models: list[ModelConfig], allow_unavailable: bool) -> None:
-    """Labels in the initial config fail start-up (spec §6.3): nothing is available yet."""
+    """Labels in the initial config fail start-up (docs/tf-serving.md §6.3): nothing is available yet."""
     if allow_unavailable:
         return
     for model in models:

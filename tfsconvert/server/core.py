@@ -1,4 +1,4 @@
-"""Request handling shared by REST and gRPC: signature lookup, input validation, runs (spec §3).
+"""Request handling shared by REST and gRPC: signature lookup, input validation, runs (docs/tf-serving.md §3).
 
 Every check raises a ServingError with TF Serving's code and message, so both front ends say the
 same thing. Functions take a loaded servable; model/version resolution is the manager's job.
@@ -24,7 +24,7 @@ TYPE_NAMES = {
     "DT_STRING": "string", "DT_BOOL": "bool", "DT_HALF": "half", "DT_BFLOAT16": "bfloat16",
     "DT_COMPLEX64": "complex64", "DT_COMPLEX128": "complex128",
 }
-CLASSIFY_INPUT = "inputs"  # the one input of classify/regress signatures (spec §3.1)
+CLASSIFY_INPUT = "inputs"  # the one input of classify/regress signatures (docs/tf-serving.md §3.1)
 
 
 def type_name(dtype: str) -> str:
@@ -65,7 +65,7 @@ class Run:
 
 
 def find_signature(servable: Servable, name: str):
-    """(resolved name, SignatureDef) for Predict; an empty name means `serving_default` (spec §3.1)."""
+    """(resolved name, SignatureDef) for Predict; an empty name means `serving_default` (docs/tf-serving.md §3.1)."""
     name = name or DEFAULT_SIGNATURE
     if name not in servable.signatures:
         raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
@@ -74,7 +74,7 @@ def find_signature(servable: Servable, name: str):
 
 def predict(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
             output_filter: tuple[str, ...] = ()) -> Outputs:
-    """Validate a Predict request as predict_util.cc does (spec §3.2), then run it."""
+    """Validate a Predict request as predict_util.cc does (docs/tf-serving.md §3.2), then run it."""
     return predict_run(servable, signature_name, inputs, output_filter)()
 
 
@@ -121,7 +121,7 @@ def _check_output_filter(signature, output_filter: tuple[str, ...]) -> list[str]
 
 
 # ---------------------------------------------------------------------------------------------
-# Classify and Regress: serialized tf.Examples into the signature's `inputs` (spec §3.1)
+# Classify and Regress: serialized tf.Examples into the signature's `inputs` (docs/tf-serving.md §3.1)
 
 
 def _example_signature(servable: Servable, signature_name: str, method: str, kind: str):
@@ -146,7 +146,7 @@ def _examples_feeds(examples: list[bytes]) -> dict[str, np.ndarray]:
 
 def classify(servable: Servable, signature_name: str, examples: list[bytes]) -> tuple[str, list[list[tuple]]]:
     """(signature name, per example a list of (label, score)); label "" without `classes`, score 0.0
-    without `scores` (spec §4.7)."""
+    without `scores` (docs/tf-serving.md §4.7)."""
     return classify_run(servable, signature_name, examples)()
 
 

@@ -1,4 +1,4 @@
-"""One poll of a model's base path, as FileSystemStoragePathSource does it (spec §1.2-§1.5)."""
+"""One poll of a model's base path, as FileSystemStoragePathSource does it (docs/tf-serving.md §1.2-§1.5)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tfsconvert.server.status import ServingError, invalid
 
 _WHERE = "sources/storage_path/file_system_storage_path_source.cc"
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)
-# absl::SimpleAtoi, base 10: optional ASCII whitespace around an optionally signed run of digits (spec §1.3).
+# absl::SimpleAtoi, base 10: optional ASCII whitespace around an optionally signed run of digits (docs/tf-serving.md §1.3).
 _ATOI = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)[ \t\n\v\f\r]*")
 
 

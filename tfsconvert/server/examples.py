@@ -1,4 +1,4 @@
-"""Serialized tf.Examples for Classify/Regress, from gRPC `Input` protos or REST JSON (spec §4.7, §5.2)."""
+"""Serialized tf.Examples for Classify/Regress, from gRPC `Input` protos or REST JSON (docs/tf-serving.md §4.7, §5.2)."""
 
 from __future__ import annotations
 

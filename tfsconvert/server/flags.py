@@ -1,4 +1,4 @@
-"""`tensorflow_model_server` flags (spec §6.1): `--flag=value` or `--flag value`, same defaults.
+"""`tensorflow_model_server` flags (docs/tf-serving.md §6.1): `--flag=value` or `--flag value`, same defaults.
 
 Flags that change nothing here are accepted so that a TF Serving command line runs unchanged;
 unknown ones are reported the way TF Serving reports them and ignored (`tfsconvert serve` refuses

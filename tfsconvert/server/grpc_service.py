@@ -1,4 +1,4 @@
-"""The gRPC front end (spec §5) on the official `tensorflow_serving.apis` services; statuses are
+"""The gRPC front end (docs/tf-serving.md §5) on the official `tensorflow_serving.apis` services; statuses are
 the core's ServingErrors with the same code numbers."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tfsconvert.server.manager import Manager
 from tfsconvert.server.status import ServingError, invalid
 from tfsconvert.server.tensors import to_array, to_proto
 
-_MAX_MESSAGE = 2 ** 31 - 1  # INT32_MAX both ways, as server.cc sets it (spec §5.3)
+_MAX_MESSAGE = 2 ** 31 - 1  # INT32_MAX both ways, as server.cc sets it (docs/tf-serving.md §5.3)
 
 
 def _aborts_on_error(method):
@@ -50,7 +50,7 @@ def _monitored(method):
 
 
 def _target(request, manager: Manager):
-    """(name, version, servable) for a request's ModelSpec (spec §5.2: no version -> latest)."""
+    """(name, version, servable) for a request's ModelSpec (docs/tf-serving.md §5.2: no version -> latest)."""
     if not request.HasField("model_spec"):
         raise invalid("Missing ModelSpec")
     spec = request.model_spec

@@ -7,7 +7,7 @@ outputs come back. Once a predict path has been asked for, it is a lane: the tra
 common body there (one dense tensor of numbers) itself, and `_lane` only starts its run, with no
 JSON parsing or routing in Python; any other body still comes to `_request`. A run goes to the
 batch scheduler (`submit`) when the version is batched, else to a pool of
-`--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, spec §4.1), so
+`--rest_api_num_threads` workers (TF Serving's default: 4 x schedulable CPUs, docs/tf-serving.md §4.1), so
 unbatched runs still overlap as they do in TF Serving.
 
 Limits (`Limits`, from the `--rest_api_*` flags): a body over `max_body_bytes` is answered 413, in C

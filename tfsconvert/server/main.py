@@ -1,4 +1,4 @@
-"""The process: flags, load every model with ports closed, then gRPC, then REST, until SIGTERM (spec §0).
+"""The process: flags, load every model with ports closed, then gRPC, then REST, until SIGTERM (docs/tf-serving.md §0).
 
 Exit codes: 0 after SIGTERM/SIGINT or `--version`; 255 with `Failed to start server. Error:
 <status>` on stdout when start-up fails, as `tensorflow_model_server` does.
@@ -63,7 +63,7 @@ def _batching(options: Options) -> Batching | None:
 
 
 def _check_parallelism(options: Options) -> None:
-    """server.cc refuses all three TensorFlow thread flags at once (spec §6.1)."""
+    """server.cc refuses all three TensorFlow thread flags at once (docs/tf-serving.md §6.1)."""
     if min(options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism,
            options.tensorflow_session_parallelism) > 0:
         raise invalid("Either configure server_options.tensorflow_session_parallelism or "
@@ -75,7 +75,7 @@ def _loader(options: Options, batching: Batching | None):
     def load(version_dir: Path) -> backends.Servable:
         servable = backends.load(version_dir, options.tags, options.tf_threads, options.pmml_evaluator)
         try:
-            # Warmup runs after the batching wrap, as in TF Serving (spec §2.1 steps 7-8).
+            # Warmup runs after the batching wrap, as in TF Serving (docs/tf-serving.md §2.1 steps 7-8).
             if batching is not None and servable.batchable:
                 servable = batching.wrap(servable)
             if options.enable_model_warmup:
@@ -203,7 +203,7 @@ def _start_stoppable(manager: Manager, poll_wait: int, stop: threading.Event) ->
 
 
 def _serve(options: Options, manager: Manager, metrics_path: str | None) -> list:
-    """Open gRPC, then REST (spec §0.3, §4.1); returns the calls that stop them."""
+    """Open gRPC, then REST (docs/tf-serving.md §0.3, §4.1); returns the calls that stop them."""
     from tfsconvert.server import grpc_service, http_server, rest
 
     if options.port == 0:

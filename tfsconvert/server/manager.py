@@ -1,5 +1,5 @@
 """Loading versions and finding them for requests: the parts of TF Serving's ServerCore and
-AspiredVersionsManager a harness can observe (spec §0, §1, §2.5, §4.3).
+AspiredVersionsManager a harness can observe (docs/tf-serving.md §0, §1, §2.5, §4.3).
 
 Start-up blocks until every model has a finished version (AVAILABLE or END). Versions load one
 at a time, highest first, so "the first version to finish" is always the highest aspired one.
@@ -68,21 +68,21 @@ class Manager:
                 first = self.versions[name][max(versions)]
                 if first.error is not None:
                     failures.append((name, max(versions), first.error))
-            # 0 polls once, a negative value never polls again: both wait until stopped (spec §1.6).
+            # 0 polls once, a negative value never polls again: both wait until stopped (docs/tf-serving.md §1.6).
             if waiting and self._stop.wait(poll_wait if poll_wait > 0 else None):
                 break
         return failures
 
     def _poll(self, names: set[str]) -> dict[str, dict[int, Path]] | None:
         """One poll; None if any base path fails, since the poll aborts before emitting anything
-        for any model (spec §1.2 step 1)."""
+        for any model (docs/tf-serving.md §1.2 step 1)."""
         try:
             return {name: discovery.aspired_versions(self.models[name]) for name in sorted(names)}
         except ServingError:
             return None
 
     def _load(self, name: str, version: int, path: Path) -> None:
-        """Load one version with retries (spec §2.5); it ends AVAILABLE or END with an error."""
+        """Load one version with retries (docs/tf-serving.md §2.5); it ends AVAILABLE or END with an error."""
         sid = servable_id(name, version)
         state = self.versions[name].setdefault(version, VersionState())
         logs.info("core/basic_manager.cc:740", f"Approving load for servable version {sid}")
@@ -132,7 +132,7 @@ class Manager:
         return version, state.servable
 
     def status(self, name: str, version: int | None = None) -> list[tuple[int, VersionState]]:
-        """Every tracked version, highest first, or the one asked for (spec §4.3)."""
+        """Every tracked version, highest first, or the one asked for (docs/tf-serving.md §4.3)."""
         states = self.versions.get(name, {})
         if version is not None:  # checked first: an unknown version of an unknown model is a version error
             if version not in states:
@@ -152,6 +152,6 @@ class Manager:
 
 def startup_error(failures: list[tuple[str, int, ServingError]]) -> ServingError:
     """load_servables_fast.cc: `N servable(s) did not become available: {{{name: m version: v} due to
-    error: <status>}, }` (spec §0.4)."""
+    error: <status>}, }` (docs/tf-serving.md §0.4)."""
     entries = "".join(f"{{{servable_id(name, version)} due to error: {error}}}, " for name, version, error in failures)
     return ServingError("UNKNOWN", f"{len(failures)} servable(s) did not become available: {{{entries}}}")

@@ -1,4 +1,4 @@
-"""GetModelStatus and GetModelMetadata responses, built once for both front ends (spec §4.3, §4.4, §5.2)."""
+"""GetModelStatus and GetModelMetadata responses, built once for both front ends (docs/tf-serving.md §4.3, §4.4, §5.2)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def status_response(manager: Manager, name: str, version: int | None):
 
 
 def metadata_response(name: str, version: int, signatures: dict, fields=(SIGNATURE_DEF,)):
-    """`metadata["signature_def"]` packs a SignatureDefMap; only that field exists (spec §5.2)."""
+    """`metadata["signature_def"]` packs a SignatureDefMap; only that field exists (docs/tf-serving.md §5.2)."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     if not fields:
@@ -57,7 +57,7 @@ def to_dict(message) -> dict:
 
 
 def metadata_json(response) -> dict:
-    """The REST body: the SignatureDefMap unpacked in place of the Any (spec §4.4)."""
+    """The REST body: the SignatureDefMap unpacked in place of the Any (docs/tf-serving.md §4.4)."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 
     signature_map = get_model_metadata_pb2.SignatureDefMap()

@@ -1,4 +1,4 @@
-"""The REST API (spec §4): TF Serving's URL grammar, JSON bodies, errors and status codes. No
+"""The REST API (docs/tf-serving.md §4): TF Serving's URL grammar, JSON bodies, errors and status codes. No
 sockets here: tfsconvert.server.http_server carries the requests."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tfsconvert.server.manager import Manager
 from tfsconvert.server.signatures import DEFAULT_SIGNATURE, dtype_name
 from tfsconvert.server.status import ServingError, invalid
 
-# model_servers/http_rest_api_util.cc (spec §4.2)
+# model_servers/http_rest_api_util.cc (docs/tf-serving.md §4.2)
 _API = re.compile(r"(?i)/v1/.*")
 _POST = re.compile(r"(?i)/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)")
 _GET = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(/metadata)?")
@@ -78,7 +78,7 @@ class RestApi:
         name = urllib.parse.unquote(match.group(1)) if match.group(1) else None
         version, label = match.group(2), match.group(3)
         if version is not None and int(version) > _INT64_MAX:
-            return 400, b"", JSON_TYPE  # returned before a JSON body is made (spec §4.2)
+            return 400, b"", JSON_TYPE  # returned before a JSON body is made (docs/tf-serving.md §4.2)
         version = int(version) if version is not None else None
         label = urllib.parse.unquote(label) if label is not None else None
         if method == "GET":
@@ -88,7 +88,7 @@ class RestApi:
                 served, servable = self.manager.resolve(name, version, label)
                 response = responses.metadata_response(name, served, servable.signatures)
                 return _json(200, responses.metadata_json(response))
-            # A label is ignored here: only a version narrows the status (spec §4.3).
+            # A label is ignored here: only a version narrows the status (docs/tf-serving.md §4.3).
             return _json(200, responses.to_dict(responses.status_response(self.manager, name, version)))
         verb = match.group(4)
         if verb not in ("classify", "regress", "predict"):  # the regex ignores case, the comparison does not

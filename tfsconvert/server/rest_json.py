@@ -1,5 +1,5 @@
 """TF Serving's JSON <-> tensor layer (util/json_tensor.cc): parsing with its checks and messages,
-values via tfsconvert.golden (spec §4.5, §4.6, §4.8)."""
+values via tfsconvert.golden (docs/tf-serving.md §4.5, §4.6, §4.8)."""
 
 from __future__ import annotations
 
@@ -295,7 +295,7 @@ def _wrapped(index: int, error: ServingError, key: str | None = None) -> Serving
 
 
 def instances(rows, inputs: dict[str, str]) -> dict[str, np.ndarray]:
-    """Row format: a list with one entry per batch item (spec §4.5, FillTensorMapFromInstancesList)."""
+    """Row format: a list with one entry per batch item (docs/tf-serving.md §4.5, FillTensorMapFromInstancesList)."""
     if not isinstance(rows, list):
         raise invalid(f"JSON Value: {debug(rows)} Expecting 'instances' to be an list/array")
     if not rows:
@@ -355,7 +355,7 @@ def columns(value, inputs: dict[str, str]) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Responses (spec §4.6)
+# Responses (docs/tf-serving.md §4.6)
 
 
 def decimal_text(value: float, single: bool) -> str:

@@ -1,4 +1,4 @@
-"""TF Serving statuses: error-code names, their text form and HTTP/gRPC mappings (spec §4.9, §5.3).
+"""TF Serving statuses: error-code names, their text form and HTTP/gRPC mappings (docs/tf-serving.md §4.9, §5.3).
 
 Light on purpose (no TensorFlow, no gRPC at import): the validator maps the statuses the server
 prints onto finding codes with `finding_code`.
@@ -23,7 +23,7 @@ HTTP_STATUS = {
     "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401,
 }
 
-# gRPC details are cut here (spec §5.3, grpc_status_util.cc).
+# gRPC details are cut here (docs/tf-serving.md §5.3, grpc_status_util.cc).
 _GRPC_DETAILS_MAX = 1024
 
 
@@ -63,7 +63,7 @@ def invalid(message: str) -> ServingError:
     return ServingError("INVALID_ARGUMENT", message)
 
 
-# Substrings of TF Serving load statuses (spec §2, §7) -> DESIGN.md §4.2 finding codes; first match wins.
+# Substrings of TF Serving load statuses (docs/tf-serving.md §2, §7) -> docs/architecture.md "Finding codes" finding codes; first match wins.
 _FINDINGS = (
     ("Could not find meta graph def matching supplied tags", "missing-serve-tag"),
     ("does not appear to contain a SavedModel bundle", "not-a-savedmodel"),

@@ -7,7 +7,7 @@ import numpy as np
 from tfsconvert.golden import NUMPY_DTYPES
 from tfsconvert.server.status import invalid
 
-# TF Serving writes outputs into the typed fields, not tensor_content (spec §5.2).
+# TF Serving writes outputs into the typed fields, not tensor_content (docs/tf-serving.md §5.2).
 _TYPED_FIELDS = {
     "DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val", "DT_INT16": "int_val",
     "DT_INT8": "int_val", "DT_UINT8": "int_val", "DT_UINT16": "int_val", "DT_INT64": "int64_val",

@@ -1,4 +1,4 @@
-"""Run `assets.extra/tf_serving_warmup_requests` against a just-loaded version (spec §2.6).
+"""Run `assets.extra/tf_serving_warmup_requests` against a just-loaded version (docs/tf-serving.md §2.6).
 
 Any failure fails the whole load, with TF Serving's status for it.
 """

@@ -1,5 +1,5 @@
 """Where `tfsconvert bench` sends requests: a URL's protocol, host, port and model, and the model's
-signatures as the server describes them (REST metadata, spec §4.4; gRPC GetModelMetadata, §5.2)."""
+signatures as the server describes them (REST metadata, docs/tf-serving.md §4.4; gRPC GetModelMetadata, §5.2)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tfsconvert.validate.client import model_path
 from tfsconvert.validate.replay import signatures_from_metadata
 
 SCHEMES = {"http": "rest", "grpc": "grpc"}
-DEFAULT_PORTS = {"rest": 8501, "grpc": 8500}  # TF Serving's Docker image (spec §4.10)
+DEFAULT_PORTS = {"rest": 8501, "grpc": 8500}  # TF Serving's Docker image (docs/tf-serving.md §4.10)
 _MODEL_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+))?/?")
 _URL_HINT = "e.g. http://127.0.0.1:8501/v1/models/NAME, or grpc://127.0.0.1:8500 --model-name NAME"
 

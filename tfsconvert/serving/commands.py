@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-DOCKER_MODELS = "/models"  # the image's MODEL_BASE_PATH (spec §6.5)
+DOCKER_MODELS = "/models"  # the image's MODEL_BASE_PATH (docs/tf-serving.md §6.5)
 DOCKER_CONFIG_DIR = "/config"
-GRPC_PORT, REST_PORT = 8500, 8501  # the image's ports (spec §4.10, §6.5)
+GRPC_PORT, REST_PORT = 8500, 8501  # the image's ports (docs/tf-serving.md §4.10, §6.5)
 
 
 def docker_base_path(name: str) -> str:

@@ -2,7 +2,7 @@
 
 Each PATH goes through validate's static checks first; a layout with an error finding gets no
 config. Three files are written into the output directory, each built in a temp file, read
-back with TF Serving's rules (spec §6.2, §6.4) and renamed into place:
+back with TF Serving's rules (docs/tf-serving.md §6.2, §6.4) and renamed into place:
 
 - `models.config`: `model_config_list` with the absolute host base paths (tensorflow_model_server,
   `tfsconvert serve`, `tfsconvert validate`);
@@ -128,7 +128,7 @@ def _unique(models: list[tuple[ServedModel, str]]) -> list[ServedModel]:
 
 
 def _not_servable_by_tf_serving(models: list[ServedModel]) -> list[Finding]:
-    """ONNX and PMML versions: our server serves them, tensorflow_model_server cannot (spec §2.2, §7 case 8)."""
+    """ONNX and PMML versions: our server serves them, tensorflow_model_server cannot (docs/tf-serving.md §2.2, §7 case 8)."""
     return [finding(
         "not-a-savedmodel",
         f"version {version.version} of model '{model.name}' is {version.format.upper()}, not a SavedModel: "

@@ -1,6 +1,6 @@
 """Starting-point batching parameters for some hardware, with the reason for every value.
 
-The values are the field's usual starting points (TF Serving's batching guide, spec §6.4): things
+The values are the field's usual starting points (TF Serving's batching guide, docs/tf-serving.md §6.4): things
 to measure from, not truths.
 """
 

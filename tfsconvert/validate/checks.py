@@ -1,7 +1,7 @@
 """Static checks of `tfsconvert validate`: what TF Serving will do with a layout, from files alone.
 
 No server and no TensorFlow: the readers of tfsconvert.inspect describe every version, and this
-module adds what only a deployment view needs (spec §1–§2, §7): which versions the version
+module adds what only a deployment view needs (docs/tf-serving.md §1–§2, §7): which versions the version
 policy serves, config-file errors, warmup files, golden files and signature changes between
 versions. PATH kinds (see `kind_of`): a base path, one version dir, a model repository (a
 directory whose children are base paths), a `model_config_list` file, or a model file/dir that
@@ -98,7 +98,7 @@ def static_check(path: Path | str, model_name: str | None = None) -> StaticRepor
         path = path.parent
     kind = "model-config" if path.is_file() and looks_like_model_config(path) else kind_of(path)
     if kind == "no-model":
-        kind = "base-path"  # TF Serving given it as a base path finds no version (spec §1.5)
+        kind = "base-path"  # TF Serving given it as a base path finds no version (docs/tf-serving.md §1.5)
     if model_name is not None and kind in ("model-repository", "model-config"):
         raise InputError("bad-option", f"--model-name applies to one model, but {path} is a {kind}",
                          "leave --model-name out: the models keep their directory (or config) names")
@@ -174,7 +174,7 @@ def _add_config(report: StaticReport, path: Path) -> None:
 
 
 def _add_unversioned(report: StaticReport, path: Path, name: str) -> None:
-    """A model directly in what would be the base path: TF Serving sees no version (spec §1.5)."""
+    """A model directly in what would be the base path: TF Serving sees no version (docs/tf-serving.md §1.5)."""
     if base_path.version_format(path) != "savedmodel":
         _add_model(report, path, name, VersionPolicy())
         return
@@ -212,7 +212,7 @@ def _inside(f: Finding, info: VersionInfo) -> bool:
 
 
 def _demoted(f: Finding, info: VersionInfo, policy: VersionPolicy) -> Finding:
-    """A problem of a version the policy does not serve is information (until a rollback, spec §1.7)."""
+    """A problem of a version the policy does not serve is information (until a rollback, docs/tf-serving.md §1.7)."""
     if f.severity == "info":
         return f
     return replace(f, severity="info", message=f"version {info.version} is not served under the version policy "
@@ -220,7 +220,7 @@ def _demoted(f: Finding, info: VersionInfo, policy: VersionPolicy) -> Finding:
 
 
 def _policy_findings(base: Path, name: str, policy: VersionPolicy, on_disk: list[int], served: list[int]) -> list:
-    """`specific` versions missing on disk (spec §1.4, §7 case 30)."""
+    """`specific` versions missing on disk (docs/tf-serving.md §1.4, §7 case 30)."""
     findings = [finding(
         "no-version-directory", f"version {v} of {name} is requested by its version policy but {base / str(v)} "
                                 f"does not exist",
@@ -248,7 +248,7 @@ def _golden_findings(info: VersionInfo) -> list[Finding]:
     except InputError as error:
         return [finding("bad-golden-file", f"{error.message}; validate cannot replay these golden requests",
                         error.hint, path, tf_serving="ignores it: TF Serving reads only tf_serving_warmup_requests "
-                                                     "in assets.extra (spec §2.1)")]
+                                                     "in assets.extra (docs/tf-serving.md §2.1)")]
     return []
 
 

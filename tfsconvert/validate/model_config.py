@@ -1,7 +1,7 @@
 """TF Serving's `--model_config_file` (a `model_config_list` text proto) and version policies.
 
 Parsed with the messages declared in tfsconvert.tfproto, so TensorFlow is never imported. The
-checks are those `ServerCore` makes before loading anything (spec §6.2, §6.3, §7 cases 20–25):
+checks are those `ServerCore` makes before loading anything (docs/tf-serving.md §6.2, §6.3, §7 cases 20–25):
 each one makes the real server exit at startup.
 """
 
@@ -17,7 +17,7 @@ from tfsconvert import tfproto
 from tfsconvert.findings import finding
 from tfsconvert.model import Finding
 
-PLATFORM = "tensorflow"  # the only platform the binary registers (spec §2.1)
+PLATFORM = "tensorflow"  # the only platform the binary registers (docs/tf-serving.md §2.1)
 _CONFIG_SUFFIXES = (".config", ".conf")
 _MARKER = re.compile(rb"^\s*model_config_list\b", re.MULTILINE)
 _MODEL_TYPES = {1: "tensorflow", 2: "other"}  # deprecated ModelConfig.model_type
@@ -32,7 +32,7 @@ class VersionPolicy:
     versions: tuple[int, ...] = ()
 
     def select(self, available: list[int]) -> list[int]:
-        """The versions TF Serving aspires among `available`, highest first (spec §1.4)."""
+        """The versions TF Serving aspires among `available`, highest first (docs/tf-serving.md §1.4)."""
         ranked = sorted(set(available), reverse=True)
         if self.kind == "all":
             return ranked

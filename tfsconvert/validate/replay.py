@@ -1,6 +1,6 @@
 """Golden replay: send each golden request over REST and gRPC, compare the answers.
 
-Comparison order follows DESIGN.md §3: output names, then dtypes and shapes, then values within
+Comparison order follows docs/architecture.md "Conventions": output names, then dtypes and shapes, then values within
 rtol/atol, every mismatch reported. A request the server refuses becomes the finding that says
 why (`input-alias-not-found` with "did you mean", `missing-input`, `dtype-mismatch`,
 `shape-mismatch`, `signature-not-found`).
@@ -24,8 +24,8 @@ from tfsconvert.model import Finding, Signature, TensorSpec
 from tfsconvert.naming import API_KEYS, REGRESS_METHOD
 from tfsconvert.validate.client import Answer
 
-DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # DESIGN.md §4.4, when neither the file nor the flags say
-# Server messages (spec §3.2, §7 cases 38-40) that say the request's values, not its names, are wrong.
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # docs/architecture.md "Golden requests", when neither the file nor the flags say
+# Server messages (docs/tf-serving.md §3.2, §7 cases 38-40) that say the request's values, not its names, are wrong.
 _MEMORY_SIGNS = re.compile(r"OOM when allocating|std::bad_alloc|MemoryError|Cannot allocate memory")
 _DTYPE_SIGNS = re.compile(r"is not of expected type|Expects arg\[\d+\] to be|to type: |cannot be converted|"
                           r"expected type|DataType", re.I)
@@ -69,7 +69,7 @@ class Tolerance:
 
 
 def signatures_from_metadata(body: dict) -> dict[str, Signature]:
-    """The signatures of a REST metadata answer (spec §4.4)."""
+    """The signatures of a REST metadata answer (docs/tf-serving.md §4.4)."""
     defs = body.get("metadata", {}).get("signature_def", {}).get("signature_def", {})
     return {name: Signature(sig.get("method_name"), _specs(sig.get("inputs", {})), _specs(sig.get("outputs", {})))
             for name, sig in defs.items()}
@@ -106,7 +106,7 @@ def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> lis
         if name.startswith("__") or not signature.inputs:  # __saved_model_init_op is not for clients
             continue
         if any(spec.dtype in ("DT_HALF", "DT_UINT16", "DT_INVALID") for spec in signature.inputs.values()):
-            continue  # not expressible in a REST body (spec §7 case 42)
+            continue  # not expressible in a REST body (docs/tf-serving.md §7 case 42)
         strings = {alias: spec.name for alias, spec in signature.inputs.items() if spec.dtype == "DT_STRING"}
         makers = graph_def_makers(graph_def, strings) if graph_def is not None and strings else {}
         feeds = golden.synthesize(signature.inputs, 1, makers=makers)[0]

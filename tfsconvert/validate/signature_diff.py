@@ -1,6 +1,6 @@
 """`breaking-signature-change`: what clients of version N-1 lose when version N becomes latest.
 
-TF Serving routes requests without a version to the highest available one (spec §4.2), so once
+TF Serving routes requests without a version to the highest available one (docs/tf-serving.md §4.2), so once
 N loads, every client written against N-1 talks to N. Breaking, per signature of N-1:
 - the signature is gone, or its method changed (classify/regress clients);
 - an input alias is removed or renamed, or a new one is required (REST needs every input, §4.5);

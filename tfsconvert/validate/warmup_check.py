@@ -1,4 +1,4 @@
-"""`bad-warmup-file`: replay `assets.extra/tf_serving_warmup_requests` as TF Serving reads it (spec §2.6).
+"""`bad-warmup-file`: replay `assets.extra/tf_serving_warmup_requests` as TF Serving reads it (docs/tf-serving.md §2.6).
 
 TF Serving reads the records in order inside the load: parse the record as a PredictionLog,
 check its log type, run its request, then count it; the first failure fails the whole load

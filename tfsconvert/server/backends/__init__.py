@@ -15,7 +15,7 @@ class Servable(Protocol):
     """A loaded version: SignatureDef protos by key, and a run by signature with feeds by alias."""
 
     signatures: dict
-    batchable: bool  # whether --enable_batching puts its runs through a batch scheduler (spec §6.4)
+    batchable: bool  # whether --enable_batching puts its runs through a batch scheduler (docs/tf-serving.md §6.4)
 
     def run(self, signature_name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Every output of the signature, by alias; raises ServingError for a failed run."""

@@ -1,4 +1,4 @@
-"""TensorFlow SavedModels, loaded as TF Serving's SavedModelBundleFactory loads them (spec §2.1).
+"""TensorFlow SavedModels, loaded as TF Serving's SavedModelBundleFactory loads them (docs/tf-serving.md §2.1).
 
 The checks TF Serving makes before TensorFlow's loader runs are made here first, so a broken
 version fails with TF Serving's own status; errors from TensorFlow keep its code and message.
@@ -18,7 +18,7 @@ def tf_error(error) -> ServingError:
     """A TensorFlow OpError as a ServingError with the same code and message."""
     code = CODE_NAMES.get(error.error_code, "UNKNOWN")
     # Python's restore reports a missing variables.data file as UNKNOWN; TF Serving's C++ file
-    # system says NOT_FOUND (spec §7 case 14).
+    # system says NOT_FOUND (docs/tf-serving.md §7 case 14).
     if code == "UNKNOWN" and "No such file or directory" in error.message:
         code = "NOT_FOUND"
     return ServingError(code, error.message)
@@ -50,7 +50,7 @@ def check_bundle(export_dir: Path, tags: tuple[str, ...]) -> None:
         kind = "binary" if path is binary else "text"
         raise ServingError("DATA_LOSS", f"Can't parse {path} as {kind} proto") from None
     # Exact set equality, not subset (loader.cc); a frozen GraphDef parses as a SavedModel with no
-    # meta graphs and ends here too (spec §2.3).
+    # meta graphs and ends here too (docs/tf-serving.md §2.3).
     if not any(set(graph.meta_info_def.tags) == set(tags) for graph in saved_model.meta_graphs):
         raise ServingError("NOT_FOUND", f"Could not find meta graph def matching supplied tags: "
                            f"{{ {' '.join(tags)} }}. To inspect available tag-sets in the SavedModel, please "
@@ -80,7 +80,7 @@ class TfServable:
         """(input aliases, output aliases, run) for a signature, made on first use.
 
         Session.run refuses a feed whose shape disagrees with the placeholder; TF Serving has no
-        such check and reports the op that chokes (spec §3.2), and so does C++ MakeCallable.
+        such check and reports the op that chokes (docs/tf-serving.md §3.2), and so does C++ MakeCallable.
         """
         with self._lock:
             if name not in self._callables:
