@@ -70,7 +70,8 @@ def run(action: Callable[[], T], as_json: bool) -> T:
 def inspect(
     path: Path = typer.Argument(..., help="A base path, SavedModel, .pb/.pbtxt, .keras/.h5, checkpoint, "
                                           ".onnx, .pmml, sklearn pickle or Spark PipelineModel dir."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (docs/architecture.md "inspect --json")."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help='Print the result as JSON (docs/architecture.md "inspect --json").'),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle",
         help="Allow a pickle to load classes outside scikit-learn/numpy/scipy (this runs its code)."),
@@ -408,6 +409,60 @@ def bench(
     else:
         output.render_bench(result)
     raise typer.Exit(0 if result.ok else 1)  # a run with failed requests is not a valid measurement
+
+
+# ---------------------------------------------------------------------------------------------
+# tfsconvert parity (docs/parity.md)
+
+
+@app.command("parity")
+def parity(
+    src: Path = typer.Argument(..., help="The source the artifact was converted from (any source the converters "
+                                         "accept)."),
+    artifact: Path = typer.Argument(..., help="The converted version dir, or its base path (highest version)."),
+    data: Path = typer.Option(..., "--data", help="Rows to score: Parquet (file or directory), CSV with a header, "
+                                                  "or TFRecord files of tf.Example; columns named as the inputs."),
+    atol: float = typer.Option(None, "--atol", help="Absolute tolerance (default: the conversion's for the target)."),
+    rtol: float = typer.Option(None, "--rtol", help="Relative tolerance (default: the conversion's for the target)."),
+    allow_flips: float = typer.Option(None, "--allow-flips", help="The share of rows per output that may differ "
+                                                                  "(default 0)."),
+    spark_master: str = typer.Option(None, "--spark-master", help="Spark master URL (default local[*])."),
+    spark_conf: list[str] = typer.Option(None, "--spark-conf", help="KEY=VALUE Spark setting (repeatable)."),
+    pmml_evaluator: str = typer.Option("jpmml", "--pmml-evaluator", help="PMML artifacts: jpmml or pypmml."),
+    trust_pickle: bool = _TRUST_PICKLE,
+    worst: int = typer.Option(10, "--worst", help="Worst rows to show, with their inputs."),
+    write_golden: int = typer.Option(None, "--write-golden", help="Write the N worst rows within tolerance and N "
+                                                                  "seeded random rows as the artifact's golden "
+                                                                  "requests."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --write-golden's random rows."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing golden file."),
+    as_json: bool = _JSON,
+    junit: Path = typer.Option(None, "--junit", help="Write a JUnit XML report to FILE."),
+) -> None:
+    """Score a whole data set with the source and the artifact on Spark and compare them row by row."""
+    import sys
+
+    from tfsconvert.parity import report as reports
+    from tfsconvert.parity.run import ParityOptions, parity as run_parity
+
+    def action():
+        options = ParityOptions(data, atol, rtol, allow_flips, spark_master, spark_conf or [],
+                                _pmml_evaluator(pmml_evaluator, "jpmml"), trust_pickle, worst, write_golden, force,
+                                seed)
+        if sys.stderr.isatty():
+            with output.status("parity") as progress:
+                return run_parity(src, artifact, options, progress)
+        return run_parity(src, artifact, options, lambda line: print(line, file=sys.stderr, flush=True))
+
+    result = run(action, as_json)
+    if junit is not None:
+        reports.write_junit(result, junit)
+    if as_json:
+        output.print_json(result.to_json())
+    else:
+        for line in result.lines():
+            output.stdout.print(line, markup=False)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def _interrupt(signum: int, _frame) -> None:
