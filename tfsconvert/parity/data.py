@@ -109,9 +109,7 @@ def arrays(frame, columns: list[Column]) -> dict[str, np.ndarray]:
     for column in columns:
         series = frame[column.name]
         if column.dims:
-            rows = [np.asarray(v if v is not None else [], dtype=object).ravel() for v in series.tolist()]
-            flat = [np.concatenate([np.asarray(x, dtype=object).ravel() for x in row]) if row.size and
-                    isinstance(row[0], (list, np.ndarray)) else row for row in rows]
+            flat = [_flat(v) for v in series.tolist()]
             bad = next((i for i, row in enumerate(flat) if row.size != column.width), None)
             if bad is not None:
                 raise InputError("bad-data", f"column '{column.name}': a row holds {flat[bad].size} values, the "
@@ -125,6 +123,16 @@ def arrays(frame, columns: list[Column]) -> dict[str, np.ndarray]:
         else:
             out[column.name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
     return out
+
+
+def _flat(value) -> np.ndarray:
+    """One row's list (nested lists too) as a flat array; a blank is an empty one."""
+    if value is None:
+        return np.empty(0)
+    array = np.asarray(value)
+    if array.dtype == object and array.size and isinstance(array.flat[0], (list, np.ndarray)):
+        return np.concatenate([_flat(item) for item in array.ravel()])
+    return array.ravel()
 
 
 def _typed(values: np.ndarray, dtype: str, numpy_dtype) -> np.ndarray:

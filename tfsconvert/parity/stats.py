@@ -62,11 +62,12 @@ def compare_field(expected: np.ndarray, actual: np.ndarray, atol: float, rtol: f
         gap = np.where(np.isnan(gap), np.inf, gap)  # one side NaN
         rel = np.where(gap == 0, 0.0, gap / np.maximum(np.abs(np.nan_to_num(e)), _F32_EPS))
         within = (gap == 0) | (np.isfinite(gap) & (gap <= atol + rtol * np.abs(e)))
+    over = ~within.all(axis=1)
     flips = None
-    if e.shape[1] > 1:  # a probability / score vector: the class it picks
-        flips = np.nanargmax(np.where(np.isnan(e), -np.inf, e), axis=1) != np.nanargmax(
-            np.where(np.isnan(a), -np.inf, a), axis=1)
-    return FieldErrors(gap.max(axis=1), rel.max(axis=1), ~within.all(axis=1), flips)
+    if e.shape[1] > 1:  # a probability / score vector: the class it picks (a tie within tolerance is no flip)
+        flips = over & (np.argmax(np.where(np.isnan(e), -np.inf, e), axis=1) != np.argmax(
+            np.where(np.isnan(a), -np.inf, a), axis=1))
+    return FieldErrors(gap.max(axis=1), rel.max(axis=1), over, flips)
 
 
 def _structure(expected: np.ndarray, actual: np.ndarray) -> str | None:
