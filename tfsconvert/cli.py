@@ -430,6 +430,7 @@ def parity(
     spark_conf: list[str] = typer.Option(None, "--spark-conf", help="KEY=VALUE Spark setting (repeatable)."),
     pmml_evaluator: str = typer.Option("jpmml", "--pmml-evaluator", help="PMML artifacts: jpmml or pypmml."),
     trust_pickle: bool = _TRUST_PICKLE,
+    feature_names: str = _FEATURE_NAMES,
     worst: int = typer.Option(10, "--worst", help="Worst rows to show, with their inputs."),
     write_golden: int = typer.Option(None, "--write-golden", help="Write the N worst rows within tolerance and N "
                                                                   "seeded random rows as the artifact's golden "
@@ -447,8 +448,8 @@ def parity(
 
     def action():
         options = ParityOptions(data, atol, rtol, allow_flips, spark_master, spark_conf or [],
-                                _pmml_evaluator(pmml_evaluator, "jpmml"), trust_pickle, worst, write_golden, force,
-                                seed)
+                                _pmml_evaluator(pmml_evaluator, "jpmml"), trust_pickle, feature_names, worst,
+                                write_golden, force, seed)
         if sys.stderr.isatty():
             with output.status("parity") as progress:
                 return run_parity(src, artifact, options, progress)

@@ -56,6 +56,7 @@ class Job:
     rtol: float
     pmml_engine: str = "jpmml"
     trust_pickle: bool = False
+    feature_names: list[str] | None = None  # --feature-names, for a model fitted on a plain array
     label_fields: tuple[str, ...] = ()  # fields whose change is a label flip
     spark: dict = field(default_factory=dict)  # Spark source: task, classes, label_dtype, has_proba
     worst: int = 10

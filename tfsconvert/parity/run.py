@@ -30,6 +30,7 @@ class ParityOptions:
     spark_conf: list[str] = field(default_factory=list)
     pmml_evaluator: str = "jpmml"
     trust_pickle: bool = False
+    feature_names: str | None = None  # a scikit-learn model fitted on a plain array
     worst: int = 10
     write_golden: int | None = None
     force: bool = False
@@ -65,6 +66,7 @@ def check_master(master: str | None) -> None:
 
 
 def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _: None) -> ParityReport:
+    from tfsconvert.convert.tabular import parse_feature_names
     from tfsconvert.convert.tabular_parity import check_allow_flips
 
     kind = plan.source_kind(src)
@@ -72,6 +74,7 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
     atol, rtol = plan.tolerances(kind, fmt, options.atol, options.rtol)
     allow_flips = check_allow_flips(options.allow_flips) or 0.0
     conf = parse_conf(options.spark_conf)
+    names = parse_feature_names(options.feature_names)
     if options.write_golden is not None and options.write_golden < 1:
         raise InputError("bad-option", f"--write-golden {options.write_golden}: give at least 1 row",
                          "e.g. --write-golden 16")
@@ -84,13 +87,14 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
         check_installed(options.pmml_evaluator)
     job = plan.Job(str(src.resolve()), kind, str(version.resolve()), fmt, [], {}, atol, rtol,
                    pmml_engine=options.pmml_evaluator, trust_pickle=options.trust_pickle, worst=options.worst,
-                   golden=options.write_golden or 0, sample=options.write_golden or 0, seed=options.seed)
+                   golden=options.write_golden or 0, sample=options.write_golden or 0, seed=options.seed,
+                   feature_names=names)
     signature, source = None, None
     if kind == "sklearn":
         from tfsconvert.convert import sklearn_source
 
         progress(f"loading {src}")
-        source = sklearn_source.load(src, None, options.trust_pickle)
+        source = sklearn_source.load(src, names, options.trust_pickle)
         job.columns, job.fields = plan.tabular_columns(source.features), source.output_dtypes()
         job.label_fields = ("label",) if source.task == "classifier" else ()
     elif kind != "spark-pipeline":

@@ -109,7 +109,7 @@ def _load_source(job: Job):
     if job.source_kind == "sklearn":
         from tfsconvert.convert import sklearn_source
 
-        return sklearn_source.load(Path(job.source), None, job.trust_pickle)
+        return sklearn_source.load(Path(job.source), job.feature_names, job.trust_pickle)
     from tfsconvert.convert.tf_convert import _load, ConvertOptions  # the converters' own loader
 
     source = _load(Path(job.source), job.source_kind, ConvertOptions())
