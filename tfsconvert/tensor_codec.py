@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfsconvert import golden, tfproto
+from tfsconvert import tfproto
+from tfsconvert.dtypes import numpy_dtype
 
 _DTYPE_NUMBERS = {name: number for number, name in tfproto.DTYPE_NAMES.items()}
 # The repeated field holding each dtype's values when `tensor_content` is empty (tensor.proto).
@@ -27,7 +28,7 @@ def to_proto(array: np.ndarray, dtype: str):
     if dtype == "DT_STRING":
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in np.ravel(array))
     else:
-        proto.tensor_content = np.ascontiguousarray(array, golden.numpy_dtype(dtype).newbyteorder("<")).tobytes()
+        proto.tensor_content = np.ascontiguousarray(array, numpy_dtype(dtype).newbyteorder("<")).tobytes()
     return proto
 
 
@@ -40,12 +41,12 @@ def from_proto(proto) -> np.ndarray:
         values = np.empty(len(proto.string_val), dtype=object)
         values[:] = list(proto.string_val)
     elif proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, golden.numpy_dtype(dtype).newbyteorder("<")).reshape(shape)
+        return np.frombuffer(proto.tensor_content, numpy_dtype(dtype).newbyteorder("<")).reshape(shape)
     else:
         values = np.asarray(getattr(proto, _VALUE_FIELDS.get(dtype, "int_val")))
         if dtype == "DT_HALF":
             values = values.astype(np.uint16).view(np.float16)
-        values = values.astype(golden.numpy_dtype(dtype))
+        values = values.astype(numpy_dtype(dtype))
     if len(values) == 0:  # every element is the dtype's zero
         return np.zeros(shape, values.dtype) if dtype != "DT_STRING" else np.full(shape, b"", dtype=object)
     if len(values) < size:

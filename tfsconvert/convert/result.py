@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tfsconvert import golden
+from tfsconvert.compare import OutputDiff, compare, merge
 from tfsconvert.errors import CheckFailed
 from tfsconvert.model import Finding, Signature
 
@@ -27,7 +27,7 @@ class ConversionResult:
     artifact: str
     signature_name: str
     signature: Signature
-    parity: list[golden.OutputDiff]
+    parity: list[OutputDiff]
     samples: int
     files: dict[str, str]
     findings: list[Finding] = field(default_factory=list)
@@ -51,9 +51,9 @@ class ConversionResult:
 
 
 def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: float, *, what: str,
-                 hint: str) -> list[golden.OutputDiff]:
+                 hint: str) -> list[OutputDiff]:
     """One row per output over all samples; CheckFailed (exit 1) naming every output that differs."""
-    diffs = golden.merge([golden.compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
+    diffs = merge([compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
     failed = [d for d in diffs if not d.ok]
     if failed:
         details = "; ".join(_failure(d) for d in failed)
@@ -62,7 +62,7 @@ def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: fl
     return diffs
 
 
-def _failure(diff: golden.OutputDiff) -> str:
+def _failure(diff: OutputDiff) -> str:
     figures = "" if diff.max_abs is None else f"max abs {diff.max_abs:.3g}" + (
         "" if diff.max_rel is None else f", max rel {diff.max_rel:.3g} (atol {diff.atol:g}, rtol {diff.rtol:g})")
     return f"{diff.alias}: " + ", ".join(part for part in (diff.problem, figures) if part)

@@ -149,7 +149,7 @@ def label_array(values, dtype: str) -> np.ndarray:
         out = np.empty(len(values), dtype=object)
         out[:] = [v if isinstance(v, str) else str(v) for v in values]
         return out
-    from tfsconvert.golden import numpy_dtype
+    from tfsconvert.dtypes import numpy_dtype
 
     return np.asarray(values).astype(numpy_dtype(dtype))
 

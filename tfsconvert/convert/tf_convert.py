@@ -23,6 +23,8 @@ from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
 from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
 from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
+from tfsconvert.rest_codec import example_request, rest_request, rest_response, results_response
+from tfsconvert.samples import ValueMaker, load_samples, synthesize
 from tfsconvert.tf_runtime import PREDICT_METHOD
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
@@ -111,21 +113,21 @@ def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
 
 
 def _samples(signature: Signature, options: ConvertOptions,
-             makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
+             makers: dict[str, ValueMaker]) -> list[dict[str, np.ndarray]]:
     if options.sample_inputs is not None:
         if options.samples is not None:
             raise InputError("bad-option", "--samples and --sample-inputs exclude each other",
                              "pass one: --samples N synthesizes N inputs, --sample-inputs FILE reads them")
-        return golden.load_samples(options.sample_inputs, signature.inputs)
+        return load_samples(options.sample_inputs, signature.inputs)
     count = DEFAULT_SAMPLES if options.samples is None else options.samples
     if count < 1:
         raise InputError("bad-option", f"--samples {count}: at least one sample is needed to check parity",
                          f"use --samples {DEFAULT_SAMPLES}")
-    return golden.synthesize(signature.inputs, count, makers=makers)
+    return synthesize(signature.inputs, count, makers=makers)
 
 
 def _run_source(source: TfSource, samples, signature: Signature, options: ConvertOptions,
-                makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
+                makers: dict[str, ValueMaker]) -> list[dict[str, np.ndarray]]:
     """The source's outputs on every sample; a sample TensorFlow refuses is bad input (exit 2), not a crash."""
     from tfsconvert.convert.rejected_samples import rejected
     from tfsconvert.tf_runtime import import_tf
@@ -163,7 +165,7 @@ def _kept(source: TfSource, options: ConvertOptions, count: int) -> list[_Checke
         source.notes.append(f"other signatures kept (checked for parity, with golden and warmup records): "
                             f"{', '.join(kept)}")
     for seed, (key, signature) in enumerate(kept.items(), start=1):  # other values than the converted one's
-        samples = golden.synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
+        samples = synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
         checked.append(_Checked(key, signature, samples, [source.run_kept(key, feeds) for feeds in samples]))
     return checked
 
@@ -183,11 +185,11 @@ def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: fl
     for i, (feeds, outputs) in enumerate(zip(checked.samples[:GOLDEN_RECORDS], checked.expected)):
         if _api(written) != PREDICT_METHOD:
             examples = [example_json(data) for data in feeds["inputs"].ravel()]
-            request = golden.example_request(examples, checked.key)
-            response = golden.results_response(outputs, written.method == CLASSIFY_METHOD)
+            request = example_request(examples, checked.key)
+            response = results_response(outputs, written.method == CLASSIFY_METHOD)
         else:
-            request = golden.rest_request(feeds, checked.signature.inputs, checked.key)
-            response = golden.rest_response(outputs, checked.signature.outputs)
+            request = rest_request(feeds, checked.signature.inputs, checked.key)
+            response = rest_response(outputs, checked.signature.outputs)
         name = "sample" if checked.first else checked.key
         records.append(golden.GoldenRecord(f"{name}-{i}", checked.key, request, response, rtol=rtol, atol=atol))
     return records

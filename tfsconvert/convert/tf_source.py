@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert import tfproto
-from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature, TensorSpec
+from tfsconvert.samples import ValueMaker
 
 
 class TfSource(ABC):

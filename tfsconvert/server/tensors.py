@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfsconvert.golden import NUMPY_DTYPES
+from tfsconvert.dtypes import NUMPY_DTYPES
 from tfsconvert.server.status import invalid
 
 # TF Serving writes outputs into the typed fields, not tensor_content (docs/tf-serving.md §5.2).
