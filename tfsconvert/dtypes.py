@@ -34,10 +34,11 @@ def numpy_dtype(dt: str) -> np.dtype:
 
 
 def dtype_name(array: np.ndarray) -> str:
-    """The TF enum name of an array's dtype (strings and bytes: DT_STRING)."""
+    """The TF enum name of an array's dtype (strings and bytes: DT_STRING; others by numpy's name, DT_COMPLEX64)."""
     if array.dtype.kind in "OSU":
         return "DT_STRING"
-    return _TF_NAMES.get(array.dtype, str(array.dtype))
+    name = _TF_NAMES.get(array.dtype)
+    return name if name is not None else f"DT_{array.dtype.name.upper()}"
 
 
 def bytes_list(array: np.ndarray) -> list[bytes]:
