@@ -11,6 +11,7 @@ from tfsconvert.errors import CheckFailed
 from tfsconvert.model import Finding, Signature
 
 GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 Progress = Callable[[str], None]  # reports the phase a long conversion is in
 
 
