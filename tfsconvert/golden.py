@@ -14,6 +14,7 @@ from typing import Any
 
 from tfsconvert.errors import InputError
 
+
 @dataclass
 class GoldenRecord:
     """One line of golden.jsonl: a REST request and the response the source model gave."""

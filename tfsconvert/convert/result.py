@@ -55,12 +55,15 @@ def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: fl
                  hint: str) -> list[OutputDiff]:
     """One row per output over all samples; CheckFailed (exit 1) naming every output that differs."""
     diffs = merge([compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
-    failed = [d for d in diffs if not d.ok]
-    if failed:
-        details = "; ".join(_failure(d) for d in failed)
-        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {len(expected)} samples: "
-                          f"{details}; nothing was published", hint)
+    refuse_differences([_failure(d) for d in diffs if not d.ok], f"{len(expected)} samples", what=what, hint=hint)
     return diffs
+
+
+def refuse_differences(failures: list[str], checked: str, *, what: str, hint: str) -> None:
+    """CheckFailed (exit 1) naming every output that differs (`failures`), when there is one."""
+    if failures:
+        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {checked}: "
+                          f"{'; '.join(failures)}; nothing was published", hint)
 
 
 def _failure(diff: OutputDiff) -> str:

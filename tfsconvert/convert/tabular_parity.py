@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tfsconvert.compare import OutputDiff, compare, merge
+from tfsconvert.convert.result import refuse_differences
 from tfsconvert.convert.sklearn_source import LABEL
-from tfsconvert.errors import CheckFailed, InputError
+from tfsconvert.errors import InputError
 
 WORST = 8  # rows with the largest differences that become golden requests
 
@@ -84,11 +85,8 @@ def check(expected: list[dict], actual: list[dict], atol: float, rtol: float, al
           what: str, hint: str) -> Parity:
     """`compare_rows`; CheckFailed (exit 1) naming every output that differs."""
     parity = compare_rows(expected, actual, atol, rtol, allow_flips)
-    failed = [d for d in parity.outputs if not d.ok]
-    if failed:
-        details = "; ".join(describe(d) for d in failed)
-        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {len(expected)} rows: "
-                          f"{details}; nothing was published", hint)
+    refuse_differences([describe(d) for d in parity.outputs if not d.ok], f"{len(expected)} rows", what=what,
+                       hint=hint)
     return parity
 
 
