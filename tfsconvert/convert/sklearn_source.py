@@ -3,7 +3,7 @@
 The pickle is read with inspect's restricted unpickler (`--trust-pickle` lifts it). Predictions
 come back as the named fields of a served response (docs/tabular.md): `label` and
 `probability(<class>)` for a classifier, `prediction` for a regressor, each a one-element array
-per row so that `golden.compare` can check them.
+per row so that `compare.compare` can check them.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def last_step(model):
 
 
 def label_array(values, dtype: str) -> np.ndarray:
-    """Labels as the array kind golden.compare expects for `dtype` (strings as an object array)."""
+    """Labels as the array kind compare.compare expects for `dtype` (strings as an object array)."""
     if dtype == "DT_STRING":
         out = np.empty(len(values), dtype=object)
         out[:] = [v if isinstance(v, str) else str(v) for v in values]

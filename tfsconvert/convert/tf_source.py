@@ -37,7 +37,7 @@ class TfSource(ABC):
         """Release the TensorFlow session, if any."""
 
     def value_makers(self) -> dict[str, ValueMaker]:
-        """Sample makers for inputs whose meaning the source knows (by alias; see golden.synthesize)."""
+        """Sample makers for inputs whose meaning the source knows (by alias; see samples.synthesize)."""
         return {}
 
     def kept_signatures(self, signature_name: str) -> dict[str, Signature]:
