@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfsconvert.golden import synthesize
 from tfsconvert.model import TensorSpec
+from tfsconvert.samples import synthesize
 from tfsconvert.warmup import MAX_RECORDS, read_warmup, write_warmup
 
 INPUTS = {"x": TensorSpec("DT_FLOAT", [-1, 4]), "ids": TensorSpec("DT_INT64", [-1]),

@@ -154,7 +154,8 @@ def _pmml_evaluator(value: str, default: str) -> str:
     return value
 
 
-def _convert(src: Path, target: str, as_json: bool, **options) -> None:
+def _convert(src: Path, target: str, as_json: bool, options) -> None:
+    """Run the conversion of `src` with `options` (tfsconvert.convert.options.ConvertOptions)."""
     from tfsconvert.convert.dispatch import convert
 
     with output.status(f"converting {src}") as progress:
@@ -172,9 +173,12 @@ def saved_model(src: Path = _SRC, version: str = _VERSION, base_path: Path = _BA
                 sample_inputs: Path = _SAMPLE_INPUTS, atol: float = _ATOL, rtol: float = _RTOL,
                 force: bool = _FORCE, as_json: bool = _JSON) -> None:
     """Convert a TensorFlow model into a versioned SavedModel with explicit names, parity-checked."""
-    _convert(src, "savedmodel", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
-             outputs=outputs, signature_name=signature_name, source_signature=source_signature, samples=samples,
-             sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "savedmodel", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, inputs=tuple(inputs or ()), outputs=tuple(outputs or ()),
+        signature_name=signature_name, source_signature=source_signature, samples=samples,
+        sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force))
 
 
 @app.command("onnx")
@@ -189,11 +193,13 @@ def onnx(src: Path = _ONNX_SRC, version: str = _VERSION, base_path: Path = _BASE
          trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA, spark_master: str = _SPARK_MASTER) -> None:
     """Convert a TensorFlow, scikit-learn or Spark ML model into a versioned model.onnx with explicit names,
     parity-checked."""
-    _convert(src, "onnx", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
-             outputs=outputs, opset=opset, source_signature=source_signature, samples=samples,
-             sample_inputs=sample_inputs, sample_data=sample_data, feature_names=feature_names,
-             target_name=target_name, atol=atol, rtol=rtol, allow_flips=allow_flips, force=force,
-             trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "onnx", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, inputs=tuple(inputs or ()), outputs=tuple(outputs or ()),
+        opset=opset, source_signature=source_signature, samples=samples, sample_inputs=sample_inputs,
+        sample_data=sample_data, feature_names=feature_names, target_name=target_name, atol=atol, rtol=rtol,
+        allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master))
 
 
 @app.command("pmml")
@@ -206,10 +212,12 @@ def pmml(src: Path = _PMML_SRC, version: str = _VERSION, base_path: Path = _BASE
     """Convert a scikit-learn or Spark ML model into a versioned model.pmml (sklearn2pmml or pyspark2pmml,
     Java 17+), parity-checked."""
     evaluator = run(lambda: _pmml_evaluator(pmml_evaluator, "both"), as_json)
-    _convert(src, "pmml", as_json, version=version, base_path=base_path, name=name, sample_data=sample_data,
-             feature_names=feature_names, target_name=target_name, samples=samples, atol=atol, rtol=rtol,
-             allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master,
-             pmml_evaluator=evaluator)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "pmml", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, sample_data=sample_data, feature_names=feature_names,
+        target_name=target_name, samples=samples, atol=atol, rtol=rtol, allow_flips=allow_flips, force=force,
+        trust_pickle=trust_pickle, schema=schema, spark_master=spark_master, pmml_evaluator=evaluator))
 
 
 @app.command()

@@ -137,6 +137,7 @@ def test_estimator_parity_on_every_signature(estimator):
 
 def test_estimator_golden_records_are_valid_examples_with_their_api_forms(estimator):
     from tfsconvert import golden
+    from tfsconvert.samples import synthesize
 
     _, data, _ = estimator
     records = golden.read_golden(Path(data["files"]["golden"]))
@@ -284,7 +285,7 @@ def test_sample_makers_follow_every_kind_of_parse_spec():
         makers = graph_makers(graph, {"v2": v2_input, "v1": v1_input, "text": text})
         assert sorted(makers) == ["v1", "v2"]  # a string nobody parses keeps plain strings
         specs = {alias: TensorSpec("DT_STRING", [-1]) for alias in makers}
-        samples = golden.synthesize(specs, 64, makers=makers)
+        samples = synthesize(specs, 64, makers=makers)
         batch = {alias: np.concatenate([s[alias] for s in samples]) for alias in makers}
         with tf.compat.v1.Session(graph=graph) as session:
             parsed_v2, parsed_v1 = session.run([v2, v1], {v2_input: batch["v2"], v1_input: batch["v1"]})

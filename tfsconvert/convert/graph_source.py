@@ -11,8 +11,8 @@ from tfsconvert import graph as graph_analysis
 from tfsconvert.convert.names import alias_for, not_found
 from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
-from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature
+from tfsconvert.samples import ValueMaker
 from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, quiet_tf
 
 

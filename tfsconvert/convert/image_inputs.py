@@ -16,7 +16,7 @@ import numpy as np
 
 from tfsconvert import tfproto
 from tfsconvert.convert.dataflow import Library, Place, output_shape
-from tfsconvert.golden import ValueMaker
+from tfsconvert.samples import ValueMaker
 
 DECODERS = frozenset({"DecodeJpeg", "DecodeAndCropJpeg", "DecodePng", "DecodeImage"})
 DEFAULT_SIZE = (224, 224)
