@@ -12,6 +12,7 @@ import typer
 
 from tfsconvert import __version__, output
 from tfsconvert.errors import TfsConvertError
+from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.quiet import DEBUG_ENV
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ _INPUTS = typer.Option(None, "--input", help="ALIAS=TENSOR: name a signature inp
                                             "For a SavedModel source, NEW=OLD renames an input.")
 _OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature output (repeatable); "
                                               "the outputs are exactly those given.")
-_SIGNATURE = typer.Option("serving_default", "--signature-name", help="Signature key to write.")
+_SIGNATURE = typer.Option(DEFAULT_SIGNATURE, "--signature-name", help="Signature key to write.")
 _SOURCE_SIGNATURE = typer.Option(None, "--source-signature",
                                  help="SavedModel source: the signature to convert (default serving_default).")
 _SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256); the first 8 "

@@ -18,7 +18,7 @@ from conftest import assert_one_line_error, converted, run_cli
 from fixtures.tf_image_models import JPEG_SIZE, PNG_SIZE
 from tfsconvert import golden
 from tfsconvert.model import TensorSpec
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.runtimes.tf import ServingSession
 
 IMAGES = 256
 # fixture -> (source path below the fixture, input alias, output alias, format, height, width, channels)

@@ -13,7 +13,8 @@ from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
 from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature
-from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, quiet_tf
+from tfsconvert.naming import PREDICT_METHOD, SERVE_TAGS
+from tfsconvert.runtimes.tf import quiet_tf
 
 
 class GraphSource(TfSource):

@@ -15,15 +15,14 @@ import numpy as np
 
 from tfsconvert import golden, layout
 from tfsconvert.convert.names import generic_findings, parse_mapping
-from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress, check_parity
+from tfsconvert.convert.result import ConversionResult, Progress, check_parity
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import InputError
 from tfsconvert.inspect.checkpoint import checkpoint_prefix
 from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
-from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
-from tfsconvert.tf_runtime import PREDICT_METHOD
+from tfsconvert.naming import (API_KEYS, CLASSIFY_METHOD, DEFAULT_SIGNATURE, GOLDEN_FILE, PREDICT_METHOD,
+                               WARMUP_FILE)
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -31,7 +30,6 @@ TOLERANCES = {"savedmodel": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 DEFAULT_SAMPLES = 256  # parity rows: cheap in-process, and enough to reach the rarer branches
 GOLDEN_RECORDS = 8  # of those, written as golden requests and warmup records
 BIG_SOURCE_BYTES = 64 << 20  # from this size on, memory freed between phases is worth a collection
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 @dataclass
@@ -128,7 +126,7 @@ def _run_source(source: TfSource, samples, signature: Signature, options: Conver
                 makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
     """The source's outputs on every sample; a sample TensorFlow refuses is bad input (exit 2), not a crash."""
     from tfsconvert.convert.rejected_samples import rejected
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     op_error = import_tf().errors.OpError
     outputs = []
@@ -197,7 +195,7 @@ def _release(source: TfSource) -> None:
     """Once the target is written, the source's answers are all that is left to use: free its graph
     and session before the written model is loaded, so a big model is held once, not twice. The
     collection that hands the memory back costs about 0.5 s, so it runs for big sources only."""
-    from tfsconvert.tf_runtime import release_memory
+    from tfsconvert.runtimes.tf import release_memory
 
     source.close()
     if _disk_size(source.path) >= BIG_SOURCE_BYTES:
@@ -214,7 +212,7 @@ def _disk_size(path: Path) -> int:
 
 def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
                       progress: Progress) -> list[list[dict]]:
-    from tfsconvert.tf_runtime import ServingSession
+    from tfsconvert.runtimes.tf import ServingSession
 
     progress("writing the SavedModel")
     source.write_savedmodel(dest, options.signature_name)

@@ -8,7 +8,7 @@ from pathlib import Path
 from tfsconvert.errors import InputError, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, Signature, TensorSpec
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import DEFAULT_SIGNATURE, is_generic
 
 # PMML dataType -> TF dtype; dates/times travel as strings in REST requests.
 _DTYPES = {
@@ -166,5 +166,5 @@ def describe(path: Path) -> ModelDescription:
             path,
         ))
     signature = Signature(method=None, inputs=inputs, outputs=outputs)
-    return ModelDescription.single(path, "pmml", signatures={"serving_default": signature},
+    return ModelDescription.single(path, "pmml", signatures={DEFAULT_SIGNATURE: signature},
                                    details=details, diagnostics=diagnostics)

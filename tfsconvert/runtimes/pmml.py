@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert.errors import CheckFailed, EnvironmentProblem
+from tfsconvert.naming import DEFAULT_SIGNATURE
 
 ENGINES = ("jpmml", "pypmml")
 CHOICES = (*ENGINES, "both")
@@ -64,7 +65,7 @@ class PmmlModel:
 
         info = describe(path).versions[0]
         details = info.details
-        self.inputs = info.signatures["serving_default"].inputs  # active fields, TensorSpecs
+        self.inputs = info.signatures[DEFAULT_SIGNATURE].inputs  # active fields, TensorSpecs
         fields = {field["name"]: field for field in details.get("data_dictionary", [])}
         self._target = (details.get("target_fields") or [""])[0]
         self._engine = _Jpmml(path) if engine == "jpmml" else _Pypmml(path)

@@ -19,9 +19,8 @@ import numpy as np
 from tfsconvert import golden, tfproto
 from tfsconvert.findings import finding
 from tfsconvert.golden import GoldenRecord, OutputDiff
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, SERVE
 from tfsconvert.model import Finding, Signature, TensorSpec
-from tfsconvert.naming import API_KEYS, REGRESS_METHOD
+from tfsconvert.naming import API_KEYS, DEFAULT_SIGNATURE, REGRESS_METHOD, SERVE_TAGS
 from tfsconvert.validate.client import Answer
 
 DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # docs/architecture.md "Golden requests", when neither the file nor the flags say
@@ -91,7 +90,7 @@ def serving_graph_def(version_dir: Path):
         saved_model = tfproto.parse_binary("SavedModel", pb.read_bytes())
     except (OSError, tfproto.DecodeError):
         return None  # ONNX, PMML, or a text SavedModel: requests are made from the signature alone
-    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == SERVE), None)
+    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == list(SERVE_TAGS)), None)
 
 
 def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> list[GoldenRecord]:
