@@ -24,8 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfsconvert.errors import InfrastructureError, InputError
-from tfsconvert.inspect.detect import special_kind
+from tfsconvert.errors import InfrastructureError, InputError, special_kind
 from tfsconvert.server import isolation
 from tfsconvert.server.relay import Relay
 
