@@ -7,7 +7,8 @@ import pytest
 
 from tfsconvert.golden import synthesize
 from tfsconvert.model import TensorSpec
-from tfsconvert.warmup import MAX_RECORDS, read_warmup, write_warmup
+from conftest import read_warmup, write_warmup
+from tfsconvert.warmup import MAX_RECORDS
 
 INPUTS = {"x": TensorSpec("DT_FLOAT", [-1, 4]), "ids": TensorSpec("DT_INT64", [-1]),
           "text": TensorSpec("DT_STRING", [-1])}

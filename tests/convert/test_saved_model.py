@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, tree_digest
+from conftest import assert_one_line_error, read_warmup, tree_digest
 from tfsconvert import golden
 from tfsconvert.inspect.savedmodel import read_savedmodel
 from tfsconvert.runtimes.tf import ServingSession
-from tfsconvert.warmup import read_warmup
 
 # fixture, extra flags, expected input and output aliases (a kept signature's parity rows are `key/alias`)
 SOURCES = {

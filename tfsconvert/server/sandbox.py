@@ -201,10 +201,6 @@ class Sandbox:
         self._root: Path | None = None
 
     @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
-
-    @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 

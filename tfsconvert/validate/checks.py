@@ -74,10 +74,6 @@ class StaticReport:
     findings: list[Finding] = field(default_factory=list)
     ignored: list[dict] = field(default_factory=list)
 
-    @property
-    def has_errors(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
-
     def to_json(self) -> dict:
         return {"path": self.path, "kind": self.kind, "models": [m.to_json() for m in self.models],
                 "findings": [f.to_json() for f in self.findings], "ignored": self.ignored}
