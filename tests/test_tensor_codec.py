@@ -20,7 +20,7 @@ ARRAYS = [
 
 @pytest.fixture(scope="module")
 def tf():
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     return import_tf()
 

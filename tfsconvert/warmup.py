@@ -16,15 +16,10 @@ from tfsconvert.dtypes import dtype_name
 from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD
 from tfsconvert.quiet import native_stderr_silenced
 from tfsconvert.tensor_codec import to_proto
-from tfsconvert.tfrecord import read_records, write_records
+from tfsconvert.tfrecord import write_records
 
 # TF Serving fails the whole load past this many records (docs/tf-serving.md §2.6).
 MAX_RECORDS = 1000
-
-
-def write_warmup(path: Path, samples: list[dict[str, np.ndarray]], model_name: str, signature_name: str) -> int:
-    """Write one predict PredictionLog per sample (at most MAX_RECORDS); returns the count."""
-    return write_logs(path, warmup_records(samples, model_name, signature_name))
 
 
 def write_logs(path: Path, records: Iterable[bytes]) -> int:
@@ -62,15 +57,3 @@ def warmup_records(samples: list[dict[str, np.ndarray]], model_name: str, signat
         return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
     return [record(feeds).SerializeToString() for feeds in samples[:MAX_RECORDS]]
-
-
-def read_warmup(path: Path) -> list:
-    """The PredictionLog messages of a warmup file.
-
-    TFRecordError if the framing is bad; protobuf's DecodeError if a record is not a
-    PredictionLog (TF Serving: `Failed to parse warmup record`).
-    """
-    with native_stderr_silenced():
-        from tensorflow_serving.apis import prediction_log_pb2
-
-    return [prediction_log_pb2.PredictionLog.FromString(data) for data in read_records(path)]

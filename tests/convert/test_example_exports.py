@@ -137,7 +137,6 @@ def test_estimator_parity_on_every_signature(estimator):
 
 def test_estimator_golden_records_are_valid_examples_with_their_api_forms(estimator):
     from tfsconvert import golden
-    from tfsconvert.samples import synthesize
 
     _, data, _ = estimator
     records = golden.read_golden(Path(data["files"]["golden"]))
@@ -264,7 +263,7 @@ def test_sample_makers_follow_every_kind_of_parse_spec():
     made example parses, required features are always there, others vary."""
     import tensorflow as tf
 
-    from tfsconvert import golden
+    from tfsconvert.samples import synthesize
     from tfsconvert.convert.input_meaning import graph_makers
     from tfsconvert.model import TensorSpec
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import assert_one_line_error, converted, run_cli
 from fixtures.tf_image_models import JPEG_SIZE, PNG_SIZE
 from tfsconvert.model import TensorSpec
+from tfsconvert.runtimes.tf import ServingSession
 from tfsconvert.samples import load_samples
-from tfsconvert.tf_runtime import ServingSession
 
 IMAGES = 256
 # fixture -> (source path below the fixture, input alias, output alias, format, height, width, channels)

@@ -15,8 +15,8 @@ import pytest
 from conftest import converted, run_cli
 from fixtures.keras_field_models import COUNTRIES, LABELS, QUERY_WORDS, USER_IDS, WIDE_BUCKETS, WIDE_IDS
 from tfsconvert.compare import compare
+from tfsconvert.runtimes.tf import ServingSession
 from tfsconvert.samples import synthesize
-from tfsconvert.tf_runtime import ServingSession
 
 FIXTURES = ["keras_wide_deep_ctr", "keras_wide_deep_list"]
 INPUTS = {"user_id": "DT_INT64", "country": "DT_STRING", "query": "DT_STRING", "item_category": "DT_STRING",

@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, tree_digest
+from conftest import assert_one_line_error, read_warmup, tree_digest
 from tfsconvert import golden
 from tfsconvert.compare import compare
 from tfsconvert.inspect.savedmodel import read_savedmodel
 from tfsconvert.rest_codec import request_tensors, response_tensors
-from tfsconvert.tf_runtime import ServingSession
-from tfsconvert.warmup import read_warmup
+from tfsconvert.runtimes.tf import ServingSession
 
 # fixture, extra flags, expected input and output aliases (a kept signature's parity rows are `key/alias`)
 SOURCES = {

@@ -135,7 +135,7 @@ def _pixels(rng: np.random.Generator, spec: ImageSpec) -> np.ndarray:
 
 def _encode(spec: ImageSpec, pixels: np.ndarray) -> bytes:
     """The JPEG or PNG file TensorFlow writes for `pixels` (height x width x channels)."""
-    from tfsconvert.tf_runtime import quiet_tf
+    from tfsconvert.runtimes.tf import quiet_tf
 
     with quiet_tf() as tf:
         image = tf.constant(pixels)

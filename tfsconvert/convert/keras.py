@@ -16,8 +16,9 @@ from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
 from tfsconvert.inspect.keras_model import keras_spec, load_model, named_tensors, structure
 from tfsconvert.model import Signature
+from tfsconvert.naming import PREDICT_METHOD
+from tfsconvert.runtimes.tf import quiet_tf
 from tfsconvert.samples import ValueMaker
-from tfsconvert.tf_runtime import PREDICT_METHOD, quiet_tf
 
 
 class KerasSource(TfSource):

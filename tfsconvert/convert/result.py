@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from tfsconvert.compare import OutputDiff, compare, merge
 from tfsconvert.errors import CheckFailed
 from tfsconvert.model import Finding, Signature
 
-GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 Progress = Callable[[str], None]  # reports the phase a long conversion is in
 
 

@@ -15,12 +15,11 @@ from typing import Any, Callable
 
 from tfsconvert.convert import pipeline, tabular, tabular_parity
 from tfsconvert.convert.options import DEFAULT_OPSET, ConvertOptions
-from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress
+from tfsconvert.convert.result import ConversionResult, Progress
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import DEFAULT_SIGNATURE, GOLDEN_FILE, is_generic
 
 # (atol, rtol) per target: PMML evaluates in double like scikit-learn; skl2onnx's converters compute
 # in float32 (tree ensembles only exist in float), so regression values need a relative tolerance.

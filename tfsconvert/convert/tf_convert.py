@@ -18,17 +18,16 @@ from tfsconvert import layout
 from tfsconvert.convert import pipeline
 from tfsconvert.convert.names import generic_findings, parse_mapping
 from tfsconvert.convert.options import DEFAULT_OPSET, ConvertOptions
-from tfsconvert.convert.result import GOLDEN_FILE, WARMUP_FILE, ConversionResult, Progress, check_parity
+from tfsconvert.convert.result import ConversionResult, Progress, check_parity
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import InputError
 from tfsconvert.golden import GoldenRecord
 from tfsconvert.inspect.checkpoint import checkpoint_prefix
 from tfsconvert.inspect.detect import SAVEDMODEL_FILES
 from tfsconvert.model import Signature
-from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
+from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD, GOLDEN_FILE, PREDICT_METHOD, WARMUP_FILE
 from tfsconvert.rest_codec import example_request, rest_request, rest_response, results_response
 from tfsconvert.samples import ValueMaker, load_samples, synthesize
-from tfsconvert.tf_runtime import PREDICT_METHOD
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -111,7 +110,7 @@ def _run_source(source: TfSource, samples, signature: Signature, options: Conver
                 makers: dict[str, ValueMaker]) -> list[dict[str, np.ndarray]]:
     """The source's outputs on every sample; a sample TensorFlow refuses is bad input (exit 2), not a crash."""
     from tfsconvert.convert.rejected_samples import rejected
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     op_error = import_tf().errors.OpError
     outputs = []
@@ -180,7 +179,7 @@ def _release(source: TfSource) -> None:
     """Once the target is written, the source's answers are all that is left to use: free its graph
     and session before the written model is loaded, so a big model is held once, not twice. The
     collection that hands the memory back costs about 0.5 s, so it runs for big sources only."""
-    from tfsconvert.tf_runtime import release_memory
+    from tfsconvert.runtimes.tf import release_memory
 
     source.close()
     if _disk_size(source.path) >= BIG_SOURCE_BYTES:
@@ -247,7 +246,7 @@ class _TfBuild:
 
 
 def _run_savedmodel(dest: Path, checked: list[_Checked], progress: Progress) -> list[list[dict]]:
-    from tfsconvert.tf_runtime import ServingSession
+    from tfsconvert.runtimes.tf import ServingSession
 
     progress("checking parity: loading the SavedModel as TF Serving does")
     with ServingSession(dest) as served:

@@ -1,4 +1,7 @@
-"""One evaluator per artifact format, shared by the conversion parity check and the embedded server."""
+"""One runtime per artifact format (tf, onnx, pmml): how an artifact is loaded and run, shared by the
+conversion parity check, the embedded server's backends and bench's in-process limit. Nothing else
+opens a TensorFlow serving session, an ONNX Runtime session or a PMML evaluator; runtimes import only
+core modules (docs/architecture.md "Layers")."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ import numpy as np
 from tfsconvert import dtypes
 from tfsconvert.server import core, examples, responses, rest_json
 from tfsconvert.server.manager import Manager
-from tfsconvert.server.signatures import DEFAULT_SIGNATURE, dtype_name
+from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.server.signatures import dtype_name
 from tfsconvert.server.status import ServingError, invalid
 
 # model_servers/http_rest_api_util.cc (docs/tf-serving.md §4.2)

@@ -16,12 +16,13 @@ from tfsconvert import golden, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.golden import GoldenRecord
 from tfsconvert.model import Signature
+from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.rest_codec import rest_request, sent_tensors
 from tfsconvert.samples import synthesize
 from tfsconvert.serving.loadgen import http_request
 from tfsconvert.tensor_codec import to_proto
 from tfsconvert.validate.client import model_path
-from tfsconvert.validate.replay import DEFAULT_SIGNATURE, rest_body
+from tfsconvert.validate.replay import rest_body
 
 SYNTHESIZED = 8  # distinct made-up requests, sent in turn
 

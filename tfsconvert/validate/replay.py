@@ -21,14 +21,14 @@ from tfsconvert.compare import OutputDiff, compare
 from tfsconvert.dtypes import dtype_name
 from tfsconvert.findings import finding
 from tfsconvert.golden import GoldenRecord
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, SERVE
 from tfsconvert.model import Finding, Signature, TensorSpec
-from tfsconvert.naming import API_KEYS, REGRESS_METHOD
+from tfsconvert.naming import API_KEYS, DEFAULT_SIGNATURE, REGRESS_METHOD, SERVE_TAGS
 from tfsconvert.rest_codec import example_request, response_tensors, rest_request, results_tensors, sent_tensors
 from tfsconvert.samples import synthesize
 from tfsconvert.validate.client import Answer
 
-DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # docs/architecture.md "Golden requests", when neither the file nor the flags say
+# When neither the golden line nor the flags say (docs/architecture.md "Golden requests").
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6
 # Server messages (docs/tf-serving.md §3.2, §7 cases 38-40) that say the request's values, not its names, are wrong.
 _MEMORY_SIGNS = re.compile(r"OOM when allocating|std::bad_alloc|MemoryError|Cannot allocate memory")
 _DTYPE_SIGNS = re.compile(r"is not of expected type|Expects arg\[\d+\] to be|to type: |cannot be converted|"
@@ -95,7 +95,8 @@ def serving_graph_def(version_dir: Path):
         saved_model = tfproto.parse_binary("SavedModel", pb.read_bytes())
     except (OSError, tfproto.DecodeError):
         return None  # ONNX, PMML, or a text SavedModel: requests are made from the signature alone
-    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == SERVE), None)
+    serve = sorted(SERVE_TAGS)
+    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == serve), None)
 
 
 def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> list[GoldenRecord]:
