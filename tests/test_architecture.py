@@ -21,12 +21,9 @@ ALLOWED = {
     "cli": {"core", "runtimes", "inspect", "convert", "server", "validate", "serving"},
 }
 CLI_MODULES = {"cli", "__main__", "output"}  # top-level modules of the cli layer; the others are core
-# Private names still imported across packages, to be removed (a fixed one fails the last test).
 # What opens a model for serving: a TF1 SavedModel session, an ONNX Runtime session, a PMML evaluator.
 MODEL_OPENERS = ("saved_model.loader.load(", "saved_model.load(", "InferenceSession(", "make_evaluator(",
                  "from pypmml import", "_make_callable_from_options(")
-PENDING_PRIVATE = {("tfsconvert.convert.sklearn_source", "tfsconvert.inspect.sklearn_model._class_name"),
-                   ("tfsconvert.convert.sklearn_source", "tfsconvert.inspect.sklearn_model._load")}
 
 
 def module_name(path: Path) -> str:
@@ -126,9 +123,4 @@ def test_imports_follow_the_layers():
 
 
 def test_no_private_name_crosses_a_package():
-    assert private_imports() - PENDING_PRIVATE == set()
-
-
-def test_pending_private_imports_are_still_there():
-    """Once one is fixed, delete it from PENDING_PRIVATE so it cannot come back."""
-    assert PENDING_PRIVATE <= private_imports()
+    assert private_imports() == set()

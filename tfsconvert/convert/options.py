@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
+from tfsconvert.naming import DEFAULT_SIGNATURE
 
 DEFAULT_OPSET = 17  # ONNX, for TensorFlow and scikit-learn sources
 

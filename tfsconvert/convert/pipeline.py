@@ -19,7 +19,8 @@ from typing import Protocol
 from tfsconvert import layout
 from tfsconvert.compare import OutputDiff
 from tfsconvert.convert.options import ConvertOptions
-from tfsconvert.convert.result import GOLDEN_FILE, WARMUP_FILE, ConversionResult, Progress
+from tfsconvert.convert.result import ConversionResult, Progress
+from tfsconvert.naming import GOLDEN_FILE, WARMUP_FILE
 from tfsconvert.golden import GoldenRecord, write_golden
 
 
