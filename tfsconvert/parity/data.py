@@ -103,7 +103,7 @@ def check_columns(schema, columns: list[Column], where: str) -> None:
 def arrays(frame, columns: list[Column]) -> dict[str, np.ndarray]:
     """One Arrow batch (a pandas DataFrame) as input name -> array of n rows: float64 (NaN for a blank) or
     object (str) for scalar columns, the input's dtype and shape [n, *dims] for list columns."""
-    from tfsconvert.golden import numpy_dtype
+    from tfsconvert.dtypes import numpy_dtype
 
     out = {}
     for column in columns:

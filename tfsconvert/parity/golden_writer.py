@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert import golden
-from tfsconvert.convert.result import GOLDEN_FILE
+from tfsconvert import golden, rest_codec
 from tfsconvert.errors import InputError
+from tfsconvert.naming import GOLDEN_FILE
 from tfsconvert.parity.plan import SIGNATURE, Job
 
 
@@ -30,19 +30,19 @@ def records(job: Job, rows: list[dict], signature=None) -> list[golden.GoldenRec
     """Golden records of the kept rows (the worst first, then the sample), ids `parity-<partition>-<row>`."""
     out = []
     for row in rows:
-        expected = {name: golden.decode_tensor(value, job.fields[name]) for name, value in row["expected"].items()}
+        expected = {name: rest_codec.decode_tensor(value, job.fields[name]) for name, value in row["expected"].items()}
         ident = "parity-" + row["row"].replace(":", "-")
         if job.tabular:
-            instance = {c.name: golden.encode_tensor(np.asarray(row["inputs"][c.name], dtype=object if c.string
+            instance = {c.name: rest_codec.encode_tensor(np.asarray(row["inputs"][c.name], dtype=object if c.string
                                                                 else np.float64), c.dtype, c.name)
                         for c in job.columns}
-            prediction = {name: golden.encode_tensor(value.reshape(()), job.fields[name], name)
+            prediction = {name: rest_codec.encode_tensor(value.reshape(()), job.fields[name], name)
                           for name, value in expected.items()}
             request, response = {"instances": [instance]}, {"predictions": [prediction]}
         else:
-            feeds = {c.name: golden.decode_tensor(row["inputs"][c.name], c.dtype)[None] for c in job.columns}
-            request = golden.rest_request(feeds, signature.inputs, SIGNATURE)
-            response = golden.rest_response({k: v[None] for k, v in expected.items()}, signature.outputs)
+            feeds = {c.name: rest_codec.decode_tensor(row["inputs"][c.name], c.dtype)[None] for c in job.columns}
+            request = rest_codec.rest_request(feeds, signature.inputs, SIGNATURE)
+            response = rest_codec.rest_response({k: v[None] for k, v in expected.items()}, signature.outputs)
         out.append(golden.GoldenRecord(ident, SIGNATURE, request, response, rtol=job.rtol, atol=job.atol))
     return out
 

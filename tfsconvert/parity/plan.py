@@ -11,11 +11,12 @@ from pathlib import Path
 from tfsconvert import layout
 from tfsconvert.errors import InputError
 from tfsconvert.inspect.detect import VERSION_CONTENT, detect
+from tfsconvert.naming import DEFAULT_SIGNATURE
 
 TABULAR_SOURCES = ("sklearn", "spark-pipeline")
 TF_SOURCES = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 ARTIFACT_FILES = {"savedmodel": "saved_model.pb", "onnx": "model.onnx", "pmml": "model.pmml"}
-SIGNATURE = "serving_default"
+SIGNATURE = DEFAULT_SIGNATURE
 
 
 @dataclass(frozen=True)

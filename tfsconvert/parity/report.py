@@ -102,7 +102,7 @@ class ParityReport:
 
 def junit_xml(report: ParityReport) -> str:
     """One testsuite, one testcase per output field (failure: the summary, figures in system-out)."""
-    from tfsconvert.validate.report import _count
+    from tfsconvert.validate.report import count_cases
 
     root = ET.Element("testsuites", name="tfsconvert parity")
     suite = ET.SubElement(root, "testsuite", name=f"{report.source} vs {report.artifact}")
@@ -115,8 +115,8 @@ def junit_xml(report: ParityReport) -> str:
         ET.SubElement(case, "system-out").text = "\n".join(
             [field_report.summary()] + [f"|error| {label}: {count}" for label, count
                                         in zip(BIN_LABELS, field_report.stats.histogram)])
-    _count(suite)
-    _count(root)
+    count_cases(suite)
+    count_cases(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert import golden
+from tfsconvert import dtypes, rest_codec
 from tfsconvert.errors import InputError, TfsConvertError, one_line, root_cause
 from tfsconvert.parity import data, remote
 from tfsconvert.parity.plan import SIGNATURE, Job
@@ -110,9 +110,9 @@ def _load_source(job: Job):
         from tfsconvert.convert import sklearn_source
 
         return sklearn_source.load(Path(job.source), job.feature_names, job.trust_pickle)
-    from tfsconvert.convert.tf_convert import _load, ConvertOptions  # the converters' own loader
+    from tfsconvert.convert.tf_convert import load_source
 
-    source = _load(Path(job.source), job.source_kind, ConvertOptions())
+    source = load_source(Path(job.source), job.source_kind)
     signature = source.resolve({}, {})
     wanted = {c.name for c in job.columns}
     if set(signature.inputs) != wanted or not set(job.fields) <= set(signature.outputs):
@@ -145,7 +145,7 @@ def _load_artifact(job: Job):
 
         model = OnnxModel(path)
         return model.predict if model.task else model.run
-    from tfsconvert.tf_runtime import ServingSession
+    from tfsconvert.runtimes.tf import ServingSession
 
     session = ServingSession(Path(job.artifact), threads=(1, 1))
     return lambda feeds: session.run(SIGNATURE, feeds)
@@ -262,11 +262,11 @@ def _complete(inputs: dict[str, np.ndarray], n: int) -> np.ndarray:
 
 def _record(job: Job, row: str, inputs: dict, expected: dict, actual: dict, i: int) -> dict:
     """One row as JSON: its inputs (TF Serving's REST encoding for tensors) and both answers."""
-    def encode(values: dict, dtypes: dict) -> dict:
+    def encode(values: dict, types: dict) -> dict:
         out = {}
         for name, array in values.items():
             value = np.asarray(array)[i]
-            out[name] = golden.encode_tensor(np.asarray(value), dtypes.get(name) or golden.dtype_name(
+            out[name] = rest_codec.encode_tensor(np.asarray(value), types.get(name) or dtypes.dtype_name(
                 np.asarray(array)), name)
         return out
 
