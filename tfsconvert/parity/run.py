@@ -186,7 +186,7 @@ def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:
     rows_done = context.accumulator(0)
     partitions = frame.rdd.getNumPartitions()
     progress(f"scoring {partitions} partitions")
-    done = threading.Event()
+    done, started = threading.Event(), time.monotonic()
     reporter = threading.Thread(target=_report_progress, args=(context, rows_done, partitions, done, progress),
                                 daemon=True)
     reporter.start()
@@ -206,7 +206,9 @@ def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:
     finally:
         done.set()
         reporter.join()
-    return [stats.PartitionStats.from_json(json.loads(row["stats"])) for row in collected]
+    parts = [stats.PartitionStats.from_json(json.loads(row["stats"])) for row in collected]
+    _rate(progress, sum(p.rows for p in parts), started, f"all {partitions} partitions done")
+    return parts
 
 
 def _report_progress(context, rows_done, partitions: int, done: threading.Event, progress) -> None:
@@ -216,7 +218,9 @@ def _report_progress(context, rows_done, partitions: int, done: threading.Event,
         tracker = context.statusTracker()
         finished = sum(info.numCompletedTasks for stage in tracker.getActiveStageIds()
                        if (info := tracker.getStageInfo(stage)) is not None)
-        rows = rows_done.value
-        elapsed = time.monotonic() - started
-        progress(f"scored {rows:,} rows ({finished} of {partitions} partitions done), "
-                 f"{rows / elapsed if elapsed else 0:,.0f} rows/s")
+        _rate(progress, rows_done.value, started, f"{finished} of {partitions} partitions done")
+
+
+def _rate(progress, rows: int, started: float, where: str) -> None:
+    elapsed = time.monotonic() - started
+    progress(f"scored {rows:,} rows ({where}), {rows / elapsed if elapsed else 0:,.0f} rows/s")
