@@ -33,6 +33,25 @@ def spark():
     return spark_session.session()
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["c", "pure"])
+def pure(request):
+    """The C accelerators (False) or their pure-Python twins (True), in this process (the REST
+    transport and JSON helpers) and in the server and load generator child processes it starts
+    (TFSCONVERT_PURE_PYTHON)."""
+    from tfsconvert import accel
+    from tfsconvert.server import http_server, rest_json
+
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param:
+            patch.setenv(accel.ENV, "1")
+        else:
+            patch.delenv(accel.ENV, raising=False)
+        patch.setattr(http_server, "_http", accel.load("tfsconvert.server", "_http"))
+        patch.setattr(rest_json, "_rest_json", accel.load("tfsconvert.server", "_rest_json"))
+        assert accel.is_c(http_server._http) != request.param
+        yield request.param
+
+
 class CliResult:
     def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
         self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr

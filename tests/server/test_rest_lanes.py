@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import converted
-from tfsconvert.server import _http, backends, http_server, rest
+from tfsconvert.server import backends, http_server, rest
 from tfsconvert.server.config import ModelConfig
 from tfsconvert.server.manager import Manager
+
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
 
 # ---------------------------------------------------------------------------------------------
 # Reading bodies
@@ -54,7 +56,7 @@ def test_numbers_are_read_as_python_reads_them():
     checked = 0
     for _ in range(3000):
         literals = [_literal(rng) for _ in range(rng.randint(1, 12))]
-        read = _http.read_body(f'{{"instances": [[{", ".join(literals)}]]}}'.encode())
+        read = http_server._http.read_body(f'{{"instances": [[{", ".join(literals)}]]}}'.encode())
         values = [_python_value(literal) for literal in literals]
         if any(np.isinf(values)):  # beyond a double: "Number too big", which the general path answers
             assert read is None, literals
@@ -74,7 +76,7 @@ def test_numbers_are_read_as_python_reads_them():
     (b'{"instances": [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]}', (True, None, None, list(range(1, 9)), (2, 2, 2))),
 ])
 def test_dense_bodies(body, expected):
-    rows, signature, alias, values, shape = _http.read_body(body)
+    rows, signature, alias, values, shape = http_server._http.read_body(body)
     assert (rows, signature, alias, np.frombuffer(values).tolist(), shape) == expected
 
 
@@ -90,7 +92,7 @@ def test_dense_bodies(body, expected):
     b'{"instances": [[1]], "extra": 1}', b'{}', b'[]', b'', b'{"instances": [[1]]',
 ])
 def test_other_bodies_are_left_to_the_general_path(body):
-    assert _http.read_body(body) is None
+    assert http_server._http.read_body(body) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ class _CountingApi(rest.RestApi):
 
 
 @pytest.fixture(scope="module")
-def lane_server(fixture_path, tmp_path_factory):
+def lane_server(fixture_path, tmp_path_factory, pure):
     """mlp_onnx (features: float [-1, 4]) in ONNX Runtime behind the real transport and API."""
     base = converted(fixture_path, tmp_path_factory, "onnx", "frozen_mlp_pb")[1]
     manager = Manager([ModelConfig("mlp", str(base))], lambda path: backends.load(path, ("serve",)), 0, 0,
