@@ -44,8 +44,8 @@ def no_orphans(tmp_path_factory, monkeypatch):
 
 
 def validate(*args) -> tuple[int, dict]:
-    """Run `tfsconvert validate ARGS --json -`; (exit code, report)."""
-    result = run_cli("validate", *args, "--json", "-")
+    """Run `tfsconvert validate ARGS --json`; (exit code, report)."""
+    result = run_cli("validate", *args, "--json")
     assert result.stdout.strip(), result.stderr
     return result.exit_code, json.loads(result.stdout)
 
