@@ -15,7 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from tfsconvert import __version__
+from tfsconvert.documents import document
 from tfsconvert.errors import TfsConvertError
 from tfsconvert.model import Finding, ModelDescription, Signature, VersionInfo
 
@@ -24,7 +24,6 @@ stdout = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-SCHEMA_VERSION = 1  # of every JSON document the CLI writes (docs/architecture.md "Conventions")
 _settings = {"quiet": False}
 _PLAIN_EVERY = 15.0  # seconds between plain progress lines of one step that goes on
 
@@ -82,11 +81,6 @@ class _PlainStatus:
             if time.monotonic() - self.last >= _PLAIN_EVERY:
                 self.last = time.monotonic()
                 _plain_line(self.started, f"still {self.phase}")
-
-
-def document(data: dict) -> dict:
-    """A JSON document as the CLI writes it: its schema version and tfsconvert's version first."""
-    return {"schema_version": SCHEMA_VERSION, "tfsconvert_version": __version__, **data}
 
 
 def print_json(data: dict) -> None:
