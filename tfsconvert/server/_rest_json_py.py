@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from array import array
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.S)  # a string, or an unterminated one to the end
@@ -64,31 +65,38 @@ def doubles(value, shape: list[int]) -> bytes | None:
     return out.tobytes() if shape and _leaves(value, shape, out) else None
 
 
+_FLOAT32 = struct.Struct("f")
+
+
+def _decimal(value: float, single: bool) -> str:
+    """rest_json.decimal_text, with the float32 round trip done by struct (numpy scalars cost more)."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = "%g" % value
+    back = float(text)
+    if single:
+        try:
+            back = _FLOAT32.unpack(_FLOAT32.pack(back))[0]
+        except OverflowError:  # beyond float32: it would be inf
+            back = math.inf
+    if back != value:
+        text = ("%.9g" if single else "%.17g") % value
+    return text if "." in text or "e" in text else text + ".0"
+
+
 def decimals(values) -> str:
     """The JSON text of a float32 or float64 array, each value as rest_json.decimal_text writes it (`%g`,
     or 9 / 17 significant digits when `%g` does not give the value back; `.0` added to a whole number
-    not in exponent form; NaN, Infinity, -Infinity), with the checks done on the whole array at once."""
+    not in exponent form; NaN, Infinity, -Infinity)."""
     import numpy as np
 
     values = np.asarray(values)
-    if values.dtype not in (np.float32, np.float64):
+    if values.dtype != np.float32 and values.dtype != np.float64:
         raise TypeError(f"decimals() takes float32 or float64, not '{values.dtype.char}'")
-    wide = values.astype(np.float64).ravel()
-    numbers = wide.tolist()
-    texts = ["%g" % value for value in numbers]
-    finite = np.isfinite(wide)
-    back = np.array(texts if finite.all() else [t if f else "0" for t, f in zip(texts, finite.tolist())],
-                    dtype=np.float64)
-    if values.dtype == np.float32:
-        with np.errstate(over="ignore"):
-            back = back.astype(np.float32).astype(np.float64)
-    digits = "%.9g" if values.dtype == np.float32 else "%.17g"
-    for i in np.flatnonzero((back != wide) & finite).tolist():
-        texts[i] = digits % numbers[i]
-    for i in np.flatnonzero(~finite).tolist():
-        texts[i] = "NaN" if numbers[i] != numbers[i] else "Infinity" if numbers[i] > 0 else "-Infinity"
-    texts = [t if "." in t or "e" in t or t[-1] in "Ny" else t + ".0" for t in texts]
-    return _nested(texts, values.shape)
+    single = values.dtype == np.float32
+    return _nested([_decimal(value, single) for value in values.ravel().tolist()], values.shape)
 
 
 def _nested(texts: list[str], shape: tuple[int, ...]) -> str:
