@@ -283,7 +283,7 @@ def test_strict_makes_warnings_fail(fixture_path, tmp_path_factory):
 
 def test_json_report_to_a_file(mlp, tmp_path):
     out = tmp_path / "report.json"
-    result = run_cli("validate", mlp, "--static-only", "--json", out)
+    result = run_cli("validate", mlp, "--static-only", "--json-file", out)
     assert result.exit_code == 0
     assert "PASSED" in result.stdout
     report = json.loads(out.read_text())
