@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from tfsconvert.errors import InputError
+from tfsconvert.naming import DEFAULT_SIGNATURE
 
 if TYPE_CHECKING:
     from tfsconvert.convert.result import ConversionResult
@@ -32,7 +33,7 @@ __all__ = ["inspect", "onnx", "pmml", "saved_model", "validate"]
 
 
 def saved_model(source: Any, base_path: PathLike, *, version: int | str | None = None, name: str | None = None,
-                inputs: Names = None, outputs: Names = None, signature_name: str = "serving_default",
+                inputs: Names = None, outputs: Names = None, signature_name: str = DEFAULT_SIGNATURE,
                 source_signature: str | None = None, samples: int | None = None,
                 sample_inputs: PathLike | None = None, atol: float | None = None, rtol: float | None = None,
                 force: bool = False) -> ConversionResult:
@@ -112,14 +113,15 @@ def validate(path: PathLike, *, golden: PathLike | None = None, model_name: str 
 # ---------------------------------------------------------------------------------------------
 
 
-def _convert(source: Any, src: Path, target: str, base_path: PathLike, **options) -> ConversionResult:
+def _convert(source: Any, src: Path, target: str, base_path: PathLike, **given) -> ConversionResult:
+    """Run the conversion pipeline (tfsconvert.convert.dispatch) as the CLI does, with ConvertOptions."""
     from tfsconvert.convert.dispatch import convert
+    from tfsconvert.convert.options import ConvertOptions
 
-    options["base_path"] = Path(base_path)
-    options["name"] = options["name"] or Path(base_path).name
-    if options["version"] is not None:
-        options["version"] = str(options["version"])
-    result = convert(src, target, options, lambda _phase: None)
+    version, name = given.pop("version"), given.pop("name")
+    options = ConvertOptions(**given, base_path=Path(base_path), name=name or Path(base_path).name,
+                             version=None if version is None else str(version))
+    result = convert(src, target, options)
     if not isinstance(source, (str, Path)):  # the temporary file is gone: say what it was
         result = dataclasses.replace(result, source=f"<in-memory {type(source).__module__}.{type(source).__name__}>")
     return result
@@ -197,14 +199,14 @@ def _path(value: PathLike | None) -> Path | None:
     return None if value is None else Path(value)
 
 
-def _pairs(names: Names) -> list[str]:
+def _pairs(names: Names) -> tuple[str, ...]:
     if names is None:
-        return []
+        return ()
     if isinstance(names, str):
-        return [names]
+        return (names,)
     if isinstance(names, Mapping):
-        return [f"{alias}={tensor}" for alias, tensor in names.items()]
-    return list(names)
+        return tuple(f"{alias}={tensor}" for alias, tensor in names.items())
+    return tuple(names)
 
 
 def _names(names: Sequence[str] | str | None) -> str | None:

@@ -195,7 +195,7 @@ def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
     must stop listening until a connection closes, not wake up for them again and again."""
     script = tmp_path / "serve.py"
     script.write_text(_LIMITED_SERVER)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[2]  # the child imports this checkout's tfsconvert
     child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              text=True, cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)))
     clients = []

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from tfsconvert import output
+from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
 # Options shared by the converters (one definition, so the commands cannot drift apart).
@@ -25,7 +26,7 @@ _INPUTS = typer.Option(None, "--input", help="ALIAS=TENSOR: name a signature inp
                                             "For a SavedModel source, NEW=OLD renames an input.")
 _OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature output (repeatable); "
                                               "the outputs are exactly those given.")
-_SIGNATURE = typer.Option("serving_default", "--signature-name", help="Signature key to write.")
+_SIGNATURE = typer.Option(DEFAULT_SIGNATURE, "--signature-name", help="Signature key to write.")
 _SOURCE_SIGNATURE = typer.Option(None, "--source-signature",
                                  help="SavedModel source: the signature to convert (default serving_default).")
 _SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256); the first 8 "
@@ -65,8 +66,13 @@ _PMML_EVALUATOR = typer.Option("both", "--pmml-evaluator", help="Parity: evaluat
                                                                 "disagreement between them is a finding).")
 
 
-def _convert(src: Path, target: str, as_json: bool, quiet: bool, **options) -> None:
+def _convert(src: Path, target: str, as_json: bool, quiet: bool, **given) -> None:
+    """Run the conversion of `src` with the command's options (tfsconvert.convert.options.ConvertOptions)."""
     from tfsconvert.convert.dispatch import convert
+    from tfsconvert.convert.options import ConvertOptions
+
+    options = ConvertOptions(**{**given, "inputs": tuple(given.get("inputs") or ()),
+                                "outputs": tuple(given.get("outputs") or ())})
 
     output.set_quiet(quiet)
     with output.status(f"converting {src} to {target}") as progress:

@@ -33,33 +33,49 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
     """Serve SavedModel, ONNX and PMML versions over TF Serving's REST and gRPC APIs (docs/serve.md).
 
     Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
-    from tfsconvert.errors import InputError
-    from tfsconvert.server import flags
     from tfsconvert.server.main import FAILED_EXIT
     from tfsconvert.server.main import main as serve_main
 
-    server_flags, positionals, unknown = flags.split(arguments or [])
-    error = None
-    if unknown:
-        error = InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
-                                         "tensorflow_model_server flag it knows",
-                           "tfsconvert serve --help; python -m tfsconvert.server --help lists the flags")
-    elif len(positionals) + (model_config_file is not None) != 1:
-        error = InputError("bad-option", "give one BASE_PATH or --model-config-file",
-                           "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")
-    if error is not None:
-        output.render_error(error, False)
-        raise typer.Exit(error.exit_code)
-    base_path = Path(positionals[0]) if positionals else None
-    evaluator = run(lambda: pmml_evaluator_choice(pmml_evaluator, "jpmml"), False)
-    source = ([f"--model_config_file={model_config_file.resolve()}"] if model_config_file else
-              [f"--model_name={model_name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
-    batching = ["--enable_batching"] if enable_batching else []
-    if batching_parameters_file is not None:  # without --enable-batching the server refuses it (docs/tf-serving.md §7 case 27)
-        batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
-    code = serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}", *batching,
-                       f"--pmml_evaluator={evaluator}", *server_flags])
+    def start() -> int:
+        source, server_flags = _served_models(arguments or [], model_name, model_config_file)
+        evaluator = pmml_evaluator_choice(pmml_evaluator, "jpmml")
+        batching = ["--enable_batching"] if enable_batching else []
+        if batching_parameters_file is not None:  # refused without --enable-batching (docs/tf-serving.md §7 case 27)
+            batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
+        return serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}",
+                           *batching, f"--pmml_evaluator={evaluator}", *server_flags])
+
+    code = run(start, False)
     raise typer.Exit(1 if code == FAILED_EXIT else code)  # a model that does not load is a deployment error
+
+
+def _served_models(arguments: list[str], model_name: str | None,
+                   model_config_file: Path | None) -> tuple[list[str], list[str]]:
+    """(the server flags that name the models, the pass-through server flags) of `tfsconvert serve`;
+    InputError for an unknown flag, not exactly one BASE_PATH or config file, or a path that does not exist."""
+    from tfsconvert.errors import InputError
+    from tfsconvert.server import flags
+
+    server_flags, positionals, unknown = flags.split(arguments)
+    if unknown:
+        raise InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
+                                       "tensorflow_model_server flag it knows",
+                         "tfsconvert serve --help; python -m tfsconvert.server --help lists the flags")
+    if len(positionals) + (model_config_file is not None) != 1:
+        raise InputError("bad-option", "give one BASE_PATH or --model-config-file",
+                         "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")
+    if model_config_file is not None:
+        if not model_config_file.is_file():
+            raise InputError("path-not-found", f"{model_config_file}: no such model config file",
+                             "give a text model_config_list file (tfsconvert serving-config writes one)")
+        return [f"--model_config_file={model_config_file.resolve()}"], server_flags
+    base_path = Path(positionals[0])
+    if not base_path.is_dir():
+        raise InputError("path-not-found", f"{base_path}: no such directory; expected a model base path",
+                         "give the directory that holds the numbered version directories, "
+                         "e.g. tfsconvert serve ./models/mymodel")
+    return [f"--model_name={model_name or base_path.resolve().name}",
+            f"--model_base_path={base_path.resolve()}"], server_flags
 
 
 @app.command("serving-config")

@@ -1,5 +1,5 @@
 """The pure-Python twin of `_http.c` (the REST front end's HTTP/1.1 transport): the same `Server`
-class and `read_body` function, the same parsing, answers and limits, on a `selectors` loop (epoll,
+class, the same parsing, answers and limits, on a `selectors` loop (epoll,
 kqueue or select), for machines where the C module is not built or `TFSCONVERT_PURE_PYTHON=1`
 (tfsconvert/accel.py).
 
@@ -34,7 +34,7 @@ import traceback
 
 from tfsconvert.server._dense_json_py import read_body
 
-__all__ = ["Server", "read_body"]
+__all__ = ["Server"]
 
 MAX_HEAD = 64 * 1024  # request line and headers
 READ_SIZE = 64 * 1024
