@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert import output
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
 
@@ -92,6 +91,7 @@ def serving_config(
     quiet: bool = QUIET,
 ) -> None:
     """Write a TF Serving model config, batching parameters and the commands to serve checked base paths."""
+    from tfsconvert import output
     from tfsconvert.serving.config_writer import serving_config as write_config
 
     output.set_quiet(quiet)
@@ -152,6 +152,7 @@ def bench(
     quiet: bool = QUIET,
 ) -> None:
     """Measure throughput and latency of a served model with and without batching (docs/bench.md)."""
+    from tfsconvert import output
     from tfsconvert.serving.bench import BenchOptions, bench as run_bench
 
     output.set_quiet(quiet)
