@@ -44,7 +44,7 @@ def main() -> None:
                 "tfsconvert --help": [str(SCRIPT), "--help"],
                 "python -m tfsconvert --help": [sys.executable, "-m", "tfsconvert", "--help"]}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-    for name, cmd in commands.items():
+    for cmd in commands.values():
         timed(cmd)  # warm the page cache
     for _ in range(args.repeat):
         for name, cmd in commands.items():
