@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert import output
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
 
@@ -42,6 +41,7 @@ def parity(
     quiet: bool = QUIET,
 ) -> None:
     """Score a whole data set with the source and the artifact on Spark and compare them row by row."""
+    from tfsconvert import output
     from tfsconvert.parity import report as reports
     from tfsconvert.parity.run import ParityOptions, parity as run_parity
 
