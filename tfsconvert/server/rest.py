@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert import golden
-from tfsconvert.server import core, examples, responses, rest_json
+from tfsconvert.server import core, examples, responses, rest_json, rest_outputs
 from tfsconvert.server.manager import Manager
 from tfsconvert.server.signatures import DEFAULT_SIGNATURE, dtype_name
 from tfsconvert.server.status import ServingError, invalid
@@ -143,9 +143,9 @@ class RestApi:
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
             return core.classify_run(servable, signature_name, batch).then(
-                lambda result: (200, rest_json.classify_response(result[1]), JSON_TYPE))
+                lambda result: (200, rest_outputs.classify_response(result[1]), JSON_TYPE))
         return core.regress_run(servable, signature_name, batch).then(
-            lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
+            lambda result: (200, rest_outputs.regress_response(result[1]), JSON_TYPE))
 
 
 def model_and_api(method: str, target: str) -> tuple[str, str]:
@@ -200,7 +200,7 @@ def _dense_input(servable, signature_name: str | None, alias: str | None, rows: 
 
 def _predict_run(servable, signature_name: str, tensors: dict[str, np.ndarray], rows: bool) -> core.Run:
     """The Predict run whose result is the reply: predictions for the row form, outputs for the columnar."""
-    encode = rest_json.row_response if rows else rest_json.columnar_response
+    encode = rest_outputs.row_response if rows else rest_outputs.columnar_response
     return core.predict_run(servable, signature_name, tensors).then(
         lambda outputs: (200, encode(outputs.arrays, outputs.dtypes), JSON_TYPE))
 

@@ -1,0 +1,259 @@
+"""Benchmark: a Wide&Deep ranker scoring candidates through `tfsconvert serve`, REST and gRPC, against
+TensorFlow running the same batch in-process.
+
+Serves the fixture `keras_wide_deep_candidates` (22 named inputs: c00..c19 int64[-1,1], dense
+float32[-1,60], wide_ids int64[-1,80]; outputs ctr, logit float32[-1,1]) with `tfsconvert serve` on
+free loopback ports. For each request size (candidates = rows per request) it sends the same seeded
+batch as a REST columnar body (`inputs`), a REST row body (`instances`, one object per candidate)
+and a gRPC PredictRequest (the official stub), one client sending requests one by one and then 8
+clients at once, each on its own keep-alive connection / channel. Bodies are encoded before the
+clock starts; every answer is checked (status, and once per size and API the values against the
+floor's outputs).
+
+The floor, measured in the same run: a separate process loads the SavedModel with
+tfsconvert.tf_runtime.ServingSession (TF's session loader, as the server does) and runs the same
+batch: one thread run after run, and 8 threads at once. Ratios are p50 / floor p50 at the same
+concurrency. This machine has 2 cores shared by the server, the clients and whoever else runs.
+
+Usage: python bench/ctr_serving.py [--sizes 1,50,300,1000] [--requests 200] [--clients 8] [--no-row]
+Exit status 1 if any request failed or an answer was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serve_load import ENV, Run, drive, free_port  # noqa: E402
+
+import fixtures  # noqa: E402  (serve_load put the repository on sys.path)
+from fixtures.keras_field_models import (CANDIDATE_DENSE, CANDIDATE_FIELDS, CANDIDATE_VOCAB,  # noqa: E402
+                                         CANDIDATE_WIDE, CANDIDATE_WIDE_BUCKETS)
+
+FIXTURE = "keras_wide_deep_candidates"
+MODEL = "ctr"
+PREDICT = f"/v1/models/{MODEL}:predict"
+TARGET_SIZE = 300
+
+FLOOR = """
+import json, sys, threading, time
+import numpy as np
+from pathlib import Path
+from tfsconvert.tf_runtime import ServingSession
+directory, arrays, count, clients = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+sizes = sorted({int(key.split(":")[0]) for key in arrays.files})
+session = ServingSession(Path(directory))
+result = {}
+for size in sizes:
+    feeds = {key.split(":")[1]: arrays[key] for key in arrays.files if key.startswith(f"{size}:")}
+    outputs = session.run("serving_default", feeds)
+    np.save(sys.argv[2] + f".{size}.npy", np.concatenate([outputs["ctr"], outputs["logit"]], axis=1))
+    for _ in range(5):
+        session.run("serving_default", feeds)
+    def loop(latencies, n):
+        for _ in range(n):
+            start = time.perf_counter()
+            session.run("serving_default", feeds)
+            latencies.append(time.perf_counter() - start)
+    sequential = []
+    loop(sequential, count)
+    concurrent = [[] for _ in range(clients)]
+    threads = [threading.Thread(target=loop, args=(c, max(1, count // clients))) for c in concurrent]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result[size] = [sequential, [x for c in concurrent for x in c]]
+print(json.dumps(result))
+"""
+
+
+def batch(size: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`size` candidates: ids drawn within the embeddings' ranges, dense values standard normal."""
+    rng = np.random.default_rng(seed + size)
+    arrays = {f"c{i:02d}": rng.integers(0, CANDIDATE_VOCAB, (size, 1), dtype=np.int64)
+              for i in range(CANDIDATE_FIELDS)}
+    arrays["dense"] = rng.standard_normal((size, CANDIDATE_DENSE)).astype(np.float32)
+    arrays["wide_ids"] = rng.integers(0, CANDIDATE_WIDE_BUCKETS, (size, CANDIDATE_WIDE), dtype=np.int64)
+    return arrays
+
+
+def _json_values(array: np.ndarray) -> list:
+    """Nested lists as a client holding float32 features writes them: each float the shortest text
+    that reads back as the same float32 (`0.12573022`), as Go's or Java's encoders do."""
+    if array.dtype != np.float32:
+        return array.tolist()
+    values = np.empty(array.size, dtype=object)
+    values[:] = [float(str(value)) for value in array.ravel()]  # str of a numpy float32: its shortest text
+    return values.reshape(array.shape).tolist()
+
+
+def columnar_body(arrays: dict[str, np.ndarray]) -> bytes:
+    return json.dumps({"inputs": {alias: _json_values(array) for alias, array in arrays.items()}}).encode()
+
+
+def row_body(arrays: dict[str, np.ndarray]) -> bytes:
+    columns = {alias: _json_values(array) for alias, array in arrays.items()}
+    size = len(next(iter(columns.values())))
+    return json.dumps({"instances": [{alias: column[i] for alias, column in columns.items()}
+                                     for i in range(size)]}).encode()
+
+
+class Server:
+    """`tfsconvert serve BASE --name ctr` on free ports, in its own process group."""
+
+    def __init__(self, base: Path, log: Path) -> None:
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        while self.rest_port == self.grpc_port:
+            self.rest_port = free_port()
+        cmd = [sys.executable, "-m", "tfsconvert", "serve", str(base), "--name", MODEL, "--port", str(self.grpc_port),
+               "--rest-api-port", str(self.rest_port)]
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 180
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                sys.exit(f"the server did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+
+    def _ready(self) -> bool:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=2)
+            connection.request("GET", f"/v1/models/{MODEL}")
+            return connection.getresponse().status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def rest_values(text: bytes, rows: bool) -> np.ndarray:
+    document = json.loads(text)
+    if rows:
+        return np.array([[p["ctr"][0], p["logit"][0]] for p in document["predictions"]])
+    return np.concatenate([np.array(document["outputs"]["ctr"]), np.array(document["outputs"]["logit"])], axis=1)
+
+
+def rest_run(server: Server, body: bytes, rows: bool, expected: np.ndarray, total: int, clients: int,
+             name: str) -> Run:
+    def make_client():
+        connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=120)
+        connection.connect()
+        return connection
+
+    first = make_client()
+    first.request("POST", PREDICT, body=body, headers={"Content-Type": "application/json"})
+    answer = first.getresponse().read()
+    if not np.allclose(rest_values(answer, rows), expected, rtol=1e-5, atol=1e-6):
+        return Run(name, 0, 1, [0.0], [f"wrong answer: {answer[:200]!r}"])
+
+    def send(connection, _: int):
+        connection.request("POST", PREDICT, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        text = response.read()
+        return None if response.status == 200 else f"HTTP {response.status}: {text[:200]!r}"
+
+    return drive(name, total, clients, make_client, send)
+
+
+def grpc_run(server: Server, arrays: dict[str, np.ndarray], expected: np.ndarray, total: int, clients: int,
+             name: str) -> Run:
+    import grpc
+
+    from tfsconvert.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    for alias, array in arrays.items():
+        request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+
+    def make_client():
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=options)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    response = make_client().Predict(request, timeout=120)
+    got = np.concatenate([tf.make_ndarray(response.outputs["ctr"]), tf.make_ndarray(response.outputs["logit"])], 1)
+    if not np.allclose(got, expected, rtol=1e-5, atol=1e-6):
+        return Run(name, 0, 1, [0.0], ["wrong gRPC answer"])
+
+    def send(stub, _: int):
+        stub.Predict(request, timeout=120)
+        return None
+
+    return drive(name, total, clients, make_client, send)
+
+
+def median(values: list[float]) -> float:
+    return float(np.percentile(values, 50))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,50,300,1000", help="candidates per request, comma-separated")
+    parser.add_argument("--requests", type=int, default=200, help="requests per run (a quarter of it for 1000 rows)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--no-row", action="store_true", help="skip the REST row (instances) bodies")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    base = fixtures.get(FIXTURE)
+    batches = {size: batch(size) for size in sizes}
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="ctr_serving_") as scratch:
+        npz = Path(scratch) / "batches.npz"
+        np.savez(npz, **{f"{size}:{alias}": array for size, arrays in batches.items() for alias, array in arrays.items()})
+        floor_out = subprocess.run([sys.executable, "-c", FLOOR, str(base / "1"), str(npz), str(args.requests),
+                                    str(args.clients)], env=ENV, check=True, capture_output=True, text=True).stdout
+        floor = {int(size): runs for size, runs in json.loads(floor_out.strip().splitlines()[-1]).items()}
+        server = Server(base, Path(scratch) / "server.log")
+        try:
+            print(f"{'rows':>5} {'API':<14} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} {'x floor':>7}")
+            for size in sizes:
+                arrays, expected = batches[size], np.load(f"{npz}.{size}.npy")
+                total = max(args.requests // (4 if size >= 1000 else 1), 20)
+                columnar, rows = columnar_body(arrays), row_body(arrays)
+                for clients, floor_runs in ((1, floor[size][0]), (args.clients, floor[size][1])):
+                    floor_p50 = median(floor_runs)
+                    runs = [rest_run(server, columnar, False, expected, total, clients, "REST inputs")]
+                    if not args.no_row:
+                        runs.append(rest_run(server, rows, True, expected, total, clients, "REST instances"))
+                    runs.append(grpc_run(server, arrays, expected, total, clients, "gRPC"))
+                    for run in runs:
+                        failed |= bool(run.errors)
+                        p50, p99 = run.percentile(50) * 1e3, run.percentile(99) * 1e3
+                        print(f"{size:>5} {run.name:<14} {clients:>7} {p50:>8.2f} {p99:>8.2f} {floor_p50 * 1e3:>9.2f} "
+                              f"{p50 / (floor_p50 * 1e3):>7.2f}" + (f"  ERRORS: {run.errors[:2]}" if run.errors else ""),
+                              flush=True)
+                print(f"      (request bodies: inputs {len(columnar) / 1024:.0f} KiB, instances {len(rows) / 1024:.0f} "
+                      "KiB)", flush=True)
+        finally:
+            server.stop()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

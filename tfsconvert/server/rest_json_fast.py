@@ -1,0 +1,97 @@
+"""Request tensors from parsed JSON without per-value Python work: the dense lists of numbers, bools
+and strings (`{"b64": ...}` too) that rest_json accepts, converted in C (_rest_json.c).
+
+Each function returns None where it does not apply (a ragged list, a value of the wrong type, an
+int out of range, a dtype it does not cover, a C module without the function): the general path
+in rest_json then decides, and reports any error with TF Serving's text. What it returns equals
+what that path returns, value by value (tests/server/test_rest_json_fast.py)."""
+
+from __future__ import annotations
+
+import binascii
+from functools import partial
+
+import numpy as np
+
+from tfsconvert import golden
+from tfsconvert.server import _rest_json
+
+_FORMATS = {"DT_INT8": "b", "DT_INT16": "h", "DT_INT32": "i", "DT_INT64": "q", "DT_UINT8": "B", "DT_UINT32": "I",
+            "DT_BOOL": "?", "DT_FLOAT": "d", "DT_DOUBLE": "d"}
+MAX_DIMS = 254  # TensorShape::MaxDimensions()
+_doubles = getattr(_rest_json, "doubles", None)
+_typed = getattr(_rest_json, "typed", None)
+_strings = getattr(_rest_json, "strings", None)
+_transpose = getattr(_rest_json, "transpose", None)
+_b64decode = partial(binascii.a2b_base64, strict_mode=True)  # what base64.b64decode(validate=True) does to ASCII
+
+
+def shape_of(value) -> list[int]:
+    """The dense shape implied by the first element at every level."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
+def tensor(value, shape: list[int], dtype: str) -> np.ndarray | None:
+    """The tensor of `value`, whose dense shape is `shape`, for an input of `dtype`."""
+    array = _read(value, shape, dtype, 0)
+    return None if array is None else _cast(array, dtype)
+
+
+def _read(value, shape: list[int], dtype: str, row_dims: int) -> np.ndarray | None:
+    """The values of `value` in an array of `shape`: doubles for a float input (cast by _cast), else
+    the input's dtype. `row_dims` is 1 if the first dimension stacks the rows of a row-format body
+    (their values were tensors of their own)."""
+    try:
+        if dtype == "DT_STRING":
+            flat = _strings(value, shape, _b64decode) if _strings is not None else None
+            return None if flat is None else _objects(flat).reshape(shape)
+        format_ = _FORMATS.get(dtype)
+        if format_ == "d" and len(shape) > row_dims:
+            # Lists of numbers: through doubles, as float() makes every JSON number. A bare number
+            # goes to numpy as it is (typed's "d" then takes the ints a double holds exactly).
+            data = _doubles(value, shape) if _doubles is not None else None
+        else:
+            data = _typed(value, shape, format_) if _typed is not None and format_ else None
+        if data is None:
+            return None
+        return np.frombuffer(data, dtype=np.float64 if format_ == "d" else golden.numpy_dtype(dtype)).reshape(shape)
+    except ValueError:  # more dimensions than numpy allows
+        return None
+
+
+def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
+    target = golden.numpy_dtype(dtype)
+    return array.astype(target) if target.kind == "f" else array
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def columns(rows: list, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:
+    """Row format (`instances`) as columns: every input's values of all rows as one tensor with a
+    first dimension more, when every row has a value of the same dense shape for every input."""
+    if not rows or "b64" in inputs:  # a lone "b64" input would make {"b64": ...} rows objects
+        return None
+    if isinstance(rows[0], dict) and list(rows[0]) != ["b64"]:
+        values = _transpose(rows, tuple(inputs)) if _transpose is not None else None
+    else:
+        values = [rows] if len(inputs) == 1 else None
+    if values is None:
+        return None
+    arrays = {}
+    for (alias, dtype), column in zip(inputs.items(), values):
+        shape = shape_of(column)
+        array = _read(column, shape, dtype, 1) if len(shape) <= MAX_DIMS + 1 else None
+        if array is None:
+            return None
+        arrays[alias] = array
+    return {alias: _cast(array, inputs[alias]) for alias, array in arrays.items()}  # warnings only if it applies
