@@ -389,6 +389,8 @@ static PyObject *texts(PyObject *module, PyObject *arg) {
     return result;
 }
 
+PyObject *predict_body(PyObject *module, PyObject *arg);  /* _predict_json.c */
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_O, "scan(data) -> (depth, long_integer, members)"},
     {"members", members, METH_O, "members(value) -> the members of every object in a parsed document"},
@@ -398,6 +400,7 @@ static PyMethodDef methods[] = {
     {"transpose", transpose, METH_VARARGS, "transpose(rows, aliases) -> a list per alias of the rows' values, or None"},
     {"decimals", decimals, METH_O, "decimals(array) -> the JSON text of a float32/float64 array"},
     {"texts", texts, METH_O, "texts(array) -> the JSON text of each slice along dimension 0"},
+    {"predict_body", predict_body, METH_O, "predict_body(data) -> the named numeric tensors of a predict body, or None"},
     {NULL},
 };
 

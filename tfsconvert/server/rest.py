@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert import golden
-from tfsconvert.server import core, examples, responses, rest_json, rest_outputs
+from tfsconvert.server import core, examples, responses, rest_json, rest_json_fast, rest_outputs
 from tfsconvert.server.manager import Manager
 from tfsconvert.server.signatures import DEFAULT_SIGNATURE, dtype_name
 from tfsconvert.server.status import ServingError, invalid
@@ -93,6 +93,11 @@ class RestApi:
         verb = match.group(4)
         if verb not in ("classify", "regress", "predict"):  # the regex ignores case, the comparison does not
             raise malformed
+        if verb == "predict":
+            reading = rest_json_fast.predict_body(body)
+            run = self._read_predict(name, version, label, reading) if reading is not None else None
+            if run is not None:
+                return run
         document, signature_name = request_document(body)
         if verb == "predict":
             return self._predict(name, version, label, signature_name, document)
@@ -109,6 +114,19 @@ class RestApi:
         if not inputs:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
         return _predict_run(servable, resolved, predict_tensors(document, inputs), "instances" in document)
+
+    def _read_predict(self, name, version, label, reading: tuple) -> core.Run | None:
+        """The run of a predict body C read whole (rest_json_fast.predict_body); None where the general
+        path has to decide, errors included."""
+        try:
+            _, servable = self.manager.resolve(name, version, label)
+        except ServingError:
+            return None
+        resolved = reading[0] or DEFAULT_SIGNATURE
+        signature = servable.signatures.get(resolved)
+        inputs = {alias: dtype_name(info) for alias, info in signature.inputs.items()} if signature else None
+        tensors = rest_json_fast.body_tensors(reading, inputs) if inputs else None
+        return None if tensors is None else _predict_run(servable, resolved, tensors, reading[1])
 
     def predict_target(self, target: str) -> tuple[str, int | None, str | None] | None:
         """(name, version, label) of a request target that is a plain predict path (a lane's key)."""

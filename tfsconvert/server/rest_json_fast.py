@@ -95,3 +95,52 @@ def columns(rows: list, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:
             return None
         arrays[alias] = array
     return {alias: _cast(array, inputs[alias]) for alias, array in arrays.items()}  # warnings only if it applies
+
+
+_predict_body = getattr(_rest_json, "predict_body", None)
+_EXACT_INTEGERS = 2 ** 53
+
+
+def predict_body(body: bytes) -> tuple | None:
+    """What C read of a predict body of named numeric tensors (_predict_json.c), without a Python
+    object per value: (signature_name or None, rows, readings), or None for any other body."""
+    return _predict_body(body) if _predict_body is not None else None
+
+
+def body_tensors(reading: tuple, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:
+    """The input tensors of a body predict_body read, for the signature inputs `inputs` (alias ->
+    dtype), as rest.predict_tensors would make them from the parsed document."""
+    _, rows, readings = reading
+    if len(readings) == 1 and readings[0][0] is None:  # an unnamed tensor, or rows of one
+        if len(inputs) != 1:
+            return None
+        readings = [(next(iter(inputs)), *readings[0][1:])]
+    named = {alias: rest for alias, *rest in readings}
+    if (set(named) != set(inputs)) if rows else not set(inputs) <= set(named):  # extra "inputs" are ignored
+        return None
+    arrays = {}
+    for alias, dtype in inputs.items():
+        array = _typed_array(*named[alias], dtype, 1 if rows else 0)
+        if array is None:
+            return None
+        arrays[alias] = array
+    return {alias: _cast(array, inputs[alias]) for alias, array in arrays.items()}
+
+
+def _typed_array(shape: tuple, doubles: bytearray, ints: bytearray | None, inexact_ints: bool, dtype: str,
+                 row_dims: int) -> np.ndarray | None:
+    target = golden.NUMPY_DTYPES.get(dtype)
+    if target is None or dtype in ("DT_HALF", "DT_UINT16") or target.kind in "bO":
+        return None
+    if target.kind == "f":
+        # Numbers in lists go through doubles; a bare number to numpy as it is, which for an int
+        # beyond 2^53 rounds once where the double would round twice.
+        return np.frombuffer(doubles).reshape(shape) if len(shape) > row_dims or not inexact_ints else None
+    if ints is None:
+        return None  # a float, or an int of 19 digits or more: the general path's
+    values = np.frombuffer(ints, dtype=np.int64).reshape(shape)
+    if target != np.int64 and values.size:
+        info = np.iinfo(target)
+        if values.min() < info.min or values.max() > info.max:
+            return None
+    return values if target == np.int64 else values.astype(target)
