@@ -22,7 +22,8 @@
 #define EXACT_INTEGERS 9007199254740992LL  /* 2^53 */
 
 typedef struct {
-    PyObject *name;  /* None: the tensor of an unnamed "inputs" value or of plain rows */
+    const char *name;  /* in the body; NULL: the tensor of an unnamed "inputs" value or of plain rows */
+    Py_ssize_t name_len;
     int ndim, leaf_level, all_ints, inexact_ints;  /* inexact: an integer literal a double does not hold */
     Py_ssize_t shape[DENSE_MAX_DIMS];
     Buffer doubles, ints;
@@ -118,15 +119,14 @@ static int tensor(Reader *r, Tensor *t, int level) {
 
 static Tensor *named(Reader *r, const char *start, Py_ssize_t len, int may_add) {
     for (int i = 0; i < r->count; i++) {
-        PyObject *name = r->tensors[i].name;
-        if (name != Py_None && PyUnicode_GET_LENGTH(name) == len && !memcmp(PyUnicode_DATA(name), start, len))
-            return &r->tensors[i];
+        Tensor *t = &r->tensors[i];
+        if (t->name && t->name_len == len && !memcmp(t->name, start, len)) return t;
     }
     if (!may_add || r->count == MAX_TENSORS) return NULL;
     Tensor *t = &r->tensors[r->count];
     memset(t, 0, sizeof *t);
-    t->name = PyUnicode_DecodeASCII(start, len, NULL);
-    if (!t->name) return NULL;
+    t->name = start;
+    t->name_len = len;
     t->leaf_level = -1;
     t->all_ints = 1;
     t->last_row = -1;
@@ -137,8 +137,6 @@ static Tensor *named(Reader *r, const char *start, Py_ssize_t len, int may_add) 
 static Tensor *unnamed(Reader *r) {
     Tensor *t = &r->tensors[r->count++];
     memset(t, 0, sizeof *t);
-    Py_INCREF(Py_None);
-    t->name = Py_None;
     t->leaf_level = -1;
     t->all_ints = 1;
     return t;
@@ -154,7 +152,7 @@ static int object(Reader *r, Py_ssize_t row) {
         Py_ssize_t len;
         if (!plain(r, &start, &len) || !next_is(r, ':')) return 0;
         Tensor *t = named(r, start, len, row <= 0);
-        if (!t) return PyErr_Occurred() ? -1 : 0;
+        if (!t) return 0;
         if (t->last_row == row && row >= 0) return 0;  /* a duplicate key */
         if (row < 0 && t->leaf_level >= 0) return 0;
         t->last_row = row;
@@ -202,8 +200,10 @@ static PyObject *result(Reader *r, PyObject *signature, Py_ssize_t row_count) {
         PyObject *doubles = PyByteArray_FromStringAndSize(t->doubles.data ? t->doubles.data : "", t->doubles.len);
         PyObject *ints = t->all_ints ? PyByteArray_FromStringAndSize(t->ints.data ? t->ints.data : "", t->ints.len)
                                      : (Py_INCREF(Py_None), Py_None);
-        PyObject *item = doubles && ints ? Py_BuildValue("(OOOOO)", t->name, shape, doubles, ints,
-                                                          t->inexact_ints ? Py_True : Py_False) : NULL;
+        PyObject *name = t->name ? PyUnicode_DecodeASCII(t->name, t->name_len, NULL) : (Py_INCREF(Py_None), Py_None);
+        PyObject *item = name && doubles && ints ? Py_BuildValue("(OOOOO)", name, shape, doubles, ints,
+                                                                  t->inexact_ints ? Py_True : Py_False) : NULL;
+        Py_XDECREF(name);
         Py_DECREF(shape);
         Py_XDECREF(doubles);
         Py_XDECREF(ints);
@@ -220,54 +220,68 @@ fail:
  * None, inexact_ints), ...]) or None; `shape` has the rows first for "instances"; int64s while
  * every number is an integer literal of at most 18 digits; inexact_ints if an integer literal is
  * beyond 2^53 (its double is rounded). */
+/* The body's form: 1 and `signature` (start and length, NULL if none) and `row_count` (-1 for
+ * "inputs") if it is one read here, else 0; -1 if out of memory. */
+static int body(Reader *r, const char **signature, Py_ssize_t *signature_len, Py_ssize_t *row_count) {
+    int seen_tensors = 0, read;
+    if (!next_is(r, '{')) return 0;
+    do {
+        const char *start;
+        Py_ssize_t len;
+        if (!plain(r, &start, &len) || !next_is(r, ':')) return 0;
+        if (len == 14 && !memcmp(start, "signature_name", 14) && !*signature) {
+            if (!plain(r, signature, signature_len)) return 0;
+        } else if (len == 9 && !memcmp(start, "instances", 9) && !seen_tensors++) {
+            read = rows(r);
+            if (read <= 0) return read;
+            *row_count = read;
+        } else if (len == 6 && !memcmp(start, "inputs", 6) && !seen_tensors++) {
+            skip(r);
+            read = r->p < r->end && *r->p == '{' ? (r->p++, object(r, -1)) : tensor(r, unnamed(r), 0);
+            if (read != 1) return read;
+        } else {
+            return 0;
+        }
+    } while (next_is(r, ','));
+    if (!next_is(r, '}') || !seen_tensors) return 0;
+    skip(r);
+    return r->p == r->end;
+}
+
+/* predict_body(data) -> (signature_name or None, rows, [(alias or None, shape, doubles, int64s or
+ * None, inexact_ints), ...]) or None; `shape` has the rows first for "instances"; int64s while
+ * every number is an integer literal of at most 18 digits; inexact_ints if an integer literal is
+ * beyond 2^53 (its double is rounded). The body is read without the GIL. */
 PyObject *predict_body(PyObject *module, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    Reader *r = PyMem_Calloc(1, sizeof *r);
+    Reader *r = calloc(1, sizeof *r);
     if (!r) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
     r->p = view.buf;
     r->end = r->p + view.len;
-    PyObject *signature = NULL, *answer = NULL;
-    int seen_tensors = 0, read = 0;
-    Py_ssize_t row_count = -1;
-    if (!next_is(r, '{')) goto done;
-    do {
-        const char *start;
-        Py_ssize_t len;
-        if (!plain(r, &start, &len) || !next_is(r, ':')) goto done;
-        if (len == 14 && !memcmp(start, "signature_name", 14) && !signature) {
-            const char *value;
-            Py_ssize_t value_len;
-            if (!plain(r, &value, &value_len) || !(signature = PyUnicode_DecodeASCII(value, value_len, NULL))) goto done;
-        } else if (len == 9 && !memcmp(start, "instances", 9) && !seen_tensors++) {
-            read = rows(r);
-            if (read <= 0) goto done;
-            row_count = read;
-        } else if (len == 6 && !memcmp(start, "inputs", 6) && !seen_tensors++) {
-            skip(r);
-            read = r->p < r->end && *r->p == '{' ? (r->p++, object(r, -1)) : tensor(r, unnamed(r), 0);
-            if (read != 1) goto done;
-        } else {
-            goto done;
-        }
-    } while (next_is(r, ','));
-    if (!next_is(r, '}') || !seen_tensors) goto done;
-    skip(r);
-    if (r->p != r->end) goto done;
-    answer = result(r, signature ? signature : Py_None, row_count);
-done:
+    const char *signature = NULL;
+    Py_ssize_t signature_len = 0, row_count = -1;
+    int read;
+    Py_BEGIN_ALLOW_THREADS
+    read = body(r, &signature, &signature_len, &row_count);
+    Py_END_ALLOW_THREADS
+    PyObject *name = NULL, *answer = NULL;
+    if (read < 0) {
+        PyErr_NoMemory();
+    } else if (read == 1) {
+        name = signature ? PyUnicode_DecodeASCII(signature, signature_len, NULL) : (Py_INCREF(Py_None), Py_None);
+        answer = name ? result(r, name, row_count) : NULL;
+    }
     for (int i = 0; i < r->count; i++) {
-        Py_XDECREF(r->tensors[i].name);
         free(r->tensors[i].doubles.data);
         free(r->tensors[i].ints.data);
     }
-    PyMem_Free(r);
-    Py_XDECREF(signature);
+    free(r);
+    Py_XDECREF(name);
     PyBuffer_Release(&view);
     if (!answer && !PyErr_Occurred()) Py_RETURN_NONE;
     return answer;
 }
-
