@@ -12,10 +12,14 @@ floor's outputs).
 
 The floor, measured in the same run: a separate process loads the SavedModel with
 tfsconvert.tf_runtime.ServingSession (TF's session loader, as the server does) and runs the same
-batch: one thread run after run, and 8 threads at once. Ratios are p50 / floor p50 at the same
-concurrency. This machine has 2 cores shared by the server, the clients and whoever else runs.
+batch, one thread run after run, or 8 threads at once. Each round (--repeat) runs the floor and
+then every API, so that neighbours in time are compared: "x floor" is the median over the rounds
+of p50 / the round's floor p50 at the same concurrency; p50 is the median of the rounds' p50s, p99
+that of all their requests. This machine has 2 cores shared by the server, the clients and
+whoever else runs.
 
-Usage: python bench/ctr_serving.py [--sizes 1,50,300,1000] [--requests 200] [--clients 8] [--no-row]
+Usage: python bench/ctr_serving.py [--sizes 1,50,300,1000] [--requests 100] [--clients 8] [--repeat 3]
+                                   [--no-row]
 Exit status 1 if any request failed or an answer was wrong.
 """
 
@@ -50,32 +54,54 @@ import json, sys, threading, time
 import numpy as np
 from pathlib import Path
 from tfsconvert.tf_runtime import ServingSession
-directory, arrays, count, clients = sys.argv[1], np.load(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-sizes = sorted({int(key.split(":")[0]) for key in arrays.files})
-session = ServingSession(Path(directory))
-result = {}
-for size in sizes:
-    feeds = {key.split(":")[1]: arrays[key] for key in arrays.files if key.startswith(f"{size}:")}
-    outputs = session.run("serving_default", feeds)
+arrays = np.load(sys.argv[2])
+session = ServingSession(Path(sys.argv[1]))
+feeds = {}
+for key in arrays.files:
+    size, alias = key.split(":")
+    feeds.setdefault(int(size), {})[alias] = arrays[key]
+for size, feed in feeds.items():
+    outputs = session.run("serving_default", feed)
     np.save(sys.argv[2] + f".{size}.npy", np.concatenate([outputs["ctr"], outputs["logit"]], axis=1))
-    for _ in range(5):
-        session.run("serving_default", feeds)
-    def loop(latencies, n):
-        for _ in range(n):
-            start = time.perf_counter()
-            session.run("serving_default", feeds)
-            latencies.append(time.perf_counter() - start)
-    sequential = []
-    loop(sequential, count)
-    concurrent = [[] for _ in range(clients)]
-    threads = [threading.Thread(target=loop, args=(c, max(1, count // clients))) for c in concurrent]
+print("ready", flush=True)
+
+def loop(feed, latencies, n):
+    for _ in range(n):
+        start = time.perf_counter()
+        session.run("serving_default", feed)
+        latencies.append(time.perf_counter() - start)
+
+for line in sys.stdin:  # "size count clients": that many runs of the batch, shared by that many threads
+    size, count, clients = map(int, line.split())
+    loop(feeds[size], [], 3)
+    latencies = [[] for _ in range(clients)]
+    threads = [threading.Thread(target=loop, args=(feeds[size], per, max(1, count // clients))) for per in latencies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result[size] = [sequential, [x for c in concurrent for x in c]]
-print(json.dumps(result))
+    print(json.dumps([x for per in latencies for x in per]), flush=True)
 """
+
+
+class Floor:
+    """TensorFlow running the batches in a process of its own, on demand (interleaved with the
+    server's runs, so that both see the same load from whoever else shares the machine)."""
+
+    def __init__(self, base: Path, npz: Path) -> None:
+        self.process = subprocess.Popen([sys.executable, "-c", FLOOR, str(base / "1"), str(npz)], env=ENV,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            sys.exit("the floor process did not start")
+
+    def run(self, size: int, count: int, clients: int) -> list[float]:
+        self.process.stdin.write(f"{size} {count} {clients}\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(30)
 
 
 def batch(size: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -208,15 +234,12 @@ def grpc_run(server: Server, arrays: dict[str, np.ndarray], expected: np.ndarray
     return drive(name, total, clients, make_client, send)
 
 
-def median(values: list[float]) -> float:
-    return float(np.percentile(values, 50))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,50,300,1000", help="candidates per request, comma-separated")
-    parser.add_argument("--requests", type=int, default=200, help="requests per run (a quarter of it for 1000 rows)")
+    parser.add_argument("--requests", type=int, default=100, help="requests per run (a quarter for 1000 rows)")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each runs the floor, then every API")
     parser.add_argument("--no-row", action="store_true", help="skip the REST row (instances) bodies")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -226,33 +249,52 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ctr_serving_") as scratch:
         npz = Path(scratch) / "batches.npz"
         np.savez(npz, **{f"{size}:{alias}": array for size, arrays in batches.items() for alias, array in arrays.items()})
-        floor_out = subprocess.run([sys.executable, "-c", FLOOR, str(base / "1"), str(npz), str(args.requests),
-                                    str(args.clients)], env=ENV, check=True, capture_output=True, text=True).stdout
-        floor = {int(size): runs for size, runs in json.loads(floor_out.strip().splitlines()[-1]).items()}
+        floor = Floor(base, npz)
         server = Server(base, Path(scratch) / "server.log")
         try:
-            print(f"{'rows':>5} {'API':<14} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} {'x floor':>7}")
+            print(f"{'rows':>5} {'API':<14} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} "
+                  f"{'floor p99':>9} {'x floor':>7}")
             for size in sizes:
-                arrays, expected = batches[size], np.load(f"{npz}.{size}.npy")
-                total = max(args.requests // (4 if size >= 1000 else 1), 20)
-                columnar, rows = columnar_body(arrays), row_body(arrays)
-                for clients, floor_runs in ((1, floor[size][0]), (args.clients, floor[size][1])):
-                    floor_p50 = median(floor_runs)
-                    runs = [rest_run(server, columnar, False, expected, total, clients, "REST inputs")]
-                    if not args.no_row:
-                        runs.append(rest_run(server, rows, True, expected, total, clients, "REST instances"))
-                    runs.append(grpc_run(server, arrays, expected, total, clients, "gRPC"))
-                    for run in runs:
-                        failed |= bool(run.errors)
-                        p50, p99 = run.percentile(50) * 1e3, run.percentile(99) * 1e3
-                        print(f"{size:>5} {run.name:<14} {clients:>7} {p50:>8.2f} {p99:>8.2f} {floor_p50 * 1e3:>9.2f} "
-                              f"{p50 / (floor_p50 * 1e3):>7.2f}" + (f"  ERRORS: {run.errors[:2]}" if run.errors else ""),
-                              flush=True)
-                print(f"      (request bodies: inputs {len(columnar) / 1024:.0f} KiB, instances {len(rows) / 1024:.0f} "
-                      "KiB)", flush=True)
+                failed |= measure(server, floor, size, batches[size], np.load(f"{npz}.{size}.npy"), args)
         finally:
             server.stop()
+            floor.stop()
     return 1 if failed else 0
+
+
+def measure(server: Server, floor: Floor, size: int, arrays: dict, expected: np.ndarray, args) -> bool:
+    """Print the figures of one request size; True if a request failed."""
+    total = max(args.requests // (4 if size >= 1000 else 1), 20)
+    columnar, rows = columnar_body(arrays), row_body(arrays)
+    failed = False
+    for clients in (1, args.clients):
+        floors, runs = [], {}
+        for _ in range(args.repeat):
+            floors.append(floor.run(size, total, clients))
+            rounds = [rest_run(server, columnar, False, expected, total, clients, "REST inputs")]
+            if not args.no_row:
+                rounds.append(rest_run(server, rows, True, expected, total, clients, "REST instances"))
+            rounds.append(grpc_run(server, arrays, expected, total, clients, "gRPC"))
+            for run in rounds:
+                runs.setdefault(run.name, []).append(run)
+        floor_p50s = [percentile(latencies, 50) for latencies in floors]
+        floor_p99 = percentile([x for latencies in floors for x in latencies], 99)
+        for name, rounds in runs.items():
+            errors = [error for run in rounds for error in run.errors]
+            failed |= bool(errors)
+            p50 = float(np.median([run.percentile(50) for run in rounds]))
+            p99 = percentile([x for run in rounds for x in run.latencies], 99)
+            ratio = float(np.median([run.percentile(50) / f for run, f in zip(rounds, floor_p50s)]))
+            print(f"{size:>5} {name:<14} {clients:>7} {p50 * 1e3:>8.2f} {p99 * 1e3:>8.2f} "
+                  f"{np.median(floor_p50s) * 1e3:>9.2f} {floor_p99 * 1e3:>9.2f} {ratio:>7.2f}"
+                  + (f"  ERRORS: {errors[:2]}" if errors else ""), flush=True)
+    print(f"      (request bodies: inputs {len(columnar) / 1024:.0f} KiB, instances {len(rows) / 1024:.0f} KiB)",
+          flush=True)
+    return failed
+
+
+def percentile(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p))
 
 
 if __name__ == "__main__":
