@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,9 @@ def rest_run(server: Server, body: bytes, rows: bool, expected: np.ndarray, tota
     def make_client():
         connection = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=120)
         connection.connect()
+        # As Go's and gRPC's clients do: http.client writes a large body apart from its head, and
+        # with Nagle's algorithm the body's last segment would wait for the server's ACK.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 
     first = make_client()
