@@ -252,7 +252,8 @@ def main() -> int:
     failed = False
     with tempfile.TemporaryDirectory(prefix="ctr_serving_") as scratch:
         npz = Path(scratch) / "batches.npz"
-        np.savez(npz, **{f"{size}:{alias}": array for size, arrays in batches.items() for alias, array in arrays.items()})
+        np.savez(npz, **{f"{size}:{alias}": array for size, arrays in batches.items()
+                         for alias, array in arrays.items()})
         floor = Floor(base, npz)
         server = Server(base, Path(scratch) / "server.log")
         try:

@@ -370,12 +370,16 @@ def test_a_scalar_float_output_is_a_bare_number():
 def _general_path():
     """rest_json, rest_json_fast and rest_outputs as they are without the typed conversions: float
     lists still go through doubles (as they did before), everything else through the Python checks."""
-    saved = (rest_json_fast._typed, rest_json_fast._strings, rest_json_fast._transpose, rest_outputs._texts)
-    rest_json_fast._typed = rest_json_fast._strings = rest_json_fast._transpose = rest_outputs._texts = None
+    names = [(rest_json_fast, "_typed"), (rest_json_fast, "_strings"), (rest_json_fast, "_transpose"),
+             (rest_json_fast, "_predict_body"), (rest_outputs, "_texts"), (rest_outputs, "_predictions")]
+    saved = [getattr(module, name) for module, name in names]
+    for module, name in names:
+        setattr(module, name, None)
     try:
         yield
     finally:
-        rest_json_fast._typed, rest_json_fast._strings, rest_json_fast._transpose, rest_outputs._texts = saved
+        for (module, name), value in zip(names, saved):
+            setattr(module, name, value)
 
 
 def _assert_fast_same(function, *args):

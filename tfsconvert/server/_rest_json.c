@@ -389,6 +389,59 @@ static PyObject *texts(PyObject *module, PyObject *arg) {
     return result;
 }
 
+/* predictions(arrays, keys) -> str: the `predictions` list of a row-format answer, "[row, ...]",
+ * from C-contiguous arrays of numbers or bools with one first dimension: each row the slice of the
+ * one array, or for several "{" key0 slice0 ", " key1 slice1 ... "}" with `keys` the texts before
+ * each slice (`"alias": `), as rest_outputs writes it. */
+static PyObject *predictions(PyObject *module, PyObject *args) {
+    PyObject *arrays, *keys;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &arrays, &PyList_Type, &keys)) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(arrays);
+    if (count < 1 || PyList_GET_SIZE(keys) != count) return PyErr_Format(PyExc_ValueError, "predictions() takes "
+                                                                         "one key per array, at least one");
+    Py_buffer *views = PyMem_Calloc(count, sizeof *views);
+    if (!views) return PyErr_NoMemory();
+    Py_ssize_t got = 0, rows = 0;
+    PyObject *result = NULL;
+    Buffer text = {0};
+    for (; got < count; got++) {
+        if (PyObject_GetBuffer(PyList_GET_ITEM(arrays, got), &views[got], PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            goto done;
+        const char *format = views[got].format;
+        if (*format == '=' || *format == '@') format++;
+        if (views[got].ndim < 1 || strlen(format) != 1 || !strchr("fd?bhilqBHILQ", *format) ||
+            (got && views[got].shape[0] != rows) || !PyUnicode_Check(PyList_GET_ITEM(keys, got))) {
+            PyErr_SetString(PyExc_TypeError, "predictions() takes arrays of numbers or bools of one batch size");
+            got++;
+            goto done;
+        }
+        rows = views[0].shape[0];
+    }
+    if (buffer_add(&text, "[", 1) < 0) goto done;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        if ((i && buffer_add(&text, ", ", 2) < 0) || (count > 1 && buffer_add(&text, "{", 1) < 0)) goto done;
+        for (Py_ssize_t a = 0; a < count; a++) {
+            Py_ssize_t key_len;
+            const char *key = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(keys, a), &key_len);
+            const Py_buffer *v = &views[a];
+            const char *format = v->format + (*v->format == '=' || *v->format == '@');
+            if (!key || (a && buffer_add(&text, ", ", 2) < 0) || buffer_add(&text, key, key_len) < 0 ||
+                add_nested(&text, (const char *)v->buf + i * (v->len / rows), v->shape + 1, v->ndim - 1, *format,
+                           v->itemsize) < 0)
+                goto done;
+        }
+        if (count > 1 && buffer_add(&text, "}", 1) < 0) goto done;
+    }
+    if (buffer_add(&text, "]", 1) == 0) result = PyUnicode_DecodeUTF8(text.data, text.len, NULL);
+done:
+    if (!result && !PyErr_Occurred()) PyErr_NoMemory();
+    for (Py_ssize_t a = 0; a < got; a++)
+        if (views[a].obj) PyBuffer_Release(&views[a]);
+    PyMem_Free(views);
+    free(text.data);
+    return result;
+}
+
 PyObject *predict_body(PyObject *module, PyObject *arg);  /* _predict_json.c */
 
 static PyMethodDef methods[] = {
@@ -400,7 +453,8 @@ static PyMethodDef methods[] = {
     {"transpose", transpose, METH_VARARGS, "transpose(rows, aliases) -> a list per alias of the rows' values, or None"},
     {"decimals", decimals, METH_O, "decimals(array) -> the JSON text of a float32/float64 array"},
     {"texts", texts, METH_O, "texts(array) -> the JSON text of each slice along dimension 0"},
-    {"predict_body", predict_body, METH_O, "predict_body(data) -> the named numeric tensors of a predict body, or None"},
+    {"predictions", predictions, METH_VARARGS, "predictions(arrays, keys) -> the JSON list of a row answer"},
+    {"predict_body", predict_body, METH_O, "predict_body(data) -> a predict body's named numeric tensors, or None"},
     {NULL},
 };
 

@@ -1,5 +1,6 @@
-"""Request tensors from parsed JSON without per-value Python work: the dense lists of numbers, bools
-and strings (`{"b64": ...}` too) that rest_json accepts, converted in C (_rest_json.c).
+"""Request tensors without per-value Python work: a predict body of named numeric tensors read whole
+from its bytes (predict_body, body_tensors: _predict_json.c), else the dense lists of numbers, bools
+and strings (`{"b64": ...}` too) of a parsed document converted in C (tensor, columns: _rest_json.c).
 
 Each function returns None where it does not apply (a ragged list, a value of the wrong type, an
 int out of range, a dtype it does not cover, a C module without the function): the general path

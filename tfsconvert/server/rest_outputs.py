@@ -16,6 +16,7 @@ from tfsconvert.server.rest_json import JSON_DTYPES
 from tfsconvert.server.status import invalid
 
 _texts = getattr(_rest_json, "texts", None)  # the JSON of each slice along dimension 0
+_predictions = getattr(_rest_json, "predictions", None)  # a row answer's list, whole
 
 
 def decimal_text(value: float, single: bool) -> str:
@@ -62,8 +63,12 @@ def _tensor_json(array, dtype: str, alias: str) -> str:
     return json.dumps(golden.encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
+def _numeric(dtype: str) -> bool:
+    return dtype in JSON_DTYPES and dtype != "DT_STRING"
+
+
 def _in_c(dtype: str) -> bool:
-    return _texts is not None and dtype in JSON_DTYPES and dtype != "DT_STRING"
+    return _texts is not None and _numeric(dtype)
 
 
 def _row_texts(array: np.ndarray, dtype: str, alias: str) -> list[str]:
@@ -93,6 +98,11 @@ def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes
         if batch is not None and array.shape[0] != batch:
             raise invalid(f"Tensor name: {alias} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
         batch = array.shape[0]
+    if _predictions is not None and arrays and all(_numeric(dtypes[alias]) for alias in arrays):
+        keys = [""] if len(arrays) == 1 else [f"{json.dumps(alias)}: " for alias in arrays]
+        listed = _predictions([np.asarray(array, dtype=golden.numpy_dtype(dtypes[alias]), order="C")
+                               for alias, array in arrays.items()], keys)
+        return f'{{"predictions": {listed}}}'.encode()
     columns = [_row_texts(np.asarray(array), dtypes[alias], alias) for alias, array in arrays.items()]
     if len(arrays) == 1:
         texts = columns[0]
