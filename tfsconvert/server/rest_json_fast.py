@@ -117,6 +117,8 @@ def body_tensors(reading: tuple, inputs: dict[str, str]) -> dict[str, np.ndarray
             return None
         readings = [(next(iter(inputs)), *readings[0][1:])]
     named = {alias: rest for alias, *rest in readings}
+    if list(named) == ["b64"]:  # {"b64": ...} is a string value to TF Serving, not an object of inputs
+        return None
     if (set(named) != set(inputs)) if rows else not set(inputs) <= set(named):  # extra "inputs" are ignored
         return None
     arrays = {}
