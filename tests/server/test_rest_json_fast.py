@@ -14,7 +14,8 @@ import numpy as np
 import orjson
 import pytest
 
-from tfsconvert import golden
+from tfsconvert.dtypes import NUMPY_DTYPES, numpy_dtype
+from tfsconvert.rest_codec import decode_tensor, encode_tensor
 from tfsconvert.server import _rest_json, rest, rest_json, rest_json_fast, rest_outputs
 from tfsconvert.server.status import ServingError, invalid
 
@@ -29,7 +30,7 @@ def _old_numbers(value, shape, dtype):
     try:
         objects = np.array(value, dtype=object)
         if objects.shape == tuple(shape) and set(map(type, objects.ravel().tolist())) <= {int, float}:
-            return objects.astype(golden.numpy_dtype(dtype))
+            return objects.astype(numpy_dtype(dtype))
     except (ValueError, OverflowError):
         pass
     return None
@@ -45,7 +46,7 @@ def _old_tensor(value, dtype):
         return fast
     rest_json._check(value, shape, 0, dtype)
     try:
-        return golden.decode_tensor(value, dtype)
+        return decode_tensor(value, dtype)
     except ValueError as error:
         raise invalid(str(error)) from None
 
@@ -242,7 +243,7 @@ def test_tensor_matches_the_object_array_path(value, dtype):
 
 def test_the_usual_request_takes_the_fast_paths():
     """The 600-float bodies are read by orjson, as are a float64's 20 digits after the point, and
-    converted without golden.decode_tensor."""
+    converted without decode_tensor."""
     for body in (BODIES[0], BODIES[1], b'{"instances": [[0.00012345678901234567]]}'):
         depth, long_integer, members = _rest_json.scan(body)
         assert depth <= rest_json._MAX_NESTING and not long_integer
@@ -313,7 +314,7 @@ def _old_response(arrays: dict, dtypes: dict, rows: bool) -> bytes:
     def encode(array, alias):
         text = _dump(np.asarray(array).tolist(), dtypes[alias] == "DT_FLOAT")
         return text if dtypes[alias] in ("DT_FLOAT", "DT_DOUBLE") else json.dumps(
-            golden.encode_tensor(np.asarray(array), dtypes[alias], alias))
+            encode_tensor(np.asarray(array), dtypes[alias], alias))
 
     def whole(texts: dict) -> str:
         return next(iter(texts.values())) if len(texts) == 1 else (
@@ -351,7 +352,7 @@ def test_float_responses_equal_the_python_writers(seed):
             elif kind == "DT_INT64":
                 arrays[alias] = rng.integers(-5, 5, shape)
             else:
-                arrays[alias] = _floats(rng, golden.numpy_dtype(kind), shape)
+                arrays[alias] = _floats(rng, numpy_dtype(kind), shape)
             dtypes[alias] = str(kind)
         assert rest_outputs.columnar_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=False)
         assert rest_outputs.row_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=True)
@@ -549,7 +550,7 @@ def test_numeric_responses_equal_the_general_writers(seed):
         for index in range(int(rng.integers(1, 4))):
             kind = str(rng.choice(kinds))
             shape = (batch, *rng.integers(0, 3, int(rng.integers(0, 3))))
-            target = golden.NUMPY_DTYPES[kind]
+            target = NUMPY_DTYPES[kind]
             if kind == "DT_STRING":
                 array = np.full(shape, "\u00e9\"", dtype=object)
             elif target.kind in "iu":

@@ -19,7 +19,7 @@ import requests
 
 from harness import config_file, started
 from tfsconvert import tfproto
-from tfsconvert.server import examples, rest, rest_json, rest_outputs
+from tfsconvert.server import examples, rest, rest_outputs
 from tfsconvert.server.status import ServingError
 
 # ---------------------------------------------------------------------------------------------

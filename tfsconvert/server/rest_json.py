@@ -1,5 +1,5 @@
 """TF Serving's JSON <-> tensor layer (util/json_tensor.cc): parsing with its checks and messages,
-values via tfsconvert.golden (docs/tf-serving.md §4.5, §4.6, §4.8)."""
+values via tfsconvert.rest_codec (docs/tf-serving.md §4.5, §4.6, §4.8)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import re
 import numpy as np
 import orjson
 
-from tfsconvert import golden
+from tfsconvert.rest_codec import decode_tensor
 from tfsconvert.server import _rest_json, rest_json_fast
 from tfsconvert.server.core import type_name
 from tfsconvert.server.examples import debug, json_type
@@ -257,7 +257,7 @@ def tensor(value, dtype: str) -> np.ndarray:
         return fast
     _check(value, shape, 0, dtype)
     try:
-        return golden.decode_tensor(value, dtype)
+        return decode_tensor(value, dtype)
     except ValueError as error:  # more dimensions than numpy allows, a value out of the dtype's range
         raise invalid(str(error)) from None
 

@@ -14,7 +14,7 @@ from functools import partial
 
 import numpy as np
 
-from tfsconvert import golden
+from tfsconvert import dtypes
 from tfsconvert.server import _rest_json
 
 _FORMATS = {"DT_INT8": "b", "DT_INT16": "h", "DT_INT32": "i", "DT_INT64": "q", "DT_UINT8": "B", "DT_UINT32": "I",
@@ -61,13 +61,13 @@ def _read(value, shape: list[int], dtype: str, row_dims: int) -> np.ndarray | No
             data = _typed(value, shape, format_) if _typed is not None and format_ else None
         if data is None:
             return None
-        return np.frombuffer(data, dtype=np.float64 if format_ == "d" else golden.numpy_dtype(dtype)).reshape(shape)
+        return np.frombuffer(data, dtype=np.float64 if format_ == "d" else dtypes.numpy_dtype(dtype)).reshape(shape)
     except ValueError:  # more dimensions than numpy allows
         return None
 
 
 def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
-    target = golden.numpy_dtype(dtype)
+    target = dtypes.numpy_dtype(dtype)
     return array.astype(target) if target.kind == "f" else array
 
 
@@ -132,7 +132,7 @@ def body_tensors(reading: tuple, inputs: dict[str, str]) -> dict[str, np.ndarray
 
 def _typed_array(shape: tuple, doubles: bytearray, ints: bytearray | None, inexact_ints: bool, dtype: str,
                  row_dims: int) -> np.ndarray | None:
-    target = golden.NUMPY_DTYPES.get(dtype)
+    target = dtypes.NUMPY_DTYPES.get(dtype)
     if target is None or dtype in ("DT_HALF", "DT_UINT16") or target.kind in "bO":
         return None
     if target.kind == "f":

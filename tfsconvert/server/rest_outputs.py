@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-from tfsconvert import golden
+from tfsconvert.dtypes import numpy_dtype
+from tfsconvert.rest_codec import encode_tensor
 from tfsconvert.server import _rest_json
 from tfsconvert.server.core import type_name
 from tfsconvert.server.rest_json import JSON_DTYPES
@@ -53,14 +54,14 @@ def _float32_text(value: float) -> str:
 
 def _tensor_json(array, dtype: str, alias: str) -> str:
     """A tensor's JSON text: floats as decimal_text writes them (in C), other values as json.dumps
-    writes golden.encode_tensor's."""
+    writes encode_tensor's."""
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        return _rest_json.decimals(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
+        return _rest_json.decimals(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
     if dtype not in JSON_DTYPES:
         raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
     if np.ndim(array) and _in_c(dtype):
-        return "[" + ", ".join(_texts(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))) + "]"
-    return json.dumps(golden.encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
+        return "[" + ", ".join(_texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))) + "]"
+    return json.dumps(encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
 def _numeric(dtype: str) -> bool:
@@ -74,7 +75,7 @@ def _in_c(dtype: str) -> bool:
 def _row_texts(array: np.ndarray, dtype: str, alias: str) -> list[str]:
     """The JSON text of each slice along dimension 0."""
     if _in_c(dtype):
-        return _texts(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
+        return _texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
     return [_tensor_json(array[i], dtype, alias) for i in range(array.shape[0])]
 
 
@@ -100,7 +101,7 @@ def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes
         batch = array.shape[0]
     if _predictions is not None and arrays and all(_numeric(dtypes[alias]) for alias in arrays):
         keys = [""] if len(arrays) == 1 else [f"{json.dumps(alias)}: " for alias in arrays]
-        listed = _predictions([np.asarray(array, dtype=golden.numpy_dtype(dtypes[alias]), order="C")
+        listed = _predictions([np.asarray(array, dtype=numpy_dtype(dtypes[alias]), order="C")
                                for alias, array in arrays.items()], keys)
         return f'{{"predictions": {listed}}}'.encode()
     columns = [_row_texts(np.asarray(array), dtypes[alias], alias) for alias, array in arrays.items()]
