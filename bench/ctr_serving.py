@@ -11,7 +11,7 @@ clock starts; every answer is checked (status, and once per size and API the val
 floor's outputs).
 
 The floor, measured in the same run: a separate process loads the SavedModel with
-tfsconvert.tf_runtime.ServingSession (TF's session loader, as the server does) and runs the same
+tfsconvert.runtimes.tf.ServingSession (TF's session loader, as the server does) and runs the same
 batch, one thread run after run, or 8 threads at once. Each round (--repeat) runs the floor and
 then every API, so that neighbours in time are compared: "x floor" is the median over the rounds
 of p50 / the round's floor p50 at the same concurrency; p50 is the median of the rounds' p50s, p99
@@ -54,7 +54,7 @@ FLOOR = """
 import json, sys, threading, time
 import numpy as np
 from pathlib import Path
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.runtimes.tf import ServingSession
 arrays = np.load(sys.argv[2])
 session = ServingSession(Path(sys.argv[1]))
 feeds = {}
