@@ -32,14 +32,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_load import ENV, Run, drive, free_port  # noqa: E402
+from serve_load import ENV, Run, Server, drive  # noqa: E402
 
 import fixtures  # noqa: E402  (serve_load put the repository on sys.path)
 from fixtures.keras_field_models import (CANDIDATE_DENSE, CANDIDATE_FIELDS, CANDIDATE_VOCAB,  # noqa: E402
@@ -136,43 +135,6 @@ def row_body(arrays: dict[str, np.ndarray]) -> bytes:
                                      for i in range(size)]}).encode()
 
 
-class Server:
-    """`tfsconvert serve BASE --name ctr` on free ports, in its own process group."""
-
-    def __init__(self, base: Path, log: Path) -> None:
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        while self.rest_port == self.grpc_port:
-            self.rest_port = free_port()
-        cmd = [sys.executable, "-m", "tfsconvert", "serve", str(base), "--name", MODEL, "--port", str(self.grpc_port),
-               "--rest-api-port", str(self.rest_port)]
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while not self._ready():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                sys.exit(f"the server did not start:\n{log.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.2)
-
-    def _ready(self) -> bool:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=2)
-            connection.request("GET", f"/v1/models/{MODEL}")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def rest_values(text: bytes, rows: bool) -> np.ndarray:
     document = json.loads(text)
     if rows:
@@ -255,7 +217,7 @@ def main() -> int:
         np.savez(npz, **{f"{size}:{alias}": array for size, arrays in batches.items()
                          for alias, array in arrays.items()})
         floor = Floor(base, npz)
-        server = Server(base, Path(scratch) / "server.log")
+        server = Server(base, Path(scratch), batching=False, name=MODEL)
         try:
             print(f"{'rows':>5} {'API':<14} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'floor p50':>9} "
                   f"{'floor p99':>9} {'x floor':>7}")

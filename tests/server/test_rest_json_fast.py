@@ -517,16 +517,23 @@ def test_rows_of_one_input_equal_the_general_path(dtype):
     _assert_fast_same(rest_json.instances, [{"b64": "AA=="}], {"b64": "DT_STRING"})
 
 
-def test_a_ctr_request_takes_the_fast_path():
-    """300 candidates, 20 int64 ids, 60 floats and 80 wide ids each: no per-value Python work (the
-    general path is never asked), in both forms."""
-    rng = np.random.default_rng(0)
+def _ctr_request(seed: int):
+    """300 candidates (20 int64 ids, 60 floats, 80 wide ids each) as arrays, the signature's dtypes,
+    the columns and the rows."""
+    rng = np.random.default_rng(seed)
     arrays = {f"c{i:02d}": rng.integers(0, 1200, (300, 1)) for i in range(20)}
     arrays["dense"] = rng.standard_normal((300, 60)).astype(np.float32)
     arrays["wide_ids"] = rng.integers(0, 100_000, (300, 80))
     inputs = {alias: "DT_FLOAT" if alias == "dense" else "DT_INT64" for alias in arrays}
     columns = {alias: array.tolist() for alias, array in arrays.items()}
     rows = [{alias: column[i] for alias, column in columns.items()} for i in range(300)]
+    return arrays, inputs, columns, rows
+
+
+def test_a_ctr_request_takes_the_fast_path():
+    """300 candidates, 20 int64 ids, 60 floats and 80 wide ids each: no per-value Python work (the
+    general path is never asked), in both forms."""
+    arrays, inputs, columns, rows = _ctr_request(0)
     for body in (json.dumps({"inputs": columns}), json.dumps({"instances": rows})):
         depth, long_integer, _ = _rest_json.scan(body.encode())
         assert depth <= rest_json._MAX_NESTING and not long_integer  # orjson reads it
@@ -644,13 +651,7 @@ def test_number_literals_read_in_c_equal_the_json_module():
 
 
 def test_a_ctr_body_is_read_in_c():
-    rng = np.random.default_rng(1)
-    arrays = {f"c{i:02d}": rng.integers(0, 1200, (300, 1)) for i in range(20)}
-    arrays["dense"] = rng.standard_normal((300, 60)).astype(np.float32)
-    arrays["wide_ids"] = rng.integers(0, 100_000, (300, 80))
-    inputs = {alias: "DT_FLOAT" if alias == "dense" else "DT_INT64" for alias in arrays}
-    columns = {alias: array.tolist() for alias, array in arrays.items()}
-    rows = [{alias: column[i] for alias, column in columns.items()} for i in range(300)]
+    arrays, inputs, columns, rows = _ctr_request(1)
     for body in (json.dumps({"inputs": columns}), json.dumps({"instances": rows})):
         tensors = rest_json_fast.body_tensors(rest_json_fast.predict_body(body.encode()), inputs)
         for alias, array in arrays.items():
