@@ -16,8 +16,17 @@ import pytest
 
 from tfsconvert.dtypes import NUMPY_DTYPES, numpy_dtype
 from tfsconvert.rest_codec import decode_tensor, encode_tensor
-from tfsconvert.server import _rest_json, rest, rest_json, rest_json_fast, rest_outputs
+from tfsconvert.server import _rest_json_py, rest, rest_json, rest_json_fast, rest_outputs
 from tfsconvert.server.status import ServingError, invalid
+
+pytestmark = pytest.mark.usefixtures("pure")  # the C modules and their pure-Python twins
+
+
+@pytest.fixture
+def c_module(pure):
+    """Tests of what only the C module reads in C (the twin leaves it to the general path)."""
+    if pure:
+        pytest.skip("read in C only; the pure-Python twin leaves it to the general path")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,9 +254,9 @@ def test_the_usual_request_takes_the_fast_paths():
     """The 600-float bodies are read by orjson, as are a float64's 20 digits after the point, and
     converted without decode_tensor."""
     for body in (BODIES[0], BODIES[1], b'{"instances": [[0.00012345678901234567]]}'):
-        depth, long_integer, members = _rest_json.scan(body)
+        depth, long_integer, members = rest_json._rest_json.scan(body)
         assert depth <= rest_json._MAX_NESTING and not long_integer
-        assert _rest_json.members(orjson.loads(body)) == members
+        assert rest_json._rest_json.members(orjson.loads(body)) == members
     assert rest_json_fast.tensor([_ROW], [1, 600], "DT_FLOAT") is not None
 
 
@@ -369,18 +378,13 @@ def test_a_scalar_float_output_is_a_bare_number():
 
 @contextmanager
 def _general_path():
-    """rest_json, rest_json_fast and rest_outputs as they are without the typed conversions: float
-    lists still go through doubles (as they did before), everything else through the Python checks."""
-    names = [(rest_json_fast, "_typed"), (rest_json_fast, "_strings"), (rest_json_fast, "_transpose"),
-             (rest_json_fast, "_predict_body"), (rest_outputs, "_texts"), (rest_outputs, "_predictions")]
-    saved = [getattr(module, name) for module, name in names]
-    for module, name in names:
-        setattr(module, name, None)
-    try:
+    """rest_json_fast and rest_outputs with only what the pure-Python twin of _rest_json has (float
+    lists through `doubles`, as before the typed conversions): everything else through the Python
+    checks and writers."""
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (rest_json_fast, rest_outputs):
+            patch.setattr(module, "_rest_json", _rest_json_py)
         yield
-    finally:
-        for (module, name), value in zip(names, saved):
-            setattr(module, name, value)
 
 
 def _assert_fast_same(function, *args):
@@ -423,7 +427,7 @@ def test_typed_tensors_equal_the_general_path(dtype):
     ("DT_FLOAT", 2, np.array(2, np.float32)),
     ("DT_STRING", [["a", {"b64": "/w=="}]], np.array([[b"a", b"\xff"]], dtype=object)),
 ])
-def test_typed_tensors_take_the_fast_path(dtype, value, expected):
+def test_typed_tensors_take_the_fast_path(dtype, value, expected, c_module):
     array = rest_json_fast.tensor(value, rest_json_fast.shape_of(value), dtype)
     assert array is not None and array.dtype == expected.dtype and array.flags.writeable
     assert array.shape == expected.shape and array.tolist() == expected.tolist()
@@ -485,7 +489,7 @@ def _columnar(rows: list[dict]) -> dict:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_row_and_columnar_bodies_equal_the_general_path(seed):
+def test_row_and_columnar_bodies_equal_the_general_path(seed, c_module):
     """Many named inputs of every dtype and shape, then one damage at a time: the same tensors, or
     the same error text (in `instances`, the element and key the general path names)."""
     rng = random.Random(seed)
@@ -530,12 +534,12 @@ def _ctr_request(seed: int):
     return arrays, inputs, columns, rows
 
 
-def test_a_ctr_request_takes_the_fast_path():
+def test_a_ctr_request_takes_the_fast_path(c_module):
     """300 candidates, 20 int64 ids, 60 floats and 80 wide ids each: no per-value Python work (the
     general path is never asked), in both forms."""
     arrays, inputs, columns, rows = _ctr_request(0)
     for body in (json.dumps({"inputs": columns}), json.dumps({"instances": rows})):
-        depth, long_integer, _ = _rest_json.scan(body.encode())
+        depth, long_integer, _ = rest_json._rest_json.scan(body.encode())
         assert depth <= rest_json._MAX_NESTING and not long_integer  # orjson reads it
         document = rest_json.parse_body(body.encode())
         assert rest_json_fast.columns(rows, inputs) is not None
@@ -626,7 +630,7 @@ _READ_PIECES = [*_PIECES, b'"ids"', b'"n"', b'"x"', b'{"ids": [3], "dense": [1, 
                 b"-129", b"[[1]]", b"00", b"-", b"2.", b"\t", b'"signature_name": "t", ']
 
 
-def test_bodies_read_in_c_equal_the_general_path():
+def test_bodies_read_in_c_equal_the_general_path(c_module):
     served = sum(_assert_reading_same(body) for body in _SEEDS + BODIES)
     rng = random.Random(20241205)
     for _ in range(3000):
@@ -650,7 +654,7 @@ def test_number_literals_read_in_c_equal_the_json_module():
             _assert_reading_same(body.encode())
 
 
-def test_a_ctr_body_is_read_in_c():
+def test_a_ctr_body_is_read_in_c(c_module):
     arrays, inputs, columns, rows = _ctr_request(1)
     for body in (json.dumps({"inputs": columns}), json.dumps({"instances": rows})):
         tensors = rest_json_fast.body_tensors(rest_json_fast.predict_body(body.encode()), inputs)

@@ -279,7 +279,7 @@ fail:
     return NULL;
 }
 
-/* The JSON text of one float as TF Serving's WriteDecimal writes it (rest_json.decimal_text):
+/* The JSON text of one float as TF Serving's WriteDecimal writes it (rest_outputs.decimal_text):
  * `%g`, or 9 (float32) / 17 significant digits when `%g` does not give the value back, with `.0`
  * added to a whole number not in exponent form (`9e+06`, `1.43577434e+09`, `100000.0`). */
 static int add_decimal(Buffer *t, double value, int single) {

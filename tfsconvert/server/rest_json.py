@@ -12,8 +12,9 @@ import re
 import numpy as np
 import orjson
 
+from tfsconvert import accel
 from tfsconvert.rest_codec import decode_tensor
-from tfsconvert.server import _rest_json, rest_json_fast
+from tfsconvert.server import rest_json_fast
 from tfsconvert.server.core import type_name
 from tfsconvert.server.examples import debug, json_type
 from tfsconvert.server.status import ServingError, invalid
@@ -26,6 +27,7 @@ _INT_RANGES = {
 JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
 _MAX_DIMS = rest_json_fast.MAX_DIMS
 _DOUBLE_LIMIT = 2 ** 1024 - 2 ** 970  # the integers from here on round to infinity as doubles
+_rest_json = accel.load("tfsconvert.server", "_rest_json")  # or its pure-Python twin, _rest_json_py
 _MAX_NESTING = 500  # levels orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {

@@ -14,17 +14,18 @@ from functools import partial
 
 import numpy as np
 
-from tfsconvert import dtypes
-from tfsconvert.server import _rest_json
+from tfsconvert import accel, dtypes
 
 _FORMATS = {"DT_INT8": "b", "DT_INT16": "h", "DT_INT32": "i", "DT_INT64": "q", "DT_UINT8": "B", "DT_UINT32": "I",
             "DT_BOOL": "?", "DT_FLOAT": "d", "DT_DOUBLE": "d"}
 MAX_DIMS = 254  # TensorShape::MaxDimensions()
-_doubles = getattr(_rest_json, "doubles", None)
-_typed = getattr(_rest_json, "typed", None)
-_strings = getattr(_rest_json, "strings", None)
-_transpose = getattr(_rest_json, "transpose", None)
+_rest_json = accel.load("tfsconvert.server", "_rest_json")  # its pure-Python twin has only `doubles`
 _b64decode = partial(binascii.a2b_base64, strict_mode=True)  # what base64.b64decode(validate=True) does to ASCII
+
+
+def _c(name: str):
+    """The module's function `name`, or None (the pure-Python twin, or a build without it)."""
+    return getattr(_rest_json, name, None)
 
 
 def shape_of(value) -> list[int]:
@@ -50,15 +51,17 @@ def _read(value, shape: list[int], dtype: str, row_dims: int) -> np.ndarray | No
     (their values were tensors of their own)."""
     try:
         if dtype == "DT_STRING":
-            flat = _strings(value, shape, _b64decode) if _strings is not None else None
+            strings = _c("strings")
+            flat = strings(value, shape, _b64decode) if strings is not None else None
             return None if flat is None else _objects(flat).reshape(shape)
         format_ = _FORMATS.get(dtype)
         if format_ == "d" and len(shape) > row_dims:
             # Lists of numbers: through doubles, as float() makes every JSON number. A bare number
             # goes to numpy as it is (typed's "d" then takes the ints a double holds exactly).
-            data = _doubles(value, shape) if _doubles is not None else None
+            data = _rest_json.doubles(value, shape)
         else:
-            data = _typed(value, shape, format_) if _typed is not None and format_ else None
+            typed = _c("typed")
+            data = typed(value, shape, format_) if typed is not None and format_ else None
         if data is None:
             return None
         return np.frombuffer(data, dtype=np.float64 if format_ == "d" else dtypes.numpy_dtype(dtype)).reshape(shape)
@@ -83,7 +86,8 @@ def columns(rows: list, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:
     if not rows or "b64" in inputs:  # a lone "b64" input would make {"b64": ...} rows objects
         return None
     if isinstance(rows[0], dict) and list(rows[0]) != ["b64"]:
-        values = _transpose(rows, tuple(inputs)) if _transpose is not None else None
+        transpose = _c("transpose")
+        values = transpose(rows, tuple(inputs)) if transpose is not None else None
     else:
         values = [rows] if len(inputs) == 1 else None
     if values is None:
@@ -98,14 +102,14 @@ def columns(rows: list, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:
     return {alias: _cast(array, inputs[alias]) for alias, array in arrays.items()}  # warnings only if it applies
 
 
-_predict_body = getattr(_rest_json, "predict_body", None)
 _EXACT_INTEGERS = 2 ** 53
 
 
 def predict_body(body: bytes) -> tuple | None:
     """What C read of a predict body of named numeric tensors (_predict_json.c), without a Python
     object per value: (signature_name or None, rows, readings), or None for any other body."""
-    return _predict_body(body) if _predict_body is not None else None
+    read = _c("predict_body")
+    return read(body) if read is not None else None
 
 
 def body_tensors(reading: tuple, inputs: dict[str, str]) -> dict[str, np.ndarray] | None:

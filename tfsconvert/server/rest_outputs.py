@@ -9,15 +9,15 @@ import math
 
 import numpy as np
 
+from tfsconvert import accel
 from tfsconvert.dtypes import numpy_dtype
 from tfsconvert.rest_codec import encode_tensor
-from tfsconvert.server import _rest_json
 from tfsconvert.server.core import type_name
 from tfsconvert.server.rest_json import JSON_DTYPES
 from tfsconvert.server.status import invalid
 
-_texts = getattr(_rest_json, "texts", None)  # the JSON of each slice along dimension 0
-_predictions = getattr(_rest_json, "predictions", None)  # a row answer's list, whole
+_rest_json = accel.load("tfsconvert.server", "_rest_json")  # or its pure-Python twin, which has neither:
+# texts (the JSON of each slice along dimension 0) and predictions (a row answer's list, whole)
 
 
 def decimal_text(value: float, single: bool) -> str:
@@ -60,7 +60,7 @@ def _tensor_json(array, dtype: str, alias: str) -> str:
     if dtype not in JSON_DTYPES:
         raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
     if np.ndim(array) and _in_c(dtype):
-        return "[" + ", ".join(_texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))) + "]"
+        return "[" + ", ".join(_rest_json.texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))) + "]"
     return json.dumps(encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
@@ -69,13 +69,13 @@ def _numeric(dtype: str) -> bool:
 
 
 def _in_c(dtype: str) -> bool:
-    return _texts is not None and _numeric(dtype)
+    return hasattr(_rest_json, "texts") and _numeric(dtype)
 
 
 def _row_texts(array: np.ndarray, dtype: str, alias: str) -> list[str]:
     """The JSON text of each slice along dimension 0."""
     if _in_c(dtype):
-        return _texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
+        return _rest_json.texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
     return [_tensor_json(array[i], dtype, alias) for i in range(array.shape[0])]
 
 
@@ -99,9 +99,9 @@ def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes
         if batch is not None and array.shape[0] != batch:
             raise invalid(f"Tensor name: {alias} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
         batch = array.shape[0]
-    if _predictions is not None and arrays and all(_numeric(dtypes[alias]) for alias in arrays):
+    if hasattr(_rest_json, "predictions") and arrays and all(_numeric(dtypes[alias]) for alias in arrays):
         keys = [""] if len(arrays) == 1 else [f"{json.dumps(alias)}: " for alias in arrays]
-        listed = _predictions([np.asarray(array, dtype=numpy_dtype(dtypes[alias]), order="C")
+        listed = _rest_json.predictions([np.asarray(array, dtype=numpy_dtype(dtypes[alias]), order="C")
                                for alias, array in arrays.items()], keys)
         return f'{{"predictions": {listed}}}'.encode()
     columns = [_row_texts(np.asarray(array), dtypes[alias], alias) for alias, array in arrays.items()]
