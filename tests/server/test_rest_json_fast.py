@@ -264,19 +264,25 @@ _PIECES = [b"[", b"]", b"{", b"}", b",", b":", b'"a"', b'"\\u', b"\\", b"1", b"-
            b"\n", b"true", b"NaN", b"\xff", b"\xc3\xa9", b"1234567890123456789", b"1e400"]
 
 
+def _edited(rng: random.Random, seed: bytes, edits: int, deletes: float, pieces: list[bytes]) -> bytes:
+    """`seed` with 1 to `edits` random edits: a deletion of 1-3 bytes (probability `deletes`) or
+    one of `pieces` inserted."""
+    body = bytearray(seed)
+    for _ in range(rng.randint(1, edits)):
+        at = rng.randrange(len(body) + 1)
+        if rng.random() < deletes and at < len(body):
+            del body[at:at + rng.randint(1, 3)]
+        else:
+            body[at:at] = rng.choice(pieces)
+    return bytes(body)
+
+
 def test_mutated_bodies_match_the_json_module():
     """Seeded random edits of a small body: every document, error and offset is the json module's."""
     rng = random.Random(20240611)
     seed = b'{"signature_name": "s", "instances": [[1.0, -2.5e-3, 3], [4, 5.5, 6e2]]}'
     for _ in range(3000):
-        body = bytearray(seed)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(body) + 1)
-            if rng.random() < 0.5 and at < len(body):
-                del body[at:at + rng.randint(1, 3)]
-            else:
-                body[at:at] = rng.choice(_PIECES)
-        outcome = _assert_parse_same(bytes(body))
+        outcome = _assert_parse_same(_edited(rng, seed, 4, 0.5, _PIECES))
         if outcome[0] == "ok" and isinstance(outcome[1], dict) and isinstance(outcome[1].get("instances"), list):
             _assert_tensor_same(outcome[1]["instances"], "DT_FLOAT")
 
@@ -634,14 +640,7 @@ def test_bodies_read_in_c_equal_the_general_path(c_module):
     served = sum(_assert_reading_same(body) for body in _SEEDS + BODIES)
     rng = random.Random(20241205)
     for _ in range(3000):
-        body = bytearray(rng.choice(_SEEDS))
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(body) + 1)
-            if rng.random() < 0.4 and at < len(body):
-                del body[at:at + rng.randint(1, 3)]
-            else:
-                body[at:at] = rng.choice(_READ_PIECES)
-        served += _assert_reading_same(bytes(body))
+        served += _assert_reading_same(_edited(rng, rng.choice(_SEEDS), 3, 0.4, _READ_PIECES))
     assert served > 150  # the mutations leave a good many bodies C reads
 
 
