@@ -17,7 +17,8 @@ from tfsconvert.errors import InputError
 from tfsconvert.inspect import onnx_model
 
 # Every fixture that is or holds an ONNX file (its description names one).
-ONNX_FIXTURES = sorted(f.name for f in REGISTRY.values() if not f.lazy and (f.format == "onnx" or ".onnx" in f.description))
+ONNX_FIXTURES = sorted(f.name for f in REGISTRY.values()
+                       if not f.lazy and (f.format == "onnx" or ".onnx" in f.description))
 
 
 def assert_same(light, official, where: str = "ModelProto") -> None:

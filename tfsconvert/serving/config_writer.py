@@ -185,19 +185,21 @@ def _write(result: ServingConfigResult, out: Path, force: bool, batching: Batchi
         raise InputError("output-exists", f"{', '.join(existing)} already exist(s)",
                          "pass --force to replace them, or --out ANOTHER_DIR")
     params, reasons, parallelism = recommend(result.hardware, batching.defaults)
-    what = (f"TF Serving --batching_parameters_file for {result.hardware.cpus} CPU(s), {result.hardware.gpus} GPU(s)")
+    what = f"TF Serving --batching_parameters_file for {result.hardware.cpus} CPU(s), {result.hardware.gpus} GPU(s)"
     if batching.calibrate:
         result.calibration = _calibrate(result, batching)
-        params, parallelism = result.calibration.best.setting.params, result.calibration.best.setting.session_parallelism
+        best = result.calibration.best.setting
+        params, parallelism = best.params, best.session_parallelism
         reasons = _calibrated_reasons(result.calibration, reasons)
         intro = result.calibration.comment()
         result.batching_from = "calibrated"
     else:
-        intro = (f"The {batching.defaults} defaults (docs/serving.md): the reason is above each field."
+        rule = "GPU" if result.hardware.gpus else batching.defaults
+        intro = (f"The {rule} defaults (docs/serving.md): the reason is above each field."
                  + (f"\nStart the server with {SESSION_FLAG}={parallelism} (in the commands serving-config prints)."
                     if parallelism else "")
                  + "\nMeasure this machine with `tfsconvert serving-config PATH --calibrate`.")
-        result.batching_from = batching.defaults
+        result.batching_from = rule
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
