@@ -334,6 +334,21 @@ def test_calibrated_file_comments_carry_the_measured_figures(calibrated):
     assert len(lines) >= len(data["calibration"]["trials"]) + 1 and "best after" in lines[-1]
 
 
+def test_calibration_axes_and_the_measured_defaults_per_machine():
+    from tfsconvert.serving import tuning
+    from tfsconvert.serving.calibrate import Setting, axes, with_value
+
+    assert axes(2, 32) == [("num_batch_threads", [1, 2, 5]), ("session_parallelism", [0, 1]),
+                           ("max_batch_size", [8, 16, 32]), ("batch_timeout_micros", [0, 2000])]
+    assert axes(1, 12)[0] == ("num_batch_threads", [1, 3]) and axes(1, 12)[2] == ("max_batch_size", [8, 12])
+    params, _, parallelism = tuning.recommend(hardware.Hardware(8, 0, "--cpus"))
+    assert (params.num_batch_threads, params.max_batch_size, params.allowed_batch_sizes, parallelism) == \
+        (4, 16, (8, 16), 1)
+    wider = with_value(Setting(params, parallelism), "max_batch_size", 32)
+    assert (wider.params.max_batch_size, wider.params.allowed_batch_sizes) == (32, (8, 16, 32))
+    assert with_value(wider, "session_parallelism", 0) == Setting(wider.params, 0)
+
+
 def test_calibrate_needs_golden_requests(fixture_path, tmp_path):
     base = _base(fixture_path, tmp_path, "mlp")  # no assets.extra/golden.jsonl
     result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--calibrate")
