@@ -290,13 +290,19 @@ CALIBRATE_SECONDS = 30  # the start and two or three trials on this machine when
 
 
 @pytest.fixture(scope="module")
-def calibrated(fixture_path, tmp_path_factory):
+def mlp_with_golden(fixture_path, tmp_path_factory) -> Path:
+    """The frozen MLP converted to a SavedModel base path, with golden requests."""
+    base = tmp_path_factory.mktemp("converted") / "mlp"
+    converted = run_cli("saved-model", fixture_path("frozen_mlp_pb"), "--base-path", base, "--version", 1, "--json")
+    assert converted.exit_code == 0, converted.stdout + converted.stderr
+    return base
+
+
+@pytest.fixture(scope="module")
+def calibrated(mlp_with_golden, tmp_path_factory):
     """serving-config --calibrate on the frozen MLP converted with golden requests: (JSON, out dir, stderr)."""
     root = tmp_path_factory.mktemp("calibrate")
-    converted = run_cli("saved-model", fixture_path("frozen_mlp_pb"), "--base-path", root / "mlp", "--version", 1,
-                        "--json")
-    assert converted.exit_code == 0, converted.stdout + converted.stderr
-    result = run_cli("serving-config", root / "mlp", "--out", root / "serving", "--calibrate", "--calibrate-seconds",
+    result = run_cli("serving-config", mlp_with_golden, "--out", root / "serving", "--calibrate", "--calibrate-seconds",
                      CALIBRATE_SECONDS, "--calibrate-concurrency", 8, "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
     return result.json(), root / "serving", result.stderr
@@ -357,6 +363,24 @@ def test_calibrate_needs_golden_requests(fixture_path, tmp_path):
         f"error [no-golden-requests]: {base / '2'} has no golden requests (assets.extra/golden.jsonl): calibration "
         f"replays them against the server")
     assert "Traceback" not in result.stderr and not (tmp_path / "serving").exists()
+
+
+def test_calibrate_names_a_version_that_does_not_load(mlp_with_golden, tmp_path):
+    """A graph that passes the static checks but that TensorFlow refuses to load: exit 1, one line naming it."""
+    base = tmp_path / "broken"
+    shutil.copytree(mlp_with_golden, base)
+    saved_model = base / "1" / "saved_model.pb"
+    message = tfproto.parse_binary("SavedModel", saved_model.read_bytes())
+    node = next(n for n in message.meta_graphs[0].graph_def.node if n.op == "AddV2")
+    node.input[1] = "missing_node"
+    saved_model.write_bytes(message.SerializeToString())
+    result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--calibrate", "--calibrate-seconds", 10)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    error = [line for line in result.stderr.splitlines() if not line.startswith("calibrate: ")]
+    assert error[0].startswith(f"error [load-failed]: {base / '1'}: the model does not serve")
+    assert "Unknown input node 'missing_node'" in error[0] and "Traceback" not in result.stderr
+    assert error[1] == f"  fix: run tfsconvert validate {base / '1'} for the finding and its fix"
+    assert not (tmp_path / "serving").exists()
 
 
 def test_calibrate_measures_one_model(fixture_path, tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from tfsconvert.errors import CheckFailed, InputError
+from tfsconvert.naming import GOLDEN_FILE
 from tfsconvert.server.batching_config import BatchingParameters
 from tfsconvert.server.hardware import Hardware
 from tfsconvert.serving import bench, tuning, workload
@@ -92,8 +93,6 @@ class Servers:
 
     def __init__(self, path: Path, model_name: str | None, concurrency: int, run_seconds: float,
                  golden: Path | None = None) -> None:
-        from tfsconvert.validate.checks import GOLDEN_FILE
-
         self.model, self.served = bench._served_version(path, model_name)
         self.golden = golden or Path(self.served.path) / GOLDEN_FILE
         if self.served.format == "pmml":
@@ -124,7 +123,11 @@ class Servers:
         stack = contextlib.ExitStack()
         mode = (True, setting.params, setting.session_parallelism or None)
         params_file = Path(self._work.name) / f"batching{len(self._stops)}-{time.monotonic_ns()}.txt"
-        box = stack.enter_context(bench._sandbox(self.served, self.model, mode, params_file, self.options))
+        try:
+            box = stack.enter_context(bench._sandbox(self.served, self.model, mode, params_file, self.options))
+        except CheckFailed as failure:  # the model, not the setting: name the version to look at
+            raise CheckFailed(failure.code, f"{self.served.path}: {failure.message}",
+                              f"run tfsconvert validate {self.served.path} for the finding and its fix") from None
         self.start_seconds = box.load_seconds
         if self._job is None:
             target = Target("rest", "127.0.0.1", box.rest_port, self.model, None)
