@@ -142,7 +142,7 @@ def test_commands_mount_each_base_path_where_the_docker_config_points(written):
 
 def test_validate_accepts_the_generated_config(written):
     _, out = written
-    result = run_cli("validate", out / "models.config", "--static-only", "--json", "-")
+    result = run_cli("validate", out / "models.config", "--static-only", "--json")
     assert result.exit_code == 0, result.stdout
     report = result.json()
     assert (report["kind"], report["ok"], report["summary"]["error"], report["summary"]["warning"]) == \
@@ -300,12 +300,12 @@ def mlp_with_golden(fixture_path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def calibrated(mlp_with_golden, tmp_path_factory):
-    """serving-config --calibrate on the frozen MLP converted with golden requests: (JSON, out dir, stderr)."""
+    """serving-config --calibrate on the frozen MLP converted with golden requests: (JSON, out dir, progress lines)."""
     root = tmp_path_factory.mktemp("calibrate")
     result = run_cli("serving-config", mlp_with_golden, "--out", root / "serving", "--calibrate", "--calibrate-seconds",
                      CALIBRATE_SECONDS, "--calibrate-concurrency", 8, "--json")
     assert result.exit_code == 0, result.stdout + result.stderr
-    return result.json(), root / "serving", result.stderr
+    return result.json(), root / "serving", result.progress
 
 
 def test_calibrated_file_parses_and_is_the_best_swept_setting(calibrated):
@@ -329,14 +329,14 @@ def test_calibrated_file_parses_and_is_the_best_swept_setting(calibrated):
 
 
 def test_calibrated_file_comments_carry_the_measured_figures(calibrated):
-    data, out, stderr = calibrated
+    data, out, progress = calibrated
     text = (out / "batching_parameters.txt").read_text()
     best = data["calibration"]["best"]
     assert f"# best: {best['qps']:.0f} QPS, p99 {best['p99_ms']:.1f} ms (num_batch_threads " in text
     assert "# model mlp version 1 in the embedded server, its golden requests over REST," in text
     for trial in data["calibration"]["trials"]:
         assert f"{trial['qps']:.0f}" in text
-    lines = [line for line in stderr.splitlines() if line.startswith("calibrate: ")]
+    lines = [line for line in progress if "] calibrate: " in line]
     assert len(lines) >= len(data["calibration"]["trials"]) + 1 and "best after" in lines[-1]
 
 
@@ -376,7 +376,7 @@ def test_calibrate_names_a_version_that_does_not_load(mlp_with_golden, tmp_path)
     saved_model.write_bytes(message.SerializeToString())
     result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--calibrate", "--calibrate-seconds", 10)
     assert result.exit_code == 1, result.stdout + result.stderr
-    error = [line for line in result.stderr.splitlines() if not line.startswith("calibrate: ")]
+    error = result.stderr.splitlines()
     assert error[0].startswith(f"error [load-failed]: {base / '1'}: the model does not serve")
     assert "Unknown input node 'missing_node'" in error[0] and "Traceback" not in result.stderr
     assert error[1] == f"  fix: run tfsconvert validate {base / '1'} for the finding and its fix"

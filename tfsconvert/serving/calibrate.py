@@ -236,8 +236,7 @@ def calibrate(path: Path, hardware: Hardware, model_name: str | None = None, bud
             best = servers.measure(start, box)
             result = Calibration(servers.model, servers.served.version, servers.requests_from, hardware,
                                  concurrency, budget_seconds, latency_budget_ms, best, [(best, None)])
-            say(f"calibrate: [{time.monotonic() - started:4.0f} s] {best.qps:.0f} QPS, p99 {best.p99_ms:.1f} ms "
-                f"(start)")
+            say(f"calibrate: {best.qps:.0f} QPS, p99 {best.p99_ms:.1f} ms (start)")
             trial_seconds = time.monotonic() - started
             for axis, values in axes(hardware.cpus, concurrency):
                 for value in values:
@@ -252,8 +251,8 @@ def calibrate(path: Path, hardware: Hardware, model_name: str | None = None, bud
                     trial, again = servers.compare(candidate, challenger_box, best.setting, box)
                     result.trials.append((trial, again))
                     won = _beats(trial, again, latency_budget_ms)
-                    say(f"calibrate: [{time.monotonic() - started:4.0f} s] {axis} {value}: {trial.qps:.0f} QPS, "
-                        f"p99 {trial.p99_ms or 0:.1f} ms against {again.qps:.0f}: "
+                    say(f"calibrate: {axis} {value}: {trial.qps:.0f} QPS, p99 {trial.p99_ms or 0:.1f} ms against "
+                        f"{again.qps:.0f}: "
                         + ("new best" if won else "kept the best"))
                     if won:
                         servers.stop(stack)
