@@ -9,10 +9,11 @@ Default (the benchmark ranker, `ctr_ranker`):
    then timeouts 1000 and 5000 on the grid's best: each setting's server is started and measured in turn with a
    reference server (the field's rule) that stays up, twice each, and scored by QPS / the reference's QPS, so the
    machine getting busier does not pick the winner;
-2. `tfsconvert serving-config BASE --calibrate` (the real command, its default 60 s budget) and
+2. `tfsconvert serving-config BASE --calibrate` (the real command, its default 60 s budget unless
+   --calibrate-seconds) and
    `tfsconvert serving-config BASE` (the uncalibrated defaults) and `--batching-defaults field-rule`;
-3. servers for the sweep's top 3, the calibrated file, the defaults and the field rule, all up, measured in
-   turn for --rounds rounds; medians. The sweep's best is the best median of its top 3. Prints calibrated /
+3. servers for the sweep's top 3, the calibrated file, the defaults and the field rule (one per distinct
+   setting), all up, measured in turn for --rounds rounds; medians. The sweep's best is the best median of its top 3. Prints calibrated /
    best and defaults / best (targets 0.9 and 0.7).
 
 `--fixtures`: step 1 without max_batch_size 32 (the worst at 32 concurrent requests in a first pass) on each
@@ -21,7 +22,7 @@ then every grid setting's score relative to each model's best: the defaults are 
 worst-case score.
 
 Usage: python bench/calibrate.py [--fixtures [--models ctr_ranker,mlp_savedmodel,mlp_onnx]] [--rounds 3]
-                                 [--run-seconds 1.0]
+                                 [--run-seconds 1.0] [--calibrate-seconds 60]
 This machine has 2 cores shared with other work: read ratios, not absolute QPS.
 """
 
@@ -125,19 +126,20 @@ def written(base: Path, scratch: Path, name: str, *args) -> tuple[Setting, float
 
 
 def final(base: Path, run_seconds: float, rounds: int, settings: dict[str, Setting]) -> dict[str, list[float]]:
-    """All servers up, each measured once per round, in turn."""
-    qps: dict[str, list[float]] = {name: [] for name in settings}
+    """One server per distinct setting, all up, each measured once per round, in turn (names sharing a
+    setting, e.g. calibrated = defaults, share its measurements)."""
+    qps: dict[Setting, list[float]] = {setting: [] for setting in settings.values()}
     with Servers(base, None, CONCURRENCY, run_seconds) as servers:
-        live = {name: servers.start(setting) for name, setting in settings.items()}
-        for name, (_, box) in live.items():  # warm
-            servers.measure(settings[name], box)
+        live = {setting: servers.start(setting) for setting in qps}
+        for setting, (_, box) in live.items():  # warm
+            servers.measure(setting, box)
         for _ in range(rounds):
-            for name, (_, box) in live.items():
-                trial = servers.measure(settings[name], box)
-                qps[name].append(trial.qps if trial.errors == 0 else 0.0)
+            for setting, (_, box) in live.items():
+                trial = servers.measure(setting, box)
+                qps[setting].append(trial.qps if trial.errors == 0 else 0.0)
         for stack, _ in live.values():
             servers.stop(stack)
-    return qps
+    return {name: qps[setting] for name, setting in settings.items()}
 
 
 def main() -> None:
@@ -146,6 +148,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="--fixtures: which models (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--run-seconds", type=float, default=1.0)
+    parser.add_argument("--calibrate-seconds", type=float, default=60.0, help="the --calibrate run's budget")
     args = parser.parse_args()
     machine = hardware.detect()
     params, _, parallelism = tuning.recommend(machine, "field-rule")
@@ -172,7 +175,8 @@ def main() -> None:
         scores = sweep(base, args.run_seconds, field_rule, grid(field_rule), more=["timeouts"])
         sweep_seconds = time.monotonic() - started
         top = sorted(scores, key=scores.get, reverse=True)[:TOP]
-        calibrated, calibrate_seconds = written(base, scratch, "calibrated", "--calibrate")
+        calibrated, calibrate_seconds = written(base, scratch, "calibrated", "--calibrate", "--calibrate-seconds",
+                                                args.calibrate_seconds)
         print((scratch / "serving-calibrated" / "batching_parameters.txt").read_text(), flush=True)
         defaults, _ = written(base, scratch, "defaults")
         rule, _ = written(base, scratch, "field-rule", "--batching-defaults", "field-rule")

@@ -85,8 +85,8 @@ def test_batching_parameters_parse_with_the_official_message(written):
     official = _official_batching_parameters()
     text_format.Parse((out / "batching_parameters.txt").read_text(), official)  # unknown fields would raise
     assert (official.max_batch_size.value, official.batch_timeout_micros.value, official.max_enqueued_batches.value,
-            official.num_batch_threads.value) == (16, 0, 1_000_000, 2)  # the measured defaults: 4 CPUs / 2
-    assert list(official.allowed_batch_sizes) == [8, 16]
+            official.num_batch_threads.value) == (128, 0, 1_000_000, 2)  # the measured defaults: 4 CPUs / 2
+    assert list(official.allowed_batch_sizes) == [8, 16, 32, 64, 128]
     assert official.pad_variable_length_inputs is False
     assert not official.HasField("thread_pool_name")
 
@@ -94,7 +94,7 @@ def test_batching_parameters_parse_with_the_official_message(written):
 def test_batching_parameters_read_back_and_explain_every_field(written):
     data, out = written
     params = read_batching_parameters(out / "batching_parameters.txt")
-    assert params == BatchingParameters(16, 0, 1_000_000, 2, "batch_threads", (8, 16), False)
+    assert params == BatchingParameters(128, 0, 1_000_000, 2, "batch_threads", (8, 16, 32, 64, 128), False)
     assert data["batching_parameters"] == params.to_json()
     assert (data["batching_from"], data["session_parallelism"], data["calibration"]) == ("measured", 1, None)
     lines = (out / "batching_parameters.txt").read_text().splitlines()
@@ -103,8 +103,8 @@ def test_batching_parameters_read_back_and_explain_every_field(written):
                   "pad_variable_length_inputs"):
         (line,) = [f for f in fields if f.startswith(field)]
         assert lines[lines.index(line) - 1].startswith("# "), field  # the reason right above the field
-    assert "# 2 = 4 CPUs (--cpus) / 2, with --tensorflow_session_parallelism=1: Best across our fixtures at 32 " \
-           "concurrent requests on 2 cores (docs/serving.md);" in lines
+    assert "# 2 = 4 CPUs (--cpus) / 2, with --tensorflow_session_parallelism=1: Best worst case across our fixtures " \
+           "at 32 concurrent requests on 2 cores (docs/benchmarks.md);" in lines
     assert "# Start the server with --tensorflow_session_parallelism=1 (in the commands serving-config prints)." \
         in lines
 
@@ -349,7 +349,7 @@ def test_calibration_axes_and_the_measured_defaults_per_machine():
     assert axes(1, 12)[0] == ("num_batch_threads", [1, 3]) and axes(1, 12)[2] == ("max_batch_size", [8, 12])
     params, _, parallelism = tuning.recommend(hardware.Hardware(8, 0, "--cpus"))
     assert (params.num_batch_threads, params.max_batch_size, params.allowed_batch_sizes, parallelism) == \
-        (4, 16, (8, 16), 1)
+        (4, 128, (8, 16, 32, 64, 128), 1)
     wider = with_value(Setting(params, parallelism), "max_batch_size", 32)
     assert (wider.params.max_batch_size, wider.params.allowed_batch_sizes) == (32, (8, 16, 32))
     assert with_value(wider, "session_parallelism", 0) == Setting(wider.params, 0)
