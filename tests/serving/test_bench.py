@@ -167,8 +167,9 @@ def test_bench_json_small_run(fixture_path):
     assert [(r["batching"], r["concurrency"]) for r in data["runs"]] == [(False, 1), (False, 4), (True, 1), (True, 4)]
     for run in data["runs"]:
         _check_run(run, 200)
-    recommended = tuning.recommend(hardware.detect())[0].to_json()
-    assert [r["batching_parameters"] for r in data["runs"]] == [None, None, recommended, recommended]
+    params, _, parallelism = tuning.recommend(hardware.detect())  # serving-config's measured defaults
+    assert [r["batching_parameters"] for r in data["runs"]] == [None, None, params.to_json(), params.to_json()]
+    assert [r["session_parallelism"] for r in data["runs"]] == [None, None, parallelism, parallelism]
     assert isinstance(data["limit_qps"], float) and data["limit_qps"] > 0
     assert data["limit"]["batch_requests"] == 4  # the most requests ever in flight here
     assert data["runs"][3]["vs_unbatched"] == pytest.approx(data["runs"][3]["qps"] / data["runs"][1]["qps"], 1e-2)
