@@ -24,11 +24,11 @@ from tfsconvert.server import hardware
 from tfsconvert.serving import limit, loadgen, tuning, workload
 from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
     read_batching_parameters
+from tfsconvert.serving.commands import SESSION_FLAG
 from tfsconvert.serving.bench_target import Target, grpc_signatures, parse_url, rest_signatures
 from tfsconvert.server.sandbox import Limits, Sandbox, ServerStartFailed
 
 BATCHING_MODES = {"on": (True,), "off": (False,), "both": (False, True)}
-SESSION_FLAG = "--tensorflow_session_parallelism"  # TF Serving's: both of TensorFlow's thread pools
 Progress = Callable[[str, int, "int | None"], None]
 # A server's setting: (batching: None against a URL, its parameters, its session parallelism if bench set it).
 Mode = tuple["bool | None", "BatchingParameters | None", "int | None"]
@@ -205,9 +205,8 @@ def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResu
 
 def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchResult:
     model, served = _served_version(path, options.model_name)
-    base = (read_batching_parameters(options.batching_parameters_file) if options.batching_parameters_file
-            else tuning.recommend(hardware.detect())[0])
-    candidates = _candidates(base, options)
+    base, parallelism = _base(options)
+    candidates = _candidates(base, options, parallelism)
     modes = [(batching, *candidate) for batching in BATCHING_MODES[options.batching or "both"]
              for candidate in (candidates if batching else [(None, None)])]
     golden_file = options.golden or Path(served.path) / GOLDEN_FILE
@@ -280,13 +279,25 @@ def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOp
                           "run tfsconvert validate PATH for the finding and its fix") from None
 
 
-def _candidates(base: BatchingParameters, options: BenchOptions) -> list[tuple[BatchingParameters, int | None]]:
+def _base(options: BenchOptions) -> tuple[BatchingParameters, int | None]:
+    """The batched servers' parameters and session parallelism: --batching-parameters-file (TF Serving's pools),
+    else serving-config's defaults for this machine with their session parallelism (unless a --server-flag
+    sets TensorFlow's pools)."""
+    if options.batching_parameters_file:
+        return read_batching_parameters(options.batching_parameters_file), None
+    params, _, parallelism = tuning.recommend(hardware.detect())
+    pools_set = any("_parallelism=" in flag for flag in options.server_flags)
+    return params, None if pools_set or not parallelism else parallelism
+
+
+def _candidates(base: BatchingParameters, options: BenchOptions,
+                parallelism: int | None) -> list[tuple[BatchingParameters, int | None]]:
     """(parameters, session parallelism) per (--batch-timeout-micros, --batch-threads, --session-parallelism);
-    `base` fills the rest, and no session parallelism leaves TF Serving's default."""
-    return [(replace(base, batch_timeout_micros=timeout, num_batch_threads=threads), parallelism)
+    `base` and `parallelism` fill the rest (None leaves TF Serving's default)."""
+    return [(replace(base, batch_timeout_micros=timeout, num_batch_threads=threads), candidate)
             for timeout in options.batch_timeouts or (base.batch_timeout_micros,)
             for threads in options.batch_threads or (base.num_batch_threads,)
-            for parallelism in options.session_parallelism or (None,)]
+            for candidate in options.session_parallelism or (parallelism,)]
 
 
 def _swept(run: Run) -> tuple[int, int, int]:
