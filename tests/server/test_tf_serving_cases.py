@@ -513,9 +513,10 @@ def test_parse_model_info_for_post(server):  # HttpRestApiUtilTest.TestParseMode
 
 
 def test_regress_rest_answers_at_float_precision(server):  # tensorflow_model_server_test.testRegressREST (form)
-    status, text = 200, requests.post(server.url("/v1/models/examples:regress"), timeout=30,
-                                      data=b'{"signature_name": "regress", "examples": [{"x": [0.1, 0.2]}]}').text
-    for token in json.loads(text, parse_float=str)["results"]:
+    response = requests.post(server.url("/v1/models/examples:regress"), timeout=30,
+                             data=b'{"signature_name": "regress", "examples": [{"x": [0.1, 0.2]}]}')
+    assert response.status_code == 200
+    for token in json.loads(response.text, parse_float=str)["results"]:
         assert len(token.replace("-", "").replace(".", "").lstrip("0")) <= 9  # a float's digits, not a double's
 
 

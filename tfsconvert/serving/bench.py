@@ -197,14 +197,14 @@ def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResu
                   else rest_signatures(found, options.timeout))
     records, source = workload.records(signatures, options.golden)
     result = BenchResult(url, found.model, found.protocol, source, [], options.latency_budget_ms)
-    job = _job(found, records, signatures)
+    job = load_job(found, records, signatures)
     for concurrency in options.concurrency:
-        result.runs.append(_measure(job, (None, None, None), concurrency, options, progress, url_mode=True))
+        result.runs.append(measure(job, (None, None, None), concurrency, options, progress, url_mode=True))
     return result
 
 
 def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchResult:
-    model, served = _served_version(path, options.model_name)
+    model, served = served_version(path, options.model_name)
     base, parallelism = _base(options)
     candidates = _candidates(base, options, parallelism)
     modes = [(batching, *candidate) for batching in BATCHING_MODES[options.batching or "both"]
@@ -216,7 +216,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         boxes = []
         for index, mode in enumerate(modes):
             progress(f"starting a sandboxed server ({_label(mode, options)})", 0, None)
-            boxes.append(stack.enter_context(_sandbox(served, model, mode, work / f"batching{index}.txt", options)))
+            boxes.append(stack.enter_context(sandboxed_server(served, model, mode, work / f"batching{index}.txt", options)))
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
                        model, None)
         signatures = rest_signatures(replace(first, protocol="rest", port=boxes[0].rest_port), options.timeout)
@@ -225,11 +225,11 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
                              server_flags=options.server_flags)
         progress("measuring the in-process batched limit (no server)", 0, None)
         result.limit = _limit(served.path, records, signatures, base, max(options.concurrency), options)
-        jobs = [_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
+        jobs = [load_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
                 for box in boxes]
         for concurrency in options.concurrency:
             for mode, job, box in zip(modes, jobs, boxes):
-                result.runs.append(_measure(job, mode, concurrency, options, progress, box=box))
+                result.runs.append(measure(job, mode, concurrency, options, progress, box=box))
         result.notes += [f"the server ({_label(mode, options)}) exited: {problem.message}"
                          for mode, box in zip(modes, boxes) if (problem := box.exit_problem()) is not None]
     result.runs.sort(key=lambda r: (r.batching is True, _swept(r), r.concurrency))
@@ -237,7 +237,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
     return result
 
 
-def _served_version(path: Path, model_name: str | None):
+def served_version(path: Path, model_name: str | None):
     """(model name, the ServedVersion TF Serving would serve: the latest) of one model's PATH."""
     from tfsconvert.validate.checks import static_check
 
@@ -257,7 +257,7 @@ def _served_version(path: Path, model_name: str | None):
 
 
 @contextlib.contextmanager
-def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
+def sandboxed_server(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
     """The server of one mode, with every --server-flag."""
     _, params, parallelism = mode
     flags: tuple[str, ...] = options.server_flags
@@ -318,13 +318,13 @@ def _label(mode: Mode, options: BenchOptions) -> str:
     return ", ".join(["batching on", *swept])
 
 
-def _job(target: Target, records, signatures) -> loadgen.Job:
+def load_job(target: Target, records, signatures) -> loadgen.Job:
     payloads = (workload.grpc_payloads(records, signatures, target.model) if target.protocol == "grpc" else
                 workload.rest_payloads(records, target.host, target.port, target.model, target.version))
     return loadgen.Job(target.protocol, target.host, target.port, payloads, 1, None, None)
 
 
-def _measure(job: loadgen.Job, mode: Mode, concurrency: int, options: BenchOptions, progress: Progress,
+def measure(job: loadgen.Job, mode: Mode, concurrency: int, options: BenchOptions, progress: Progress,
              box: Sandbox | None = None, url_mode: bool = False) -> Run:
     label = f"{_label(mode, options)}, {concurrency} concurrent"
     job = replace(job, connections=concurrency, requests=options.requests, duration=options.duration,

@@ -93,7 +93,7 @@ class Servers:
 
     def __init__(self, path: Path, model_name: str | None, concurrency: int, run_seconds: float,
                  golden: Path | None = None) -> None:
-        self.model, self.served = bench._served_version(path, model_name)
+        self.model, self.served = bench.served_version(path, model_name)
         self.golden = golden or Path(self.served.path) / GOLDEN_FILE
         if self.served.format == "pmml":
             raise InputError("bad-option", f"{self.served.path} is PMML, which the server does not batch: there "
@@ -124,7 +124,7 @@ class Servers:
         mode = (True, setting.params, setting.session_parallelism or None)
         params_file = Path(self._work.name) / f"batching{len(self._stops)}-{time.monotonic_ns()}.txt"
         try:
-            box = stack.enter_context(bench._sandbox(self.served, self.model, mode, params_file, self.options))
+            box = stack.enter_context(bench.sandboxed_server(self.served, self.model, mode, params_file, self.options))
         except CheckFailed as failure:  # the model, not the setting: name the version to look at
             raise CheckFailed(failure.code, f"{self.served.path}: {failure.message}",
                               f"run tfsconvert validate {self.served.path} for the finding and its fix") from None
@@ -133,13 +133,13 @@ class Servers:
             target = Target("rest", "127.0.0.1", box.rest_port, self.model, None)
             signatures = rest_signatures(target, self.options.timeout)
             records, self.requests_from = workload.records(signatures, self.golden)
-            self._job = bench._job(target, records, signatures)
+            self._job = bench.load_job(target, records, signatures)
         return stack, box
 
     def measure(self, setting: Setting, box) -> Trial:
         job = replace(self._job, port=box.rest_port)
         mode = (True, setting.params, setting.session_parallelism or None)
-        run = bench._measure(job, mode, self.options.concurrency[0], self.options, lambda *_: None, box=box)
+        run = bench.measure(job, mode, self.options.concurrency[0], self.options, lambda *_: None, box=box)
         return Trial(setting, run.qps, run.latencies_ms["p99_ms"], run.errors)
 
     def compare(self, first: Setting, first_box, second: Setting, second_box, pairs: int = 2) -> tuple[Trial, Trial]:
