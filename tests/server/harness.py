@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 READY = "Exporting HTTP/REST API at:localhost:"
 
 
