@@ -1,9 +1,14 @@
-"""TensorProto <-> numpy, in one place (gRPC requests/responses and warmup records)."""
+"""TensorProto <-> numpy, in one place (gRPC requests/responses and warmup records).
+
+The dtypes of golden.NUMPY_DTYPES are read and written without TensorFlow (tfsconvert.tensor_codec,
+`tf.make_ndarray`'s rules); only the others (complex, bfloat16, quantized...) need it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from tfsconvert import tensor_codec, tfproto
 from tfsconvert.golden import NUMPY_DTYPES
 from tfsconvert.server.status import invalid
 
@@ -26,29 +31,36 @@ def array_dtype(array: np.ndarray) -> str:
 
 def to_array(proto, alias: str) -> np.ndarray:
     """The array of a request TensorProto; INVALID_ARGUMENT `tensor parsing error` if malformed."""
-    import tensorflow as tf
-
     try:
-        return tf.make_ndarray(proto)
-    except (TypeError, ValueError):
+        if tfproto.dtype_name(proto.dtype) in NUMPY_DTYPES:
+            return tensor_codec.from_proto(proto)
+        import tensorflow as tf
+
+        return tf.make_ndarray(_converted(proto, tf.make_tensor_proto(0)))
+    except (TypeError, ValueError, ImportError):  # ImportError: an exotic dtype without TensorFlow installed
         raise invalid(f"tensor parsing error: {alias}") from None
 
 
 def to_proto(array: np.ndarray, dtype: str):
     """A response TensorProto of `dtype` with the values in the typed repeated field."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
     array = np.asarray(array)
     field = _TYPED_FIELDS.get(dtype)
     if field is None:  # half, bfloat16, ...: TensorFlow knows how to pack these
         import tensorflow as tf
 
-        return tf.make_tensor_proto(array)
-    proto = tensor_pb2.TensorProto(
-        dtype=types_pb2.DataType.Value(dtype),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[{"size": size} for size in array.shape]))
+        return _converted(tf.make_tensor_proto(array), tfproto.message_class("TensorProto")())
+    proto = tfproto.message_class("TensorProto")(dtype=tfproto.enum_value("TensorProto", "dtype", dtype))
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
     values = array.ravel().tolist()
     if dtype == "DT_STRING":
         values = [v.encode("utf-8") if isinstance(v, str) else v for v in values]
     getattr(proto, field).extend(values)
     return proto
+
+
+def _converted(proto, into):
+    """`proto` as the TensorProto class of `into` (TensorFlow's or ours), through its bytes."""
+    into.Clear()
+    into.ParseFromString(proto.SerializeToString())
+    return into
