@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -70,13 +71,16 @@ def constraints(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory, dist, constraints):
-    """`venv(extras)`: a fresh venv with the built wheel and those extras (one venv per set, reused)."""
+def venv(dist, constraints):
+    """`venv(extras)`: a fresh venv with the built wheel and those extras (one venv per set, reused). Not under
+    pytest's 0700 temp dirs: validate's sandboxed server runs as another user and must read the venv."""
     made: dict[str, Path] = {}
+    top = Path(tempfile.mkdtemp(prefix="tfsconvert-venvs-"))
+    top.chmod(0o755)
 
     def make(extras: str = "") -> Path:
         if extras not in made:
-            root = tmp_path_factory.mktemp(f"venv-{extras or 'core'}")
+            root = top / (extras or "core")
             spec = f"tfsconvert[{extras}] @ {dist['wheel'].as_uri()}" if extras else str(dist["wheel"])
             uv = _uv()
             if uv:
@@ -92,7 +96,8 @@ def venv(tmp_path_factory, dist, constraints):
             made[extras] = root
         return made[extras]
 
-    return make
+    yield make
+    shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from google.protobuf.message import DecodeError, Message
 
 from tfsconvert.server.status import CODES
@@ -190,8 +190,7 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("dc", 1, "string", False), ("task_index", 2, "int32", False), ("sampling_rate", 3, "double", False),
     ],
     "Any": [("type_url", 1, "string", False), ("value", 2, "bytes", False)],
-    # TF Serving: the --batching_parameters_file (servables/tensorflow/session_bundle_config.proto);
-    # the google.protobuf wrappers are declared here too (same wire and text format).
+    # TF Serving: the --batching_parameters_file (servables/tensorflow/session_bundle_config.proto).
     "BatchingParameters": [
         ("max_batch_size", 1, "Int64Value", False), ("batch_timeout_micros", 2, "Int64Value", False),
         ("max_enqueued_batches", 3, "Int64Value", False), ("num_batch_threads", 4, "Int64Value", False),
@@ -199,9 +198,6 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("pad_variable_length_inputs", 7, "bool", False), ("enable_large_batch_splitting", 8, "BoolValue", False),
         ("max_execution_batch_size", 9, "Int64Value", False),
     ],
-    "Int64Value": [("value", 1, "int64", False)],
-    "BoolValue": [("value", 1, "bool", False)],
-    "StringValue": [("value", 1, "string", False)],
 }
 
 # oneof groups per message: group name -> its member fields (members have presence in proto3).
@@ -231,12 +227,16 @@ _SCALARS = {
     "int64": F.TYPE_INT64, "uint32": F.TYPE_UINT32, "uint64": F.TYPE_UINT64,
     "float": F.TYPE_FLOAT, "double": F.TYPE_DOUBLE,
 }
+# google.protobuf's wrappers are the real ones (ModelSpec.version prints as `"version": "3"` in JSON).
+_WRAPPERS = ("Int64Value", "BoolValue", "StringValue")
 PACKAGE = "tfsconvert.tf"  # the proto package of these declarations (TF's are tensorflow[.serving])
 
 
 def _set_type(fd: descriptor_pb2.FieldDescriptorProto, type_name: str) -> None:
     if type_name in _SCALARS:
         fd.type = _SCALARS[type_name]
+    elif type_name in _WRAPPERS:
+        fd.type, fd.type_name = F.TYPE_MESSAGE, f".google.protobuf.{type_name}"
     elif type_name in _ENUMS:
         fd.type, fd.type_name = F.TYPE_ENUM, f".{PACKAGE}.{type_name}"
     else:
@@ -267,7 +267,8 @@ def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple],
 
 @cache
 def _pool() -> descriptor_pool.DescriptorPool:
-    fdp = descriptor_pb2.FileDescriptorProto(name="tfsconvert_tf.proto", package=PACKAGE, syntax="proto3")
+    fdp = descriptor_pb2.FileDescriptorProto(name="tfsconvert_tf.proto", package=PACKAGE, syntax="proto3",
+                                             dependency=[wrappers_pb2.DESCRIPTOR.name])
     top: dict[str, descriptor_pb2.DescriptorProto] = {}
     for full_name, fields in _MESSAGES.items():
         parent, _, child = full_name.rpartition(".")
@@ -280,6 +281,7 @@ def _pool() -> descriptor_pool.DescriptorPool:
         for number, name in sorted(values.items()):
             enum.value.add(name=name, number=number)
     pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
     pool.Add(fdp)
     return pool
 
