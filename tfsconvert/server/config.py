@@ -1,7 +1,7 @@
 """Which models to serve: single-model flags or a text `ModelServerConfig` file (docs/tf-serving.md §1.1, §6.2).
 
-Only what start-up needs is validated here, with TF Serving's messages (as declared in tfsconvert.tfproto); richer static checks of a
-config file live in `tfsconvert.validate.model_config`.
+Only what start-up needs is validated here, with TF Serving's messages (as declared in tfsconvert.tfproto);
+richer static checks of a config file live in `tfsconvert.validate.model_config`.
 """
 
 from __future__ import annotations
