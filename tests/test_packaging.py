@@ -81,6 +81,7 @@ def venv(dist, constraints):
     def make(extras: str = "") -> Path:
         if extras not in made:
             root = top / (extras or "core")
+            root.mkdir()
             spec = f"tfsconvert[{extras}] @ {dist['wheel'].as_uri()}" if extras else str(dist["wheel"])
             uv = _uv()
             if uv:
