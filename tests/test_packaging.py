@@ -157,7 +157,7 @@ def test_the_light_core_inspects_and_checks_statically_and_names_the_extra_for_t
                                tmp_path / "models" / "mlp", cwd=tmp_path), "tensorflow")
 
 
-def test_onnx_serves_over_rest_and_grpc_without_tensorflow(venv, onnx_base, tmp_path):
+def test_onnx_serves_over_rest_and_grpc_without_tensorflow(venv, onnx_base, fixture_path, tmp_path):
     """The whole validate of an ONNX version (sandboxed server, golden requests over both protocols) with the
     onnx extra alone: TF Serving's gRPC API comes from tfsconvert.tfproto, not tensorflow-serving-api."""
     onnx = venv("onnx")
@@ -167,6 +167,7 @@ def test_onnx_serves_over_rest_and_grpc_without_tensorflow(venv, onnx_base, tmp_
     (version,) = json.loads(result.stdout)["versions"]
     assert version["served"] and version["golden_failed"] == 0 and version["golden_passed"] > 0
     assert sorted({r["protocol"] for r in version["golden"]}) == ["grpc", "rest"]
+    _missing_extra(_tfsconvert(onnx, "onnx", fixture_path("sklearn_pipeline"), cwd=tmp_path), "sklearn")
 
 
 def test_pmml_serves_without_tensorflow(venv, fixture_path, tmp_path_factory, tmp_path):

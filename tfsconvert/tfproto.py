@@ -286,6 +286,7 @@ def _pool() -> descriptor_pool.DescriptorPool:
     return pool
 
 
+@cache
 def message_class(name: str) -> type[Message]:
     """The generated class for one of the declared messages, e.g. `message_class("SavedModel")`."""
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{PACKAGE}.{name}"))
