@@ -18,7 +18,7 @@ from functools import cache
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from google.protobuf.message import DecodeError, Message
 
-from tfsconvert.server.status import CODES
+from tfsconvert.naming import STATUS_CODES
 
 F = descriptor_pb2.FieldDescriptorProto
 ParseError = text_format.ParseError
@@ -219,7 +219,7 @@ _ENUMS = {
     "ModelType": {0: "MODEL_TYPE_UNSPECIFIED", 1: "TENSORFLOW", 2: "OTHER"},  # deprecated ModelConfig field
     # ModelVersionStatus.State (get_model_status.proto) and tensorflow.error.Code (the gRPC codes).
     "ModelVersionStatus.State": {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"},
-    "ErrorCode": {number: name for name, number in CODES.items()},
+    "ErrorCode": {number: name for name, number in STATUS_CODES.items()},
 }
 
 _SCALARS = {
