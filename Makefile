@@ -4,10 +4,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# uv installs the locked stack (uv.lock): itself installed once into .tools with $(PYTHON)'s pip.
+# uv installs the locked stack (uv.lock). uv itself is installed once per user and version with
+# $(PYTHON)'s pip, next to uv's own cache (a fresh clone then sets up in seconds), and found by the tests.
 UV_VERSION := 0.13.8
-TOOLS := .tools
-UV := $(TOOLS)/bin/uv
+TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tfsconvert/uv-$(UV_VERSION)
+export TFSCONVERT_UV := $(TOOLS)/bin/uv
+UV := $(TFSCONVERT_UV)
 export UV_PYTHON_DOWNLOADS := never
 export TFSCONVERT_FIXTURES ?= $(CURDIR)/.cache/fixtures
 # Quieter TensorFlow start-up in demos and tests.
@@ -17,9 +19,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(STAMP) java sandbox
 
+# Built aside and moved into place, so two clones setting up at once do not share a half-made venv.
 $(UV):
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	mkdir -p $(dir $(TOOLS))
+	rm -rf $(TOOLS).$$PPID && $(PYTHON) -m venv $(TOOLS).$$PPID
+	$(TOOLS).$$PPID/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	mv -T $(TOOLS).$$PPID $(TOOLS) 2>/dev/null || rm -rf $(TOOLS).$$PPID
 
 # Re-installs (and rebuilds the C modules: an editable install of this project) only when these change.
 # Every package at its uv.lock version, all extras and the dev group (pytest, requests, build, pre-commit).
@@ -63,4 +68,4 @@ bench: setup
 	$(PY) bench/setup_speed.py
 
 clean:
-	rm -rf $(VENV) .venv-3.* $(TOOLS) .cache .pytest_cache dist build
+	rm -rf $(VENV) .venv-3.* .cache .pytest_cache dist build

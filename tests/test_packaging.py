@@ -31,9 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _uv() -> str | None:
-    """uv when `make setup` installed it (or it is on PATH): installs in seconds; else pip."""
-    local = REPO / ".tools" / "bin" / "uv"
-    return str(local) if local.exists() else shutil.which("uv")
+    """The uv `make` set up (TFSCONVERT_UV), or one on PATH: installs in seconds; else pip."""
+    local = os.environ.get("TFSCONVERT_UV")
+    return local if local and Path(local).exists() else shutil.which("uv")
 
 
 def _env(venv: Path | None = None) -> dict:
