@@ -2,8 +2,8 @@
 
 Copies the project's tracked files into a scratch directory (so no existing .venv is touched) and
 times, each as a fresh `make setup` there:
-  - cold: an empty uv cache (every wheel downloaded, the C modules compiled);
-  - warm: the cache of the cold run, a new .venv (what a re-clone or `make clean` costs);
+  - cold: an empty uv cache and no uv yet (uv installed with pip, every wheel downloaded, the C modules compiled);
+  - warm: the cache and the uv of the cold run, a new .venv (what a fresh clone or `make clean` costs);
   - baseline (`--pip`): the former set-up, `pip install -e '.[all]'` into a new venv with pip's cache.
 Also times `tfsconvert --help` in the new venv (median of 5 fresh processes).
 
@@ -56,7 +56,8 @@ def main() -> None:
     project = scratch / "project"
     project.mkdir(parents=True, exist_ok=True)
     copy_project(project)
-    env = dict(os.environ, UV_CACHE_DIR=str(scratch / "uv-cache"))
+    # A scratch uv cache and a scratch uv install (the Makefile's TOOLS), so the cold run is cold.
+    env = dict(os.environ, UV_CACHE_DIR=str(scratch / "uv-cache"), TOOLS=str(scratch / "uv-tool"))
     try:
         cold = timed(["make", "setup"], project, env)
         shutil.rmtree(project / ".venv")
