@@ -54,7 +54,9 @@ def _run(args: list, cwd: Path, venv: Path | None = None, timeout: float = 600) 
 def dist(tmp_path_factory) -> dict[str, Path]:
     """`python -m build`: the sdist, and the wheel built from it (so the sdist must hold every C header)."""
     out = tmp_path_factory.mktemp("dist")
-    built = _run([sys.executable, "-m", "build", "--outdir", out, REPO], cwd=out)
+    uv = _uv()  # `uv build` is `python -m build` (sdist, then the wheel from it) with uv's cached build env
+    builder = [uv, "build", "--quiet", "--python", sys.executable] if uv else [sys.executable, "-m", "build"]
+    built = _run([*builder, "--out-dir" if uv else "--outdir", out, REPO], cwd=out)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (sdist,), (wheel,) = out.glob("*.tar.gz"), out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel}

@@ -11,7 +11,7 @@ from typing import Callable, TypeVar
 import typer
 
 from tfsconvert import __version__, output
-from tfsconvert.errors import TfsConvertError
+from tfsconvert.errors import TfsConvertError, for_missing_module
 from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.quiet import DEBUG_ENV
 
@@ -47,7 +47,13 @@ def _main(
 def run(action: Callable[[], T], as_json: bool) -> T:
     """Run a library call; render a TfsConvertError as one line and exit with its code."""
     try:
-        return action()
+        try:
+            return action()
+        except ModuleNotFoundError as error:  # an optional package a code path imports without checking first
+            problem = for_missing_module(error)
+            if problem is None:
+                raise
+            raise problem from error
     except TfsConvertError as error:
         if _state["debug"]:
             raise
