@@ -50,10 +50,11 @@ test-fast: setup
 	$(PY) -m fixtures build
 	$(PY) -m pytest -m "not slow"
 
-# An sdist and a wheel in dist/ (the C sources and headers in the sdist, compiled modules in the wheel).
+# An sdist and a wheel in dist/ (the C sources and headers in the sdist, compiled modules in the wheel);
+# `uv build` is `python -m build` (the wheel built from the sdist) with uv's cached build environment.
 dist: setup
 	rm -rf dist
-	$(PY) -m build --outdir dist .
+	$(UV) build --quiet --python $(PY) --out-dir dist .
 
 # After editing dependencies in pyproject.toml: re-resolve uv.lock (keeps every version it can).
 lock: $(UV)

@@ -34,7 +34,7 @@ def _models(options: Options) -> list[config.ModelConfig]:
 
 
 def _batching(options: Options) -> Batching | None:
-    """Spec §6.1, §6.4: TF Serving's defaults without a file (its binary names the pool
+    """docs/tf-serving.md §6.1, §6.4: TF Serving's defaults without a file (its binary names the pool
     `model_server_batch_threads` then); a file it cannot parse, or a thread count its scheduler
     refuses, stops start-up; other refused values fail every load (§7 cases 27, 28)."""
     path = options.batching_parameters_file
