@@ -150,7 +150,7 @@ def test_the_light_core_inspects_and_checks_statically_and_names_the_extra_for_t
     inspected = _tfsconvert(core, "inspect", base, "--json", cwd=tmp_path)
     assert inspected.returncode == 0, inspected.stderr
     assert sorted(v["version"] for v in json.loads(inspected.stdout)["versions"]) == [1, 2]
-    static = _tfsconvert(core, "validate", base, "--static-only", "--json", "-", cwd=tmp_path)
+    static = _tfsconvert(core, "validate", base, "--static-only", "--json", cwd=tmp_path)
     assert static.returncode == 0, static.stdout + static.stderr
     assert {v["not_served_because"] for v in json.loads(static.stdout)["versions"]} == {"--static-only"}
     _missing_extra(_tfsconvert(core, "validate", onnx_base, cwd=tmp_path), "onnx")
@@ -164,7 +164,7 @@ def test_onnx_serves_over_rest_and_grpc_without_tensorflow(venv, onnx_base, fixt
     onnx extra alone: TF Serving's gRPC API comes from tfsconvert.tfproto, not tensorflow-serving-api."""
     onnx = venv("onnx")
     assert not _has(onnx, "tensorflow") and not _has(onnx, "tensorflow_serving")
-    result = _tfsconvert(onnx, "validate", onnx_base, "--json", "-", cwd=tmp_path)
+    result = _tfsconvert(onnx, "validate", onnx_base, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (version,) = json.loads(result.stdout)["versions"]
     assert version["served"] and version["golden_failed"] == 0 and version["golden_passed"] > 0
@@ -177,7 +177,7 @@ def test_pmml_serves_without_tensorflow(venv, fixture_path, tmp_path_factory, tm
     assert not _has(pmml, "tensorflow") and not _has(pmml, "sklearn")
     base = converted(fixture_path, tmp_path_factory, "pmml", "sklearn_pipeline", "--version", "1",
                      "--target-name", "species", "--pmml-evaluator", "jpmml")[1]
-    result = _tfsconvert(pmml, "validate", base, "--pmml-evaluator", "both", "--json", "-", cwd=tmp_path)
+    result = _tfsconvert(pmml, "validate", base, "--pmml-evaluator", "both", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (version,) = json.loads(result.stdout)["versions"]
     assert version["golden_failed"] == 0 and {r["engine"] for r in version["golden"]} == {"jpmml", "pypmml"}

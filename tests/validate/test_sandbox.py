@@ -25,7 +25,7 @@ SECRET = b"tfsconvert-host-secret-5f1d"
 
 
 def _validate(base: Path, *flags) -> tuple[int, dict, str]:
-    result = run_cli("validate", base, "--timeout", "120", *flags, "--json", "-")
+    result = run_cli("validate", base, "--timeout", "120", *flags, "--json")
     assert result.stdout.strip(), result.stderr
     return result.exit_code, json.loads(result.stdout), result.stdout + result.stderr
 
@@ -174,7 +174,7 @@ def _cli(*args, path: str) -> subprocess.CompletedProcess:
 
 def test_without_bwrap_it_runs_weak_or_refuses(tmp_path):
     base = hostile_models.doubles(tmp_path / "m")
-    weak = _cli("validate", base, "--json", "-", path=str(tmp_path))  # no bwrap on this PATH
+    weak = _cli("validate", base, "--json", path=str(tmp_path))  # no bwrap on this PATH
     report = json.loads(weak.stdout)
     assert weak.returncode == 0, weak.stderr
     [found] = [f for f in _findings(report, weak=True) if f["code"] != "values-not-checked"]
