@@ -548,7 +548,7 @@ def test_prometheus_counts_requests_and_latencies_per_model(server):
     prediction, _ = grpc_stubs(server)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "versions"
-    request.inputs["features"].CopyFrom(to_proto(np.ones((1, 4), np.float32), "DT_FLOAT"))
+    request.inputs["features"].MergeFromString(to_proto(np.ones((1, 4), np.float32), "DT_FLOAT").SerializeToString())
     prediction.Predict(request, timeout=30)
     after = _metric_values(server)
     rest_labels = 'model_name="versions",API="predict",entrypoint="REST"'
