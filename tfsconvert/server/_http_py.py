@@ -26,173 +26,30 @@ from __future__ import annotations
 
 import errno
 import itertools
-import re
 import selectors
 import socket
 import time
 import traceback
 
 from tfsconvert.server._dense_json_py import read_body
+from tfsconvert.server._http_parse_py import BODY, BUSY, HEAD, IDLE, TOO_LARGE, WRITING, Conn, Request, parse
 
 __all__ = ["Server"]
 
-MAX_HEAD = 64 * 1024  # request line and headers
 READ_SIZE = 64 * 1024
 PAUSE_BYTES = 4 * 1024 * 1024  # a client pipelining this much waits for its answers
 MAX_LANES = 64
-_TOO_LARGE = -2  # _parse: the body is over max_body
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-ENTITY_TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+ENTITYTOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_REQUEST_LINE = re.compile(_TCHAR + rb"+ [\x21-\x7e\x80-\xff]+ HTTP/1\.[01]")
-_HEADER = re.compile(rb"(" + _TCHAR + rb"+):([\t\x20-\x7e\x80-\xff]*)")
-_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]*")
-_CHUNK_EXTENSION = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-IDLE, HEAD, BODY, BUSY, WRITING = range(5)  # what a connection waits for: _Conn.phase
 _EVENTS = {0: 0, 1: selectors.EVENT_READ, 2: selectors.EVENT_WRITE, 3: selectors.EVENT_READ | selectors.EVENT_WRITE}
 
 
 def _now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
-
-
-class _Conn:
-    __slots__ = ("sock", "token", "events", "inbox", "out", "sent", "busy", "closing", "eof", "continued",
-                 "chunk_raw", "chunk_body", "phase", "deadline")
-
-    def __init__(self, sock: socket.socket, token: int, deadline: int) -> None:
-        self.sock, self.token, self.events = sock, token, selectors.EVENT_READ
-        self.inbox, self.out = bytearray(), bytearray()  # received and not parsed; to send
-        self.sent = 0  # of out
-        self.busy = self.closing = self.eof = self.continued = False
-        self.chunk_raw = 0  # of a chunked body being received: bytes after the head parsed so far
-        self.chunk_body = bytearray()  # and the body decoded from them
-        self.phase, self.deadline = IDLE, deadline
-
-
-class _Request:
-    __slots__ = ("method", "target", "body", "size", "keep_alive", "gzip", "expect_continue", "head_done")
-
-    def __init__(self) -> None:
-        self.method = self.target = self.body = b""
-        self.size = 0  # bytes of the buffer the request takes
-        self.keep_alive = self.gzip = self.expect_continue = self.head_done = False
-
-
-def _parse_chunked(data: bytearray, start: int, conn: _Conn, max_body: int) -> int | tuple[int]:
-    """A chunked body from `start`: (raw bytes it takes,) when whole, 0 if more is to come, -1 if
-    malformed, _TOO_LARGE past `max_body` bytes. Whole chunks are decoded into conn.chunk_body as
-    they arrive; conn.chunk_raw says how far, so no chunk is parsed twice."""
-    end = len(data)
-    i = start + conn.chunk_raw
-    while True:
-        digits = _CHUNK_SIZE.match(data, i).end() - i
-        if digits > 15:
-            return -1
-        if i + digits == end:
-            return 0
-        if not digits:
-            return -1
-        size = int(data[i:i + digits], 16)
-        i += digits
-        i = _CHUNK_EXTENSION.match(data, i).end()  # chunk extensions
-        if i == end:
-            return 0
-        if data[i] != 13:  # '\r'
-            return -1
-        if i + 1 >= end:
-            return 0
-        if data[i + 1] != 10:
-            return -1
-        i += 2
-        if size == 0:
-            break
-        if size > max_body - len(conn.chunk_body):
-            return _TOO_LARGE
-        if end - i < size + 2:
-            return 0
-        if data[i + size:i + size + 2] != b"\r\n":
-            return -1
-        conn.chunk_body += data[i:i + size]
-        i += size + 2
-        conn.chunk_raw = i - start
-    while True:  # trailer fields, then an empty line
-        line_end = data.find(b"\r\n", i)
-        if line_end < 0:
-            return 0
-        if data.find(b"\n", i, line_end) >= 0:
-            return -1  # a bare LF
-        empty = line_end == i
-        i = line_end + 2
-        if empty:
-            return (i - start,)
-
-
-def _parse(conn: _Conn, r: _Request, max_body: int) -> int:
-    """The request at the start of conn.inbox: 1 if whole, 0 if more is to come, -1 if malformed,
-    _TOO_LARGE if its body is over `max_body`."""
-    data = conn.inbox
-    searched = min(len(data), MAX_HEAD + 4)
-    head_end = data.find(b"\r\n\r\n", 0, searched)
-    head_bytes = head_end + 4 if head_end >= 0 else searched
-    if data.count(b"\n", 0, head_bytes) != data.count(b"\r\n", 0, head_bytes):
-        return -1  # a bare LF ends no line: refused at once
-    if head_end < 0:
-        return -1 if len(data) >= MAX_HEAD + 4 else 0
-    lines = bytes(data[:head_end]).split(b"\r\n")
-    if not _REQUEST_LINE.fullmatch(lines[0]):
-        return -1
-    r.method, r.target, version = lines[0].split(b" ")
-    http11 = version.endswith(b"1")
-    close = keep = chunked = False
-    length = None
-    for line in lines[1:]:
-        match = _HEADER.fullmatch(line)
-        if not match:
-            return -1
-        name, value = match.group(1).lower(), match.group(2).strip(b" \t").lower()
-        if name == b"content-length":
-            if not value or len(value) > 15 or not value.isdigit():
-                return -1
-            if length is not None and int(value) != length:
-                return -1
-            length = int(value)
-        elif name == b"transfer-encoding":
-            if value != b"chunked":
-                return -1
-            chunked = True
-        elif name == b"connection":
-            close |= b"close" in value
-            keep |= b"keep-alive" in value
-        elif name == b"expect":
-            r.expect_continue = value == b"100-continue"
-        elif name == b"content-encoding":
-            r.gzip = b"gzip" in value
-    if chunked and length is not None:
-        return -1  # ambiguous framing (request smuggling)
-    r.expect_continue &= http11  # HTTP/1.0 clients know no 100 Continue
-    r.keep_alive = not close if http11 else keep and not close
-    head = head_end + 4
-    r.head_done = True
-    if chunked:
-        whole = _parse_chunked(data, head, conn, max_body)
-        if not isinstance(whole, tuple):
-            return whole
-        r.body = bytes(conn.chunk_body)
-        r.size = head + whole[0]
-        return 1
-    length = length or 0
-    if length > max_body:
-        return _TOO_LARGE
-    if len(data) - head < length:
-        return 0
-    r.body = bytes(data[head:head + length])
-    r.size = head + length
-    return 1
 
 
 def _call(function, *args) -> tuple[bool, object]:
@@ -220,7 +77,7 @@ class Server:
         self._tick = min(max(shortest // 4, 10), 1000) if shortest else 0  # a quarter, within [10 ms, 1 s]
         self._next_sweep = 0
         self._lanes: dict[bytes, int] = {}
-        self._conns: dict[int, _Conn] = {}  # by token
+        self._conns: dict[int, Conn] = {}  # by token
         self._tokens = itertools.count(1)
         self._ready: list[int] = []  # tokens of connections answered since they were last written
         self._wake_in, self._wake_out = socket.socketpair()
@@ -314,10 +171,10 @@ class Server:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK wait when pipelining
             token = next(self._tokens)
             deadline = _now_ms() + self._timeouts[IDLE] if self._timeouts[IDLE] else 0
-            self._conns[token] = _Conn(sock, token, deadline)
+            self._conns[token] = Conn(sock, token, deadline)
             self._selector.register(sock, selectors.EVENT_READ, token)
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Conn) -> None:
         if self._accept_paused:
             self._selector.register(self._listener, selectors.EVENT_READ, None)
             self._accept_paused = False
@@ -326,7 +183,7 @@ class Server:
             self._selector.unregister(conn.sock)
         conn.sock.close()
 
-    def _receive(self, conn: _Conn) -> None:
+    def _receive(self, conn: Conn) -> None:
         try:
             data = conn.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -339,7 +196,7 @@ class Server:
         conn.inbox += data
         self._advance(conn)
 
-    def _flush(self, conn: _Conn) -> bool:
+    def _flush(self, conn: Conn) -> bool:
         """Write what is queued; True while the connection is open, False once it is closed."""
         while conn.sent < len(conn.out):
             try:
@@ -359,7 +216,7 @@ class Server:
             return False
         return True
 
-    def _set_events(self, conn: _Conn) -> None:
+    def _set_events(self, conn: Conn) -> None:
         reading = not conn.eof and not conn.closing and not (conn.busy and len(conn.inbox) >= PAUSE_BYTES)
         events = _EVENTS[reading + 2 * (conn.sent < len(conn.out))]
         if events != conn.events:
@@ -371,7 +228,7 @@ class Server:
                 self._selector.modify(conn.sock, events, conn.token)
             conn.events = events
 
-    def _arm(self, conn: _Conn, head_done: bool) -> None:
+    def _arm(self, conn: Conn, head_done: bool) -> None:
         """Start timing the connection's phase if it changed."""
         phase = (BUSY if conn.busy else WRITING if conn.sent < len(conn.out) else BODY if head_done
                  else HEAD if conn.inbox else IDLE)
@@ -379,7 +236,7 @@ class Server:
             conn.phase = phase
             conn.deadline = _now_ms() + self._timeouts[phase] if self._timeouts[phase] else 0
 
-    def _advance(self, conn: _Conn) -> None:
+    def _advance(self, conn: Conn) -> None:
         """Hand the connection's next whole request to Python, unless one is already there."""
         head_done = False
         while not conn.busy and not conn.closing:
@@ -388,11 +245,11 @@ class Server:
                 blank += 2
             if blank:
                 del conn.inbox[:blank]
-            r = _Request()
-            whole = _parse(conn, r, self._max_body)
+            r = Request()
+            whole = parse(conn, r, self._max_body)
             head_done = r.head_done and whole == 0
             if whole < 0:
-                self._refuse(conn, ENTITY_TOO_LARGE if whole == _TOO_LARGE else BAD_REQUEST)
+                self._refuse(conn, ENTITYTOO_LARGE if whole == TOO_LARGE else BAD_REQUEST)
             elif whole == 0:
                 if r.head_done and r.expect_continue and not conn.continued:
                     conn.out += CONTINUE
@@ -416,11 +273,11 @@ class Server:
             self._set_events(conn)
 
     @staticmethod
-    def _refuse(conn: _Conn, answer: bytes) -> None:
+    def _refuse(conn: Conn, answer: bytes) -> None:
         conn.out += answer
         conn.closing = True
 
-    def _dispatch(self, conn: _Conn, r: _Request) -> bool:
+    def _dispatch(self, conn: Conn, r: Request) -> bool:
         """The request to on_lane or on_request; False if on_request raised (the connection is closed)."""
         conn.busy = True
         lane = self._lanes.get(r.target) if not r.gzip and r.method == b"POST" and self._lanes else None
