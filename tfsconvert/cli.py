@@ -70,7 +70,7 @@ def run(action: Callable[[], T], as_json: bool) -> T:
 def inspect(
     path: Path = typer.Argument(..., help="A base path, SavedModel, .pb/.pbtxt, .keras/.h5, checkpoint, "
                                           ".onnx, .pmml, sklearn pickle or Spark PipelineModel dir."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (docs/architecture.md "inspect --json")."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (docs/architecture.md 'inspect --json')."),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle",
         help="Allow a pickle to load classes outside scikit-learn/numpy/scipy (this runs its code)."),

@@ -565,7 +565,7 @@ def _tolerance(obj: dict, key: str, where: str) -> float | None:
 
 def _bad_golden(where: str, problem: str) -> InputError:
     return InputError("bad-golden-file", f"{where}: {problem}",
-                      "fix or delete the line (format: docs, docs/architecture.md "Golden requests"), or re-record with tfsconvert")
+                      "fix or delete the line (format: docs, docs/architecture.md 'Golden requests'), or re-record with tfsconvert")
 
 
 def write_golden(path: Path, records: list[GoldenRecord]) -> None:
