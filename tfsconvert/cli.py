@@ -241,6 +241,11 @@ def validate(
     pmml_evaluator: str = typer.Option("both", "--pmml-evaluator", help="PMML versions: serve them with jpmml "
                                                                         "(JPMML-Evaluator), pypmml, or both "
                                                                         "(default: one server each)."),
+    jobs: int = typer.Option(None, "--jobs", "-j", help="Server processes at once (default: the CPU count; fewer "
+                                                       "if memory is short)."),
+    server_per_version: bool = typer.Option(False, "--server-per-version",
+                                            help="One server process per version instead of one for many "
+                                                 "(slower; each version isolated from the others)."),
 ) -> None:
     """Check that a model will serve: static checks, then a sandboxed server with golden requests replayed."""
     from tfsconvert.validate import report as reports
@@ -252,8 +257,9 @@ def validate(
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
                                   strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout,
-                                  _pmml_evaluator(pmml_evaluator, "both"))
-        with output.status("validating") as progress:
+                                  _pmml_evaluator(pmml_evaluator, "both"), server_per_version=server_per_version,
+                                  **({} if jobs is None else {"jobs": jobs}))
+        with output.progress("validating") as progress:
             return run_validation(path, options, progress)
 
     result = run(action, as_json)

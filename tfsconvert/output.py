@@ -29,6 +29,22 @@ def status(first: str) -> Iterator[Callable[[str], None]]:
         yield lambda phase: spinner.update(phase)
 
 
+@contextmanager
+def progress(first: str) -> Iterator[Callable[[str], None]]:
+    """`status` on a terminal; elsewhere (CI logs) each phase as a plain line on stderr."""
+    if stderr.is_terminal:
+        with status(first) as update:
+            yield update
+        return
+
+    def line(phase: str) -> None:
+        sys.stderr.write(f"{phase}\n")
+        sys.stderr.flush()
+
+    line(first)
+    yield line
+
+
 def print_json(data: dict) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
