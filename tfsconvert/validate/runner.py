@@ -61,7 +61,7 @@ class ValidateOptions:
     request_timeout: float | None = None
     pmml_evaluator: str = "both"  # jpmml, pypmml or both (each replays the golden file)
     jobs: int = field(default_factory=plan.default_jobs)  # server processes at once
-    server_per_version: bool = False  # one server process per version (and PMML engine), as before 0.x
+    server_per_version: bool = False  # one server process per version (and PMML engine)
 
     def __post_init__(self) -> None:
         if self.jobs < 1:
@@ -103,8 +103,8 @@ def validate(path: Path, options: ValidateOptions, progress: Callable[[str], Non
         report.servers, report.jobs = _serve_all(work, options, program, progress)
     for item in work:
         item.merge()
-    for version in {id(item.version): item.version for item in work if item.engine}.values():
-        if len({item.engine for item in work if item.version is version}) > 1:
+    for version in report.versions:
+        if sum(item.version is version for item in work) > 1:  # a PMML version served by both engines
             version.findings += _engine_disagreement(version)
     report.findings = [f for i, f in enumerate(static.findings) if i not in placed]
     report.seconds = time.monotonic() - started
