@@ -103,3 +103,28 @@ def test_a_model_config_file_serves_every_version_of_its_policy_in_one_server(re
         assert {r["protocol"] for r in version["golden"]} == {"rest"}
         assert version["load_seconds"] is not None and version["load_seconds"] > 0, name
     assert report["servers"] == len(started) == 1 and "3 versions" in started[0]
+
+
+def test_a_shared_server_is_sandboxed_like_one_of_its_own(tmp_path):
+    """Two models in one process (a config file): its namespaces, uid 65534, no host file."""
+    import hostile_models
+    from tfsconvert.server.sandbox import Sandbox, Served
+    from tfsconvert.validate.client import RestClient
+
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"tfsconvert-host-secret-repository")
+    bases = [hostile_models.reads_any(tmp_path / name) for name in ("a", "b")]
+    paths = ("/proc/self/status", str(secret), "/models/models.config")
+    with Sandbox(servables=[Served(base.name, 1, base / "1") for base in bases]) as box:
+        assert box.isolated
+        rest = RestClient(box.rest_port, 60)
+        try:
+            answers = {(base.name, path): rest.predict(base.name, 1, {"instances": [path]})
+                       for base in bases for path in paths}
+        finally:
+            rest.close()
+    for name in ("a", "b"):
+        assert "Uid:\t65534\t65534\t65534\t65534" in answers[name, "/proc/self/status"].body["predictions"][0]
+        assert "No such file or directory" in answers[name, str(secret)].error
+        config = answers[name, "/models/models.config"].body["predictions"][0]
+        assert 'name: "a"' in config and 'name: "b"' in config and "specific" in config

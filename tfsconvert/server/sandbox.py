@@ -194,7 +194,7 @@ class Sandbox:
 
     One version is served with `--model_name/--model_base_path`; several (`servables`) with a
     `--model_config_file` listing each model with a `specific` version policy naming its versions.
-    Then `--timeout` applies to each load: the wall-clock deadline moves on with every version loaded.
+    Then `limits.start_timeout` applies to each load: the deadline moves on with every version loaded.
 
     With `isolate` (the default) the server runs in the namespaces of tfsconvert.server.isolation
     and its ports reach the host through relays; where they are unavailable it runs with resource
@@ -267,8 +267,8 @@ class Sandbox:
                                       "check the server binary (--server-bin) and its permissions") from None
 
     def _stage(self, models: Path) -> Path:
-        """Stage every version; the base path (one version) or the models dir (several). UnsafeFile
-        names the problems of every version at once."""
+        """Stage every version; the base path (one version), or the models dir with the config file in
+        it (several). UnsafeFile names the problems of every version at once."""
         if len(self.servables) == 1:
             return stage(self.version_dir, self.model_name, self.version, models)
         names = list(dict.fromkeys(served.model for served in self.servables))
@@ -280,10 +280,11 @@ class Sandbox:
                 problems += unsafe.problems
         if problems:
             raise UnsafeFile(problems)
+        self._write_config(models, isolation.MODELS_DIR if self.isolated else str(models))
         return models
 
-    def _write_config(self, models: Path, seen_as: str) -> str:
-        """The model config file (in `models`, which the server sees at `seen_as`); its path there."""
+    def _write_config(self, models: Path, seen_as: str) -> None:
+        """The model config file in `models` (which the server sees at `seen_as`)."""
         from google.protobuf import text_format
 
         from tfsconvert import tfproto
@@ -298,7 +299,6 @@ class Sandbox:
         path = models / CONFIG_FILE
         path.write_text(text_format.MessageToString(config), encoding="utf-8")
         path.chmod(0o444)
-        return f"{seen_as}/{CONFIG_FILE}"
 
     def _jail(self, doors: list[str] = ()) -> list[str]:
         return [sys.executable, "-m", "tfsconvert.server.jail", str(self.limits.memory_mb),
@@ -307,7 +307,7 @@ class Sandbox:
     def _server(self, grpc_port: int, rest_port: int, base: str) -> list[str]:
         """The server's flags; `base` is the base path (one version) or the models dir as the server sees it."""
         models = ([f"--model_name={self.model_name}", f"--model_base_path={base}"] if len(self.servables) == 1
-                  else [f"--model_config_file={self._write_config(self._root / 'models', base)}"])
+                  else [f"--model_config_file={base}/{CONFIG_FILE}"])
         return [*self.program, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *models,
                 "--max_num_load_retries=0", "--enable_model_warmup=true", *self.extra_flags]
 
