@@ -80,7 +80,8 @@ PHASES = """
 import ctypes, sys
 from pathlib import Path
 import tensorflow
-from tfsconvert.convert.tf_convert import ConvertOptions, convert
+from tfsconvert.convert.dispatch import convert
+from tfsconvert.convert.options import ConvertOptions
 
 def status(field):
     return next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith(field))

@@ -21,10 +21,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tfsconvert import golden  # noqa: E402
 from tfsconvert.model import TensorSpec  # noqa: E402
-from tfsconvert.serving import loadgen  # noqa: E402
+from tfsconvert.rest_codec import rest_request  # noqa: E402
+from tfsconvert.samples import synthesize  # noqa: E402
 from tfsconvert.server.sandbox import free_port  # noqa: E402
+from tfsconvert.serving import loadgen  # noqa: E402
 
 ANSWER = b'{"outputs": [[0.5]]}'
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(ANSWER)
@@ -68,7 +69,7 @@ def main() -> None:
     try:
         stub.stdout.readline()
         spec = {"features": TensorSpec("DT_FLOAT", [-1, 600], "features:0")}
-        body = json.dumps(golden.rest_request(golden.synthesize(spec, 1)[0], spec, "serving_default")).encode()
+        body = json.dumps(rest_request(synthesize(spec, 1)[0], spec, "serving_default")).encode()
         request = loadgen.http_request("127.0.0.1", port, "/v1/models/m:predict", body)
         print(f"request body {len(body)} bytes; {args.requests} requests per run")
         print(f"{'processes':>9} {'concurrency':>11} {'QPS':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")

@@ -76,6 +76,24 @@ def cli_subprocess():
     return invoke
 
 
+def write_warmup(path: Path, samples: list[dict], model_name: str, signature_name: str) -> int:
+    """A warmup file of one predict record per sample, as the converters write it; the record count."""
+    from tfsconvert.warmup import warmup_records, write_logs
+
+    return write_logs(path, warmup_records(samples, model_name, signature_name))
+
+
+def read_warmup(path: Path) -> list:
+    """The PredictionLog records of a warmup file, read by TensorFlow's own TFRecord reader."""
+    from tfsconvert.runtimes.tf import import_tf
+
+    tf = import_tf()
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return [prediction_log_pb2.PredictionLog.FromString(record)
+            for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+
+
 def assert_one_line_error(result, path, code: str) -> None:
     """Exit 2, the path in a single `error [code]: ...` line, a fix line, no traceback."""
     assert result.exit_code == 2, result.stderr

@@ -13,15 +13,20 @@ import pytest
 
 from conftest import REPO
 from tfsconvert import golden
+from tfsconvert.compare import OutputDiff, compare, merge
+from tfsconvert.dtypes import NUMPY_DTYPES
 from tfsconvert.errors import InputError
-from tfsconvert.golden import GoldenRecord, OutputDiff
+from tfsconvert.golden import GoldenRecord
 from tfsconvert.model import TensorSpec
+from tfsconvert.rest_codec import (decode_tensor, encode_tensor, request_tensors, response_tensors, rest_request,
+                                   rest_response)
+from tfsconvert.samples import load_samples, synthesize
 
 F32 = np.float32
 
 
 def dumps(array, dtype: str, alias: str = "") -> str:
-    return json.dumps(golden.encode_tensor(np.asarray(array), dtype, alias))
+    return json.dumps(encode_tensor(np.asarray(array), dtype, alias))
 
 
 def strings(*values: bytes) -> np.ndarray:
@@ -64,22 +69,22 @@ def test_spec_4_8_integers_bools_and_scalars():
 
 def test_spec_4_8_strings():
     assert dumps(strings("caf\u00e9".encode()), "DT_STRING") == '["caf\\u00e9"]'
-    assert golden.encode_tensor(strings(b"\xff\x00"), "DT_STRING") == [{"b64": "/wA="}]
-    assert golden.encode_tensor(strings(b"abc"), "DT_STRING", "image_bytes") == [{"b64": "YWJj"}]
-    assert golden.encode_tensor(strings(b"abc"), "DT_STRING", "bytes_in") == ["abc"]
-    assert golden.encode_tensor(np.array([b"abc"]), "DT_STRING") == ["abc"]     # numpy S dtype
+    assert encode_tensor(strings(b"\xff\x00"), "DT_STRING") == [{"b64": "/wA="}]
+    assert encode_tensor(strings(b"abc"), "DT_STRING", "image_bytes") == [{"b64": "YWJj"}]
+    assert encode_tensor(strings(b"abc"), "DT_STRING", "bytes_in") == ["abc"]
+    assert encode_tensor(np.array([b"abc"]), "DT_STRING") == ["abc"]     # numpy S dtype
 
 
 @pytest.mark.parametrize("dtype", ["DT_HALF", "DT_UINT16", "DT_COMPLEX64"])
 def test_spec_4_8_dtypes_tf_serving_rest_cannot_write(dtype):
     with pytest.raises(InputError) as caught:
-        golden.encode_tensor(np.zeros(1), dtype, "x")
+        encode_tensor(np.zeros(1), dtype, "x")
     assert caught.value.code == "unsupported-dtype" and dtype in caught.value.message
 
 
 def test_empty_dimensions_keep_their_shape():
-    assert golden.encode_tensor(np.zeros((2, 0), F32), "DT_FLOAT") == [[], []]
-    assert golden.decode_tensor([[], []], "DT_FLOAT").shape == (2, 0)
+    assert encode_tensor(np.zeros((2, 0), F32), "DT_FLOAT") == [[], []]
+    assert decode_tensor([[], []], "DT_FLOAT").shape == (2, 0)
 
 
 @pytest.mark.parametrize("array, dtype, alias", [
@@ -94,9 +99,9 @@ def test_empty_dimensions_keep_their_shape():
     (np.array(4.0, F32), "DT_FLOAT", ""),
 ])
 def test_encode_decode_round_trip(array, dtype, alias):
-    text = json.dumps(golden.encode_tensor(array, dtype, alias))
-    back = golden.decode_tensor(json.loads(text), dtype)
-    assert back.dtype == golden.NUMPY_DTYPES[dtype] and back.shape == array.shape
+    text = json.dumps(encode_tensor(array, dtype, alias))
+    back = decode_tensor(json.loads(text), dtype)
+    assert back.dtype == NUMPY_DTYPES[dtype] and back.shape == array.shape
     np.testing.assert_array_equal(back, array)
 
 
@@ -112,7 +117,7 @@ def test_encode_decode_round_trip(array, dtype, alias):
 ])
 def test_decode_rejects_values_of_the_wrong_type(value, dtype, fragment):
     with pytest.raises(ValueError, match=fragment):
-        golden.decode_tensor(value, dtype)
+        decode_tensor(value, dtype)
 
 
 # --- §4.5 / §4.6 REST bodies ----------------------------------------------------------------
@@ -123,25 +128,25 @@ TWO_OUT = {"probs": TensorSpec("DT_FLOAT", [-1, 2]), "label": TensorSpec("DT_INT
 
 def test_rest_request_is_columnar_object_form_even_for_one_input():
     inputs = {"x": TensorSpec("DT_FLOAT", [-1, 2])}
-    body = golden.rest_request({"x": np.array([[1, 0.5]], F32)}, inputs, "serving_default")
+    body = rest_request({"x": np.array([[1, 0.5]], F32)}, inputs, "serving_default")
     assert body == {"signature_name": "serving_default", "inputs": {"x": [[1.0, 0.5]]}}
 
 
 def test_spec_4_6_one_output_omits_its_name():
-    body = golden.rest_response({"probs": np.array([[0.25, 0.75]], F32)}, ONE_OUT)
+    body = rest_response({"probs": np.array([[0.25, 0.75]], F32)}, ONE_OUT)
     assert json.dumps(body) == '{"outputs": [[0.25, 0.75]]}'
 
 
 def test_spec_4_6_several_outputs_are_keyed_by_alias():
     outputs = {"probs": np.array([[0.25, 0.75]], F32), "label": np.array([1], np.int64)}
-    body = golden.rest_response(outputs, TWO_OUT)
+    body = rest_response(outputs, TWO_OUT)
     assert body == {"outputs": {"probs": [[0.25, 0.75]], "label": [1]}}
 
 
 def test_response_tensors_inverts_rest_response():
     outputs = {"probs": np.array([[0.25, 0.75]], F32), "label": np.array([1], np.int64)}
     for specs in (ONE_OUT, TWO_OUT):
-        back = golden.response_tensors(golden.rest_response(outputs, specs), specs)
+        back = response_tensors(rest_response(outputs, specs), specs)
         assert sorted(back) == sorted(specs)
         for alias in specs:
             np.testing.assert_array_equal(back[alias], outputs[alias])
@@ -150,23 +155,23 @@ def test_response_tensors_inverts_rest_response():
 
 def test_response_tensors_reads_row_format_predictions():
     body = {"predictions": [{"probs": [0.5, 0.5], "label": 0}, {"probs": [0.0, 1.0], "label": 1}]}
-    back = golden.response_tensors(body, TWO_OUT)
+    back = response_tensors(body, TWO_OUT)
     assert back["probs"].shape == (2, 2) and back["label"].tolist() == [0, 1]
-    assert golden.response_tensors({"predictions": [[0.5, 0.5]]}, ONE_OUT)["probs"].shape == (1, 2)
+    assert response_tensors({"predictions": [[0.5, 0.5]]}, ONE_OUT)["probs"].shape == (1, 2)
 
 
 def test_response_output_missing_from_the_signature_is_still_reported():
     # A golden response recorded with two outputs, checked against a signature with one.
-    expected = golden.response_tensors({"outputs": {"probs": [[1.0, 0.0]], "label": [0]}}, ONE_OUT)
+    expected = response_tensors({"outputs": {"probs": [[1.0, 0.0]], "label": [0]}}, ONE_OUT)
     assert expected["label"].dtype == np.int64
     actual = {"probs": np.array([[1.0, 0.0]], F32)}
-    diffs = {d.alias: d for d in golden.compare(expected, actual, atol=1e-6, rtol=0)}
+    diffs = {d.alias: d for d in compare(expected, actual, atol=1e-6, rtol=0)}
     assert diffs["probs"].ok and (diffs["label"].ok, diffs["label"].problem) == (False, "missing output")
 
 
 def test_response_single_tensor_for_a_multi_output_signature_is_an_error():
     with pytest.raises(ValueError, match="single tensor but the signature has 2"):
-        golden.response_tensors({"outputs": [[1.0, 0.0]]}, TWO_OUT)
+        response_tensors({"outputs": [[1.0, 0.0]]}, TWO_OUT)
 
 
 TWO_IN = {"x": TensorSpec("DT_FLOAT", [-1, 2]), "tag": TensorSpec("DT_STRING", [-1])}
@@ -177,7 +182,7 @@ TWO_IN = {"x": TensorSpec("DT_FLOAT", [-1, 2]), "tag": TensorSpec("DT_STRING", [
     {"instances": [{"x": [1.0, 2.0], "tag": "a"}, {"x": [3.0, 4.0], "tag": {"b64": "Yg=="}}]},
 ])
 def test_request_tensors_reads_columnar_and_row_forms(body):
-    back = golden.request_tensors(body, TWO_IN)
+    back = request_tensors(body, TWO_IN)
     assert sorted(back) == ["tag", "x"]
     assert back["x"].dtype == F32 and back["x"].tolist() == [[1, 2], [3, 4]]
     assert back["tag"].tolist() == [b"a", b"b"]
@@ -185,15 +190,15 @@ def test_request_tensors_reads_columnar_and_row_forms(body):
 
 def test_request_tensors_plain_forms_for_one_input():
     inputs = {"x": TensorSpec("DT_FLOAT", [-1, 2])}
-    assert golden.request_tensors({"instances": [[1, 2]]}, inputs)["x"].shape == (1, 2)
-    assert golden.request_tensors({"inputs": [[1, 2]]}, inputs)["x"].shape == (1, 2)
+    assert request_tensors({"instances": [[1, 2]]}, inputs)["x"].shape == (1, 2)
+    assert request_tensors({"inputs": [[1, 2]]}, inputs)["x"].shape == (1, 2)
 
 
 def test_request_tensors_missing_input():
     with pytest.raises(ValueError, match="no value for input.s. tag"):
-        golden.request_tensors({"inputs": {"x": [[1.0, 2.0]]}}, TWO_IN)
+        request_tensors({"inputs": {"x": [[1.0, 2.0]]}}, TWO_IN)
     with pytest.raises(ValueError, match="neither 'inputs' nor 'instances'"):
-        golden.request_tensors({"signature_name": "serving_default"}, TWO_IN)
+        request_tensors({"signature_name": "serving_default"}, TWO_IN)
 
 
 # --- synthesize -----------------------------------------------------------------------------
@@ -204,7 +209,7 @@ SYNTH = {"x": TensorSpec("DT_FLOAT", [-1, 4]), "ids": TensorSpec("DT_INT64", [-1
 
 
 def test_synthesize_shapes_and_dtypes():
-    samples = golden.synthesize(SYNTH, 3)
+    samples = synthesize(SYNTH, 3)
     assert len(samples) == 3
     for i, sample in enumerate(samples):
         assert sorted(sample) == sorted(SYNTH)
@@ -212,13 +217,13 @@ def test_synthesize_shapes_and_dtypes():
         assert shapes == {"x": (1, 4), "ids": (1,), "words": (1,), "grid": (1, 3, 2), "flag": (),
                           "fixed": (2, 3)}
         for alias, spec in SYNTH.items():
-            assert sample[alias].dtype == golden.NUMPY_DTYPES[spec.dtype]
+            assert sample[alias].dtype == NUMPY_DTYPES[spec.dtype]
         assert sample["words"].tolist() == [f"words-{i}".encode()]
         assert 0 <= sample["ids"].min() and sample["ids"].max() < 10
 
 
 def test_synthesize_value_ranges():
-    samples = golden.synthesize({"i": TensorSpec("DT_INT32", [-1, 50]), "u": TensorSpec("DT_UINT8", [-1, 500]),
+    samples = synthesize({"i": TensorSpec("DT_INT32", [-1, 50]), "u": TensorSpec("DT_UINT8", [-1, 500]),
                                  "f": TensorSpec("DT_FLOAT", [-1, 500])}, 2)
     ints = np.concatenate([s["i"] for s in samples])
     assert ints.min() == 0 and ints.max() == 9
@@ -228,9 +233,9 @@ def test_synthesize_value_ranges():
 
 
 def test_synthesize_is_deterministic_per_seed_and_input_order():
-    first = golden.synthesize(SYNTH, 2, seed=3)
-    again = golden.synthesize(dict(reversed(list(SYNTH.items()))), 2, seed=3)
-    other = golden.synthesize(SYNTH, 2, seed=4)
+    first = synthesize(SYNTH, 2, seed=3)
+    again = synthesize(dict(reversed(list(SYNTH.items()))), 2, seed=3)
+    other = synthesize(SYNTH, 2, seed=4)
     for a, b in zip(first, again):
         assert all(np.array_equal(a[k], b[k]) for k in SYNTH)
     assert not np.array_equal(first[0]["x"], other[0]["x"])
@@ -238,7 +243,7 @@ def test_synthesize_is_deterministic_per_seed_and_input_order():
 
 def test_synthesize_unknown_rank_asks_for_sample_inputs():
     with pytest.raises(InputError) as caught:
-        golden.synthesize({"ok": TensorSpec("DT_FLOAT", [-1]), "blob": TensorSpec("DT_FLOAT", None)}, 1)
+        synthesize({"ok": TensorSpec("DT_FLOAT", [-1]), "blob": TensorSpec("DT_FLOAT", None)}, 1)
     error = caught.value
     assert error.code == "unknown-input-shape" and "'blob'" in error.message
     assert error.hint == "pass --sample-inputs FILE (JSON or .npz)"
@@ -246,7 +251,7 @@ def test_synthesize_unknown_rank_asks_for_sample_inputs():
 
 def test_synthesize_unsupported_dtype():
     with pytest.raises(InputError) as caught:
-        golden.synthesize({"c": TensorSpec("DT_COMPLEX64", [-1])}, 1)
+        synthesize({"c": TensorSpec("DT_COMPLEX64", [-1])}, 1)
     assert caught.value.code == "unsupported-dtype"
 
 
@@ -282,24 +287,24 @@ def assert_two_samples(samples):
     {"instances": ROWS},
 ], ids=["columnar", "rows", "rest-inputs", "rest-instances"])
 def test_load_samples_json_forms(tmp_path, doc):
-    assert_two_samples(golden.load_samples(write_json(tmp_path, doc), SAMPLE_IN))
+    assert_two_samples(load_samples(write_json(tmp_path, doc), SAMPLE_IN))
 
 
 def test_load_samples_npz(tmp_path):
     path = tmp_path / "samples.npz"
     np.savez(path, x=np.array(X), ids=np.array(IDS, np.int32), text=np.array(TEXT))
-    assert_two_samples(golden.load_samples(path, SAMPLE_IN))
+    assert_two_samples(load_samples(path, SAMPLE_IN))
 
 
 def test_load_samples_single_input_plain_rows(tmp_path):
-    samples = golden.load_samples(write_json(tmp_path, {"instances": [[1, 2], [3, 4]]}),
+    samples = load_samples(write_json(tmp_path, {"instances": [[1, 2], [3, 4]]}),
                                   {"x": TensorSpec("DT_FLOAT", [-1, 2])})
     assert [s["x"].tolist() for s in samples] == [[[1, 2]], [[3, 4]]]
 
 
 def load_error(path, inputs=SAMPLE_IN) -> InputError:
     with pytest.raises(InputError) as caught:
-        golden.load_samples(path, inputs)
+        load_samples(path, inputs)
     assert str(path) in caught.value.message and "\n" not in caught.value.message
     return caught.value
 
@@ -354,7 +359,7 @@ def test_load_samples_npz_values_that_do_not_fit(tmp_path):
     np.savez(path, x=np.array(X), ids=np.array([7, 300]), text=np.array(TEXT))
     assert "out of range for DT_UINT8" in load_error(path, as_uint8).message
     np.savez(path, x=np.array(X), ids=np.array(IDS), text=np.array(TEXT))   # int64 ids that fit
-    assert [s["ids"].dtype for s in golden.load_samples(path, as_uint8)] == [np.uint8, np.uint8]
+    assert [s["ids"].dtype for s in load_samples(path, as_uint8)] == [np.uint8, np.uint8]
     np.savez(path, x=np.array(X), ids=np.array(IDS), text=np.array([1, 2]))
     assert "not a string type" in load_error(path).message
 
@@ -375,7 +380,7 @@ def by_alias(diffs) -> dict[str, OutputDiff]:
 
 def test_compare_identical_is_ok():
     outputs = {"p": np.array([[0.5, np.nan]], F32), "n": np.array([3], np.int64), "s": strings(b"a")}
-    diffs = golden.compare(outputs, {k: v.copy() for k, v in outputs.items()}, atol=1e-6, rtol=1e-5)
+    diffs = compare(outputs, {k: v.copy() for k, v in outputs.items()}, atol=1e-6, rtol=1e-5)
     assert [(d.alias, d.ok, d.problem) for d in diffs] == [("p", True, None), ("n", True, None), ("s", True, None)]
     assert by_alias(diffs)["p"].max_abs == 0.0 and by_alias(diffs)["s"].max_abs is None
 
@@ -383,7 +388,7 @@ def test_compare_identical_is_ok():
 def test_compare_float_beyond_tolerance():
     expected = {"p": np.array([[1.0, 2.0, 0.1]])}
     actual = {"p": np.array([[1.0, 2.5, 0.1 + 1e-7]])}
-    diff = golden.compare(expected, actual, atol=1e-6, rtol=1e-3)[0]
+    diff = compare(expected, actual, atol=1e-6, rtol=1e-3)[0]
     assert (diff.ok, diff.dtype, diff.atol, diff.rtol) == (False, "DT_DOUBLE", 1e-6, 1e-3)
     assert diff.max_abs == pytest.approx(0.5)
     assert diff.max_rel == pytest.approx(0.25)  # 0.5 / |2.0|; the last entry is within atol
@@ -391,31 +396,31 @@ def test_compare_float_beyond_tolerance():
 
 
 def test_compare_relative_error_against_zero_is_floored_at_float32_epsilon():
-    diff = golden.compare({"p": np.zeros(1)}, {"p": np.array([1e-7])}, atol=1e-6, rtol=0)[0]
+    diff = compare({"p": np.zeros(1)}, {"p": np.array([1e-7])}, atol=1e-6, rtol=0)[0]
     assert diff.ok and diff.max_rel == pytest.approx(1e-7 / np.finfo(np.float32).eps)
 
 
 def test_compare_float_within_rtol_passes():
-    diff = golden.compare({"p": np.array([1000.0], F32)}, {"p": np.array([1000.5], F32)}, atol=0, rtol=1e-3)[0]
+    diff = compare({"p": np.array([1000.0], F32)}, {"p": np.array([1000.5], F32)}, atol=0, rtol=1e-3)[0]
     assert diff.ok and diff.max_abs == pytest.approx(0.5) and diff.max_rel == pytest.approx(5e-4)
 
 
 def test_compare_nan_and_infinity():
-    same = golden.compare({"p": np.array([np.nan, np.inf])}, {"p": np.array([np.nan, np.inf])}, atol=0, rtol=0)[0]
+    same = compare({"p": np.array([np.nan, np.inf])}, {"p": np.array([np.nan, np.inf])}, atol=0, rtol=0)[0]
     assert same.ok and same.max_abs == 0.0
-    moved = golden.compare({"p": np.array([np.nan, 1.0])}, {"p": np.array([1.0, np.nan])}, atol=1, rtol=1)[0]
+    moved = compare({"p": np.array([np.nan, 1.0])}, {"p": np.array([1.0, np.nan])}, atol=1, rtol=1)[0]
     assert not moved.ok and "NaN" in moved.problem
-    inf = golden.compare({"p": np.array([np.inf])}, {"p": np.array([1e30])}, atol=0, rtol=1.0)[0]
+    inf = compare({"p": np.array([np.inf])}, {"p": np.array([1e30])}, atol=0, rtol=1.0)[0]
     assert not inf.ok and inf.max_abs == np.inf
 
 
 def test_compare_integer_mismatch_is_exact():
-    diff = golden.compare({"n": np.array([1, 5, 3])}, {"n": np.array([1, 2, 3])}, atol=10, rtol=10)[0]
+    diff = compare({"n": np.array([1, 5, 3])}, {"n": np.array([1, 2, 3])}, atol=10, rtol=10)[0]
     assert (diff.ok, diff.max_abs, diff.max_rel, diff.problem) == (False, 3.0, None, "1 of 3 values differ")
 
 
 def test_compare_string_mismatch():
-    diff = golden.compare({"s": strings(b"a", b"b")}, {"s": np.array(["a", "c"])}, atol=0, rtol=0)[0]
+    diff = compare({"s": strings(b"a", b"b")}, {"s": np.array(["a", "c"])}, atol=0, rtol=0)[0]
     assert (diff.ok, diff.max_abs, diff.problem) == (False, None, "1 of 2 values differ")
 
 
@@ -424,7 +429,7 @@ def test_compare_reports_names_then_dtypes_and_shapes_for_every_output():
                 "d": np.zeros(1, F32)}
     actual = {"a": np.zeros((1, 3), F32), "b": np.zeros(1, F32), "d": np.zeros(1, np.float64),
               "extra": np.zeros(1, F32)}
-    diffs = by_alias(golden.compare(expected, actual, atol=1e-6, rtol=1e-5))
+    diffs = by_alias(compare(expected, actual, atol=1e-6, rtol=1e-5))
     assert diffs["a"].problem == "shape [1, 3] != expected [1, 4]"
     assert diffs["b"].problem == "dtype DT_FLOAT != expected DT_INT64"
     assert diffs["c"].problem == "missing output"
@@ -447,11 +452,11 @@ def test_merge_combines_samples_per_output():
               OutputDiff("n", "DT_INT64", 2.0, None, 1, 1, False, "1 of 1 values differ")]
     third = [OutputDiff("p", "DT_FLOAT", None, None, 1, 1, False, "missing output"),
              OutputDiff("n", "DT_INT64", 0.0, None, 1, 1, True)]
-    merged = golden.merge([first, second, third])
+    merged = merge([first, second, third])
     assert [(d.alias, d.max_abs, d.max_rel, d.ok, d.problem) for d in merged] == [
         ("p", 0.1, 0.2, False, "late"), ("n", 2.0, None, False, "1 of 1 values differ")]
     assert first[0].ok and first[0].max_rel == 0.01  # inputs are not modified
-    assert golden.merge([]) == []
+    assert merge([]) == []
 
 
 # --- golden.jsonl -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, write_warmup
 from tfsconvert.layout import TEMP_PREFIX
 
 pytestmark = pytest.mark.slow  # TensorFlow start-ups in subprocesses
@@ -49,8 +49,6 @@ def test_conversion_stopped_by_a_signal_leaves_no_temp_dir(signum, fixture_path,
 
 def _hanging_with_warmup(fixture_path, tmp_path: Path) -> Path:
     """The hanging fixture plus a warmup record, so that loading itself hangs."""
-    from tfsconvert.warmup import write_warmup
-
     base = tmp_path / "hang"
     shutil.copytree(fixture_path("validate_hanging_model"), base)
     extra = base / "1" / "assets.extra"

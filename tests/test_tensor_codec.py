@@ -20,7 +20,7 @@ ARRAYS = [
 
 @pytest.fixture(scope="module")
 def tf():
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     return import_tf()
 
@@ -84,3 +84,49 @@ def test_predict_messages_match_the_official_protos(tf):
     response.model_spec.version.value = 3
     parsed = tfproto.message_class("PredictResponse").FromString(response.SerializeToString())
     assert parsed.model_spec.version.value == 3 and from_proto(parsed.outputs["y"]).tolist() == [0.25]
+
+
+TYPED = [(array, dtype) for array, dtype in ARRAYS if dtype != "DT_HALF"] + [
+    (np.array([[7, 255]], np.uint8), "DT_UINT8"), (np.array([b"a", b"\xff"], dtype=object), "DT_STRING")]
+
+
+@pytest.mark.parametrize("array, dtype", TYPED)
+def test_answers_in_typed_fields_as_tf_serving_writes_them(tf, array, dtype):
+    """The server's answers: TensorFlow's own message, values in float_val/int_val/..., never tensor_content."""
+    from tensorflow.core.framework import tensor_pb2
+
+    proto = to_proto(array, dtype, typed=True, message=tensor_pb2.TensorProto)
+    assert isinstance(proto, tensor_pb2.TensorProto) and not proto.tensor_content
+    read = tf.make_ndarray(proto)
+    assert read.dtype == array.dtype and read.tolist() == array.tolist()
+    assert from_proto(proto).tolist() == array.tolist()
+
+
+def test_half_answers_stay_in_tensor_content(tf):
+    """TF Serving has no typed field it writes DT_HALF into: the bytes, as make_tensor_proto writes them."""
+    proto = to_proto(np.array([0.5, 2.0], np.float16), "DT_HALF", typed=True)
+    assert proto.tensor_content and tf.make_ndarray(_official(tf, proto)).tolist() == [0.5, 2.0]
+
+
+def test_malformed_tensors_are_refused(tf):
+    """Too many values for the shape or content of the wrong size: ValueError, as make_ndarray raises. A
+    negative dimension too, as TensorFlow's C++ parser (Tensor::FromProto) refuses it and make_ndarray does not."""
+    too_many = to_proto(np.array([1.0, 2.0, 3.0], np.float32), "DT_FLOAT", typed=True)
+    too_many.tensor_shape.dim[0].size = 2
+    wrong_size = to_proto(np.array([1.0, 2.0, 3.0], np.float32), "DT_FLOAT")
+    wrong_size.tensor_shape.dim[0].size = 2
+    for proto in (too_many, wrong_size):
+        with pytest.raises(ValueError):
+            tf.make_ndarray(_official(tf, proto))
+        with pytest.raises(ValueError):
+            from_proto(proto)
+    negative = to_proto(np.array([1.0, 2.0], np.float32), "DT_FLOAT")
+    negative.tensor_shape.dim[0].size = -1
+    with pytest.raises(ValueError, match="negative dimension"):
+        from_proto(negative)
+
+
+def test_read_arrays_are_writable(tf):
+    read = from_proto(to_proto(np.ones(2, np.float32), "DT_FLOAT"))
+    read[0] = 3.0
+    assert read.tolist() == [3.0, 1.0]

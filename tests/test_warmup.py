@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfsconvert.golden import synthesize
 from tfsconvert.model import TensorSpec
-from tfsconvert.warmup import MAX_RECORDS, read_warmup, write_warmup
+from conftest import read_warmup, write_warmup
+from tfsconvert.samples import synthesize
+from tfsconvert.warmup import MAX_RECORDS
 
 INPUTS = {"x": TensorSpec("DT_FLOAT", [-1, 4]), "ids": TensorSpec("DT_INT64", [-1]),
           "text": TensorSpec("DT_STRING", [-1])}

@@ -12,6 +12,7 @@ import typer
 
 from tfsconvert import __version__, output
 from tfsconvert.errors import TfsConvertError
+from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.quiet import DEBUG_ENV
 
 T = TypeVar("T")
@@ -70,7 +71,8 @@ def run(action: Callable[[], T], as_json: bool) -> T:
 def inspect(
     path: Path = typer.Argument(..., help="A base path, SavedModel, .pb/.pbtxt, .keras/.h5, checkpoint, "
                                           ".onnx, .pmml, sklearn pickle or Spark PipelineModel dir."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (docs/architecture.md 'inspect --json')."),
+    as_json: bool = typer.Option(False, "--json",
+                                 help='Print the result as JSON (docs/architecture.md "inspect --json").'),
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle",
         help="Allow a pickle to load classes outside scikit-learn/numpy/scipy (this runs its code)."),
@@ -101,7 +103,7 @@ _INPUTS = typer.Option(None, "--input", help="ALIAS=TENSOR: name a signature inp
                                             "For a SavedModel source, NEW=OLD renames an input.")
 _OUTPUTS = typer.Option(None, "--output", help="ALIAS=TENSOR: name a signature output (repeatable); "
                                               "the outputs are exactly those given.")
-_SIGNATURE = typer.Option("serving_default", "--signature-name", help="Signature key to write.")
+_SIGNATURE = typer.Option(DEFAULT_SIGNATURE, "--signature-name", help="Signature key to write.")
 _SOURCE_SIGNATURE = typer.Option(None, "--source-signature",
                                  help="SavedModel source: the signature to convert (default serving_default).")
 _SAMPLES = typer.Option(None, "--samples", help="Synthesize N sample inputs for parity (default 256); the first 8 "
@@ -153,7 +155,8 @@ def _pmml_evaluator(value: str, default: str) -> str:
     return value
 
 
-def _convert(src: Path, target: str, as_json: bool, **options) -> None:
+def _convert(src: Path, target: str, as_json: bool, options) -> None:
+    """Run the conversion of `src` with `options` (tfsconvert.convert.options.ConvertOptions)."""
     from tfsconvert.convert.dispatch import convert
 
     with output.status(f"converting {src}") as progress:
@@ -171,9 +174,12 @@ def saved_model(src: Path = _SRC, version: str = _VERSION, base_path: Path = _BA
                 sample_inputs: Path = _SAMPLE_INPUTS, atol: float = _ATOL, rtol: float = _RTOL,
                 force: bool = _FORCE, as_json: bool = _JSON) -> None:
     """Convert a TensorFlow model into a versioned SavedModel with explicit names, parity-checked."""
-    _convert(src, "savedmodel", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
-             outputs=outputs, signature_name=signature_name, source_signature=source_signature, samples=samples,
-             sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "savedmodel", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, inputs=tuple(inputs or ()), outputs=tuple(outputs or ()),
+        signature_name=signature_name, source_signature=source_signature, samples=samples,
+        sample_inputs=sample_inputs, atol=atol, rtol=rtol, force=force))
 
 
 @app.command("onnx")
@@ -188,11 +194,13 @@ def onnx(src: Path = _ONNX_SRC, version: str = _VERSION, base_path: Path = _BASE
          trust_pickle: bool = _TRUST_PICKLE, schema: str = _SCHEMA, spark_master: str = _SPARK_MASTER) -> None:
     """Convert a TensorFlow, scikit-learn or Spark ML model into a versioned model.onnx with explicit names,
     parity-checked."""
-    _convert(src, "onnx", as_json, version=version, base_path=base_path, name=name, inputs=inputs,
-             outputs=outputs, opset=opset, source_signature=source_signature, samples=samples,
-             sample_inputs=sample_inputs, sample_data=sample_data, feature_names=feature_names,
-             target_name=target_name, atol=atol, rtol=rtol, allow_flips=allow_flips, force=force,
-             trust_pickle=trust_pickle, schema=schema, spark_master=spark_master)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "onnx", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, inputs=tuple(inputs or ()), outputs=tuple(outputs or ()),
+        opset=opset, source_signature=source_signature, samples=samples, sample_inputs=sample_inputs,
+        sample_data=sample_data, feature_names=feature_names, target_name=target_name, atol=atol, rtol=rtol,
+        allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master))
 
 
 @app.command("pmml")
@@ -205,10 +213,12 @@ def pmml(src: Path = _PMML_SRC, version: str = _VERSION, base_path: Path = _BASE
     """Convert a scikit-learn or Spark ML model into a versioned model.pmml (sklearn2pmml or pyspark2pmml,
     Java 17+), parity-checked."""
     evaluator = run(lambda: _pmml_evaluator(pmml_evaluator, "both"), as_json)
-    _convert(src, "pmml", as_json, version=version, base_path=base_path, name=name, sample_data=sample_data,
-             feature_names=feature_names, target_name=target_name, samples=samples, atol=atol, rtol=rtol,
-             allow_flips=allow_flips, force=force, trust_pickle=trust_pickle, schema=schema, spark_master=spark_master,
-             pmml_evaluator=evaluator)
+    from tfsconvert.convert.options import ConvertOptions
+
+    _convert(src, "pmml", as_json, ConvertOptions(
+        version=version, base_path=base_path, name=name, sample_data=sample_data, feature_names=feature_names,
+        target_name=target_name, samples=samples, atol=atol, rtol=rtol, allow_flips=allow_flips, force=force,
+        trust_pickle=trust_pickle, schema=schema, spark_master=spark_master, pmml_evaluator=evaluator))
 
 
 @app.command()
@@ -297,33 +307,49 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
     """Serve SavedModel, ONNX and PMML versions over TF Serving's REST and gRPC APIs (docs/serve.md).
 
     Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
-    from tfsconvert.errors import InputError
-    from tfsconvert.server import flags
     from tfsconvert.server.main import FAILED_EXIT
     from tfsconvert.server.main import main as serve_main
 
-    server_flags, positionals, unknown = flags.split(arguments or [])
-    error = None
-    if unknown:
-        error = InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
-                                         "tensorflow_model_server flag it knows",
-                           "tfsconvert serve --help; python -m tfsconvert.server --help lists the flags")
-    elif len(positionals) + (model_config_file is not None) != 1:
-        error = InputError("bad-option", "give one BASE_PATH or --model-config-file",
-                           "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")
-    if error is not None:
-        output.render_error(error, False)
-        raise typer.Exit(error.exit_code)
-    base_path = Path(positionals[0]) if positionals else None
-    evaluator = run(lambda: _pmml_evaluator(pmml_evaluator, "jpmml"), False)
-    source = ([f"--model_config_file={model_config_file.resolve()}"] if model_config_file else
-              [f"--model_name={model_name or base_path.resolve().name}", f"--model_base_path={base_path.resolve()}"])
-    batching = ["--enable_batching"] if enable_batching else []
-    if batching_parameters_file is not None:  # without --enable-batching the server refuses it (docs/tf-serving.md §7 case 27)
-        batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
-    code = serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}", *batching,
-                       f"--pmml_evaluator={evaluator}", *server_flags])
+    def start() -> int:
+        source, server_flags = _served_models(arguments or [], model_name, model_config_file)
+        evaluator = _pmml_evaluator(pmml_evaluator, "jpmml")
+        batching = ["--enable_batching"] if enable_batching else []
+        if batching_parameters_file is not None:  # refused without --enable-batching (docs/tf-serving.md §7 case 27)
+            batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
+        return serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}",
+                           *batching, f"--pmml_evaluator={evaluator}", *server_flags])
+
+    code = run(start, False)
     raise typer.Exit(1 if code == FAILED_EXIT else code)  # a model that does not load is a deployment error
+
+
+def _served_models(arguments: list[str], model_name: str | None,
+                   model_config_file: Path | None) -> tuple[list[str], list[str]]:
+    """(the server flags that name the models, the pass-through server flags) of `tfsconvert serve`;
+    InputError for an unknown flag, not exactly one BASE_PATH or config file, or a path that does not exist."""
+    from tfsconvert.errors import InputError
+    from tfsconvert.server import flags
+
+    server_flags, positionals, unknown = flags.split(arguments)
+    if unknown:
+        raise InputError("bad-option", f"{unknown[0]}: not an option of tfsconvert serve nor a "
+                                       "tensorflow_model_server flag it knows",
+                         "tfsconvert serve --help; python -m tfsconvert.server --help lists the flags")
+    if len(positionals) + (model_config_file is not None) != 1:
+        raise InputError("bad-option", "give one BASE_PATH or --model-config-file",
+                         "tfsconvert serve ./models/mymodel  (or --model-config-file models.config)")
+    if model_config_file is not None:
+        if not model_config_file.is_file():
+            raise InputError("path-not-found", f"{model_config_file}: no such model config file",
+                             "give a text model_config_list file (tfsconvert serving-config writes one)")
+        return [f"--model_config_file={model_config_file.resolve()}"], server_flags
+    base_path = Path(positionals[0])
+    if not base_path.is_dir():
+        raise InputError("path-not-found", f"{base_path}: no such directory; expected a model base path",
+                         "give the directory that holds the numbered version directories, "
+                         "e.g. tfsconvert serve ./models/mymodel")
+    return [f"--model_name={model_name or base_path.resolve().name}",
+            f"--model_base_path={base_path.resolve()}"], server_flags
 
 
 @app.command("serving-config")

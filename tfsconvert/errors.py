@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import stat
+
 
 class TfsConvertError(Exception):
     """A failure the user can act on: a stable `code`, a one-line `message` and a `hint`."""
@@ -55,6 +57,13 @@ def unreadable(path, error: OSError) -> InputError:
     """The error for a model file the OS will not let us read."""
     return InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",
                       "check the path and its permissions")
+
+
+def special_kind(mode: int) -> str:
+    """What a file that is neither a regular file nor a directory is, in words."""
+    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket"))
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def root_cause(error: BaseException) -> BaseException:

@@ -7,9 +7,10 @@ from collections import Counter
 
 from google.protobuf.message import Message
 
-from tfsconvert import golden, tensor_codec, tfproto
+from tfsconvert import tensor_codec, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.model import TensorSpec
+from tfsconvert.rest_codec import encode_tensor
 
 REQUIRED_INPUT_OPS = {"Placeholder", "PlaceholderV2"}
 OPTIONAL_INPUT_OPS = {"PlaceholderWithDefault"}  # fed or not: unfed, it passes its default through
@@ -87,7 +88,7 @@ def _small_constant(node: Message | None):
     if value.size > _DEFAULT_SHOWN:
         return None
     try:
-        return golden.encode_tensor(value, tfproto.dtype_name(node.attr["value"].tensor.dtype))
+        return encode_tensor(value, tfproto.dtype_name(node.attr["value"].tensor.dtype))
     except InputError:  # a dtype JSON cannot carry
         return None
 

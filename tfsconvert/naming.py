@@ -1,8 +1,18 @@
-"""Generic tensor names: the aliases that make clients send the wrong names (deployment error 3)."""
+"""The names tfsconvert and TF Serving agree on (files, signature key, tags, methods), each defined
+once, and the generic tensor names that make clients send the wrong names (deployment error 3)."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+# Files of a version directory (docs/architecture.md "Versioned layout", "Golden requests").
+GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+
+DEFAULT_SIGNATURE = "serving_default"  # the key a request without signature_name asks for
+SERVE_TAGS = ("serve",)  # the exact tag set TF Serving loads (--saved_model_tags)
+PREDICT_METHOD = "tensorflow/serving/predict"
 
 # Default names frameworks hand out when nobody chose one.
 _GENERIC = re.compile(

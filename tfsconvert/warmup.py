@@ -12,17 +12,14 @@ from typing import Iterable
 
 import numpy as np
 
+from tfsconvert.dtypes import dtype_name
 from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD
 from tfsconvert.quiet import native_stderr_silenced
-from tfsconvert.tfrecord import read_records, write_records
+from tfsconvert.tensor_codec import to_proto
+from tfsconvert.tfrecord import write_records
 
 # TF Serving fails the whole load past this many records (docs/tf-serving.md §2.6).
 MAX_RECORDS = 1000
-
-
-def write_warmup(path: Path, samples: list[dict[str, np.ndarray]], model_name: str, signature_name: str) -> int:
-    """Write one predict PredictionLog per sample (at most MAX_RECORDS); returns the count."""
-    return write_logs(path, warmup_records(samples, model_name, signature_name))
 
 
 def write_logs(path: Path, records: Iterable[bytes]) -> int:
@@ -35,7 +32,7 @@ def warmup_records(samples: list[dict[str, np.ndarray]], model_name: str, signat
     """One serialized PredictionLog per sample: `classify_log`/`regress_log` (the serialized
     tf.Examples of input `inputs`) for those methods, else `predict_log`."""
     with native_stderr_silenced():
-        import tensorflow as tf
+        from tensorflow.core.framework import tensor_pb2
         from tensorflow_serving.apis import (classification_pb2, input_pb2, model_pb2, predict_pb2,
                                              prediction_log_pb2, regression_pb2)
 
@@ -56,19 +53,7 @@ def warmup_records(samples: list[dict[str, np.ndarray]], model_name: str, signat
             return prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(request=request))
         request = predict_pb2.PredictRequest(model_spec=spec)
         for alias, array in feeds.items():
-            request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
+            request.inputs[alias].CopyFrom(to_proto(array, dtype_name(array), message=tensor_pb2.TensorProto))
         return prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
 
     return [record(feeds).SerializeToString() for feeds in samples[:MAX_RECORDS]]
-
-
-def read_warmup(path: Path) -> list:
-    """The PredictionLog messages of a warmup file.
-
-    TFRecordError if the framing is bad; protobuf's DecodeError if a record is not a
-    PredictionLog (TF Serving: `Failed to parse warmup record`).
-    """
-    with native_stderr_silenced():
-        from tensorflow_serving.apis import prediction_log_pb2
-
-    return [prediction_log_pb2.PredictionLog.FromString(data) for data in read_records(path)]

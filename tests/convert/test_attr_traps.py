@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_serves
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.runtimes.tf import ServingSession
 
 ROWS = 256
 TEXTS = [b"a  b", b"tea for two", b"", b" lead and trail ", b"xyz", b"  ", b"one"]

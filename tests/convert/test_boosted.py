@@ -19,6 +19,8 @@ import pytest
 from conftest import assert_serves, converted
 from fixtures import boosted_models
 from tfsconvert import golden
+from tfsconvert.compare import compare
+from tfsconvert.rest_codec import request_tensors, response_tensors
 from tfsconvert.runtimes import pmml as pmml_runtime
 from tfsconvert.runtimes.onnx import OnnxModel
 
@@ -185,8 +187,8 @@ def test_golden_file_replays_through_the_servables(name, fmt, artifacts):
     the recorded one within the record's tolerances; no sockets (SERVED covers those)."""
     from google.protobuf.json_format import MessageToDict
 
-    from tfsconvert.validate.replay import signatures_from_metadata
     from tfsconvert.server import backends
+    from tfsconvert.validate.replay import signatures_from_metadata
 
     version = artifacts(name, fmt) / "1"
     records = golden.read_golden(version / "assets.extra" / "golden.jsonl")
@@ -197,9 +199,9 @@ def test_golden_file_replays_through_the_servables(name, fmt, artifacts):
         (signature,) = signatures_from_metadata({"metadata": {"signature_def": {"signature_def": defs}}}).values()
         assert_fields(name, set(signature.outputs))
         for record in records:
-            actual = servable.run(record.signature_name, golden.request_tensors(record.request, signature.inputs))
-            expected = golden.response_tensors(record.response, signature.outputs)
-            diffs = golden.compare(expected, actual, record.atol, record.rtol)
+            actual = servable.run(record.signature_name, request_tensors(record.request, signature.inputs))
+            expected = response_tensors(record.response, signature.outputs)
+            diffs = compare(expected, actual, record.atol, record.rtol)
             assert all(d.ok for d in diffs), (engine, record.id, [d for d in diffs if not d.ok])
         servable.close()
 

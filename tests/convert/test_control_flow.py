@@ -18,7 +18,7 @@ from conftest import converted, run_cli
 from tfsconvert import tfproto
 from tfsconvert.convert.onnx_writer import onnx_runner
 from tfsconvert.inspect import onnx_model
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.runtimes.tf import ServingSession
 
 pytestmark = pytest.mark.slow  # TensorFlow in-process, and a server process for validate
 

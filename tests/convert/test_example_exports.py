@@ -263,7 +263,7 @@ def test_sample_makers_follow_every_kind_of_parse_spec():
     made example parses, required features are always there, others vary."""
     import tensorflow as tf
 
-    from tfsconvert import golden
+    from tfsconvert.samples import synthesize
     from tfsconvert.convert.input_meaning import graph_makers
     from tfsconvert.model import TensorSpec
 
@@ -284,7 +284,7 @@ def test_sample_makers_follow_every_kind_of_parse_spec():
         makers = graph_makers(graph, {"v2": v2_input, "v1": v1_input, "text": text})
         assert sorted(makers) == ["v1", "v2"]  # a string nobody parses keeps plain strings
         specs = {alias: TensorSpec("DT_STRING", [-1]) for alias in makers}
-        samples = golden.synthesize(specs, 64, makers=makers)
+        samples = synthesize(specs, 64, makers=makers)
         batch = {alias: np.concatenate([s[alias] for s in samples]) for alias in makers}
         with tf.compat.v1.Session(graph=graph) as session:
             parsed_v2, parsed_v1 = session.run([v2, v1], {v2_input: batch["v2"], v1_input: batch["v1"]})

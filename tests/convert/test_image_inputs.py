@@ -16,9 +16,9 @@ import pytest
 
 from conftest import assert_one_line_error, converted, run_cli
 from fixtures.tf_image_models import JPEG_SIZE, PNG_SIZE
-from tfsconvert import golden
 from tfsconvert.model import TensorSpec
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.runtimes.tf import ServingSession
+from tfsconvert.samples import load_samples
 
 IMAGES = 256
 # fixture -> (source path below the fixture, input alias, output alias, format, height, width, channels)
@@ -148,14 +148,14 @@ def test_sample_files_for_an_input_named_inputs_are_read_in_every_form(form, tmp
     images = [{"b64": base64.b64encode(data).decode()} for data in (b"\xff\xd8one", b"\xff\xd8two", b"\x89PNGthree")]
     path = tmp_path / "body.json"
     path.write_text(json.dumps(_bodies(images)[form]))
-    samples = golden.load_samples(path, {"inputs": TensorSpec("DT_STRING", [-1], "x:0")})
+    samples = load_samples(path, {"inputs": TensorSpec("DT_STRING", [-1], "x:0")})
     assert [sample["inputs"].tolist() for sample in samples] == [[b"\xff\xd8one"], [b"\xff\xd8two"], [b"\x89PNGthree"]]
 
 
 def test_sample_files_hold_one_entry_per_sample_for_a_scalar_input(tmp_path):
     path = tmp_path / "images.json"
     path.write_text(json.dumps({"instances": [{"b64": "AAE="}, {"b64": "AgM="}]}))
-    samples = golden.load_samples(path, {"image": TensorSpec("DT_STRING", [], "image:0")})
+    samples = load_samples(path, {"image": TensorSpec("DT_STRING", [], "image:0")})
     assert [(s["image"].shape, s["image"][()]) for s in samples] == [((), b"\x00\x01"), ((), b"\x02\x03")]
 
 

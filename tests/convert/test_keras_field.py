@@ -14,8 +14,9 @@ import pytest
 
 from conftest import converted, run_cli
 from fixtures.keras_field_models import COUNTRIES, LABELS, QUERY_WORDS, USER_IDS, WIDE_BUCKETS, WIDE_IDS
-from tfsconvert import golden
-from tfsconvert.tf_runtime import ServingSession
+from tfsconvert.compare import compare
+from tfsconvert.runtimes.tf import ServingSession
+from tfsconvert.samples import synthesize
 
 FIXTURES = ["keras_wide_deep_ctr", "keras_wide_deep_list"]
 INPUTS = {"user_id": "DT_INT64", "country": "DT_STRING", "query": "DT_STRING", "item_category": "DT_STRING",
@@ -84,7 +85,7 @@ def test_a_moved_copy_answers_like_keras_on_vocabulary_and_unseen_values(convers
     expected = _keras_answers(fixture_path(fixture), rows, list_outputs=fixture.endswith("list"))
     with ServingSession(moved) as served:
         actual = served.run("serving_default", rows)
-    diffs = golden.compare(expected, actual, ATOL, RTOL)
+    diffs = compare(expected, actual, ATOL, RTOL)
     assert [(d.alias, d.ok) for d in diffs] == [("ctr", True), ("cvr", True)], diffs
     # The lookups matter: unseen users and countries score differently from known ones.
     unseen = rows["user_id"][:, 0] == UNSEEN_USER
@@ -109,7 +110,7 @@ def test_samples_cover_each_vocabulary_and_one_unseen_value(fixture, fixture_pat
     from tfsconvert.convert import keras as keras_source
 
     source = keras_source.load(fixture_path(fixture))
-    samples = golden.synthesize(source.resolve({}, {}).inputs, 256, makers=source.value_makers())
+    samples = synthesize(source.resolve({}, {}).inputs, 256, makers=source.value_makers())
     drawn = {alias: {v for s in samples for v in s[alias].ravel().tolist()} for alias in INPUTS}
     assert drawn["country"] == {c.encode() for c in COUNTRIES} | {b"unseen"}
     assert drawn["user_id"] == {*USER_IDS, max(USER_IDS) + 1}
@@ -138,7 +139,7 @@ def test_a_layer_giving_two_outputs_and_an_inverted_lookup(convert, fixture_path
     answers = keras.models.load_model(source, compile=False)([rows["left"], rows["right"], rows["label_id"]])
     expected = {alias: np.asarray(value) for alias, value in zip(["tower", "tower_1", "label_name"], answers)}
     with ServingSession(tmp_path / "models" / "shared_heads" / "1") as served:
-        diffs = golden.compare(expected, served.run("serving_default", rows), ATOL, RTOL)
+        diffs = compare(expected, served.run("serving_default", rows), ATOL, RTOL)
     assert all(d.ok for d in diffs) and len(diffs) == 3, diffs
     assert set(expected["label_name"].ravel().tolist()) == {b"[UNK]", *(label.encode() for label in LABELS)}
 

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from tfsconvert import tf_runtime
+from tfsconvert.runtimes import tf as tf_runtime
 from tfsconvert.convert import frozen_graph
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from tfsconvert import golden
+from tfsconvert.compare import compare
 from tfsconvert.convert.onnx_writer import onnx_runner
 from tfsconvert.inspect import onnx_model
+from tfsconvert.rest_codec import request_tensors, response_tensors
 
 SOURCES = {
     "frozen-pb": ("frozen_mlp_pb", []),
@@ -34,9 +36,9 @@ def test_tensorflow_sources_become_onnx_with_the_signature_names(kind, convert, 
     records = golden.read_golden(artifact / "assets.extra" / "golden.jsonl")
     assert len(records) == 8
     for record in records:
-        feeds = golden.request_tensors(record.request, signature.inputs)
-        expected = golden.response_tensors(record.response, signature.outputs)
-        assert all(d.ok for d in golden.compare(expected, run(feeds), record.atol, record.rtol))
+        feeds = request_tensors(record.request, signature.inputs)
+        expected = response_tensors(record.response, signature.outputs)
+        assert all(d.ok for d in compare(expected, run(feeds), record.atol, record.rtol))
 
 
 def test_unsupported_op_names_the_op_and_the_opset(convert, fixture_path, tmp_path):

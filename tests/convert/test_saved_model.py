@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, tree_digest
+from conftest import assert_one_line_error, read_warmup, tree_digest
 from tfsconvert import golden
+from tfsconvert.compare import compare
 from tfsconvert.inspect.savedmodel import read_savedmodel
-from tfsconvert.tf_runtime import ServingSession
-from tfsconvert.warmup import read_warmup
+from tfsconvert.rest_codec import request_tensors, response_tensors
+from tfsconvert.runtimes.tf import ServingSession
 
 # fixture, extra flags, expected input and output aliases (a kept signature's parity rows are `key/alias`)
 SOURCES = {
@@ -68,9 +69,9 @@ def golden_replayed(artifact: Path, served: ServingSession) -> int:
                if record.signature_name == "serving_default"]
     for record in records:
         assert record.request["signature_name"] == "serving_default" and "inputs" in record.request
-        actual = served.run(record.signature_name, golden.request_tensors(record.request, signature.inputs))
-        expected = golden.response_tensors(record.response, signature.outputs)
-        diffs = golden.compare(expected, actual, record.atol, record.rtol)
+        actual = served.run(record.signature_name, request_tensors(record.request, signature.inputs))
+        expected = response_tensors(record.response, signature.outputs)
+        diffs = compare(expected, actual, record.atol, record.rtol)
         assert all(d.ok for d in diffs), (record.id, diffs)
     return len(records)
 

@@ -13,6 +13,7 @@ import pytest
 from conftest import converted
 from tfsconvert import golden
 from tfsconvert.model import TensorSpec
+from tfsconvert.rest_codec import request_tensors
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "color"]
@@ -49,7 +50,7 @@ def assert_golden_matches_onnx(artifact, signature: dict, classes=None) -> list[
     assert 8 <= len(records) <= 16  # the first 8 rows and the (up to 8) worst ones
     inputs = {alias: TensorSpec(**spec) for alias, spec in signature["inputs"].items()}
     for record in records:
-        feeds = {alias: _onnx_feed(array) for alias, array in golden.request_tensors(record.request, inputs).items()}
+        feeds = {alias: _onnx_feed(array) for alias, array in request_tensors(record.request, inputs).items()}
         outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
         (expected,) = record.response["predictions"]
         for field, value in expected.items():

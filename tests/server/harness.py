@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 READY = "Exporting HTTP/REST API at:localhost:"
 
 
@@ -109,3 +109,46 @@ def grpc_stubs(server: ServerProcess):
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     return (prediction_service_pb2_grpc.PredictionServiceStub(channel),
             model_service_pb2_grpc.ModelServiceStub(channel))
+
+
+class LaneReader:
+    """How the transport's lanes read a predict body (_http.c, _dense_json.c), through its own interface:
+    an `_http.Server` on loopback with one lane. `read(body)` is the (rows, signature_name, alias,
+    values, shape) the lane hands over, or None for a body it leaves to the general path."""
+
+    TARGET = "/v1/models/m:predict"
+    _ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    def __init__(self) -> None:
+        from tfsconvert.server import _http
+
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._read: tuple | None = None
+        self._server = _http.Server(self._sock.fileno(), self._general, lambda: None, self._lane)
+        self._server.add_lane(self.TARGET.encode(), 0)
+        self._thread = threading.Thread(target=self._server.serve, daemon=True)
+        self._thread.start()
+        self._client = socket.create_connection(self._sock.getsockname(), timeout=10)
+
+    def _lane(self, token: int, lane: int, *read_and_keep_alive) -> bool:
+        self._read = read_and_keep_alive[:-1]
+        self._server.respond(token, self._ANSWER, False)
+        return True
+
+    def _general(self, token: int, *request) -> None:
+        self._read = None
+        self._server.respond(token, self._ANSWER, False)
+
+    def read(self, body: bytes) -> tuple | None:
+        head = f"POST {self.TARGET} HTTP/1.1\r\nHost: lane\r\nContent-Length: {len(body)}\r\n\r\n"
+        self._client.sendall(head.encode() + body)
+        answer = b""
+        while len(answer) < len(self._ANSWER):
+            answer += self._client.recv(len(self._ANSWER) - len(answer))
+        return self._read
+
+    def close(self) -> None:
+        self._client.close()
+        self._server.stop()
+        self._thread.join(5)
+        self._sock.close()

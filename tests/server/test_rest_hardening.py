@@ -194,7 +194,7 @@ def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
     script = tmp_path / "serve.py"
     script.write_text(_LIMITED_SERVER)
     child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=Path(__file__).parents[3])
+                             text=True, cwd=Path(__file__).parents[2])
     clients = []
     try:
         port = int(child.stdout.readline())

@@ -13,7 +13,8 @@ import numpy as np
 import orjson
 import pytest
 
-from tfsconvert import golden
+from tfsconvert.dtypes import numpy_dtype
+from tfsconvert.rest_codec import decode_tensor, encode_tensor
 from tfsconvert.server import _rest_json, rest_json
 from tfsconvert.server.status import ServingError, invalid
 
@@ -28,7 +29,7 @@ def _old_numbers(value, shape, dtype):
     try:
         objects = np.array(value, dtype=object)
         if objects.shape == tuple(shape) and set(map(type, objects.ravel().tolist())) <= {int, float}:
-            return objects.astype(golden.numpy_dtype(dtype))
+            return objects.astype(numpy_dtype(dtype))
     except (ValueError, OverflowError):
         pass
     return None
@@ -44,7 +45,7 @@ def _old_tensor(value, dtype):
         return fast
     rest_json._check(value, shape, 0, dtype)
     try:
-        return golden.decode_tensor(value, dtype)
+        return decode_tensor(value, dtype)
     except ValueError as error:
         raise invalid(str(error)) from None
 
@@ -241,7 +242,7 @@ def test_tensor_matches_the_object_array_path(value, dtype):
 
 def test_the_usual_request_takes_the_fast_paths():
     """The 600-float bodies are read by orjson, as are a float64's 20 digits after the point, and
-    converted without golden.decode_tensor."""
+    converted without decode_tensor."""
     for body in (BODIES[0], BODIES[1], b'{"instances": [[0.00012345678901234567]]}'):
         closing_brackets, long_integer, members = _rest_json.scan(body)
         assert closing_brackets <= rest_json._MAX_NESTING and not long_integer
@@ -312,7 +313,7 @@ def _old_response(arrays: dict, dtypes: dict, rows: bool) -> bytes:
     def encode(array, alias):
         text = _dump(np.asarray(array).tolist(), dtypes[alias] == "DT_FLOAT")
         return text if dtypes[alias] in ("DT_FLOAT", "DT_DOUBLE") else json.dumps(
-            golden.encode_tensor(np.asarray(array), dtypes[alias], alias))
+            encode_tensor(np.asarray(array), dtypes[alias], alias))
 
     def whole(texts: dict) -> str:
         return next(iter(texts.values())) if len(texts) == 1 else (
@@ -350,7 +351,7 @@ def test_float_responses_equal_the_python_writers(seed):
             elif kind == "DT_INT64":
                 arrays[alias] = rng.integers(-5, 5, shape)
             else:
-                arrays[alias] = _floats(rng, golden.numpy_dtype(kind), shape)
+                arrays[alias] = _floats(rng, numpy_dtype(kind), shape)
             dtypes[alias] = str(kind)
         assert rest_json.columnar_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=False)
         assert rest_json.row_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=True)

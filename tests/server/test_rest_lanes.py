@@ -15,12 +15,20 @@ import numpy as np
 import pytest
 
 from conftest import converted
-from tfsconvert.server import _http, backends, http_server, rest
+from harness import LaneReader
+from tfsconvert.server import backends, http_server, rest
 from tfsconvert.server.config import ModelConfig
 from tfsconvert.server.manager import Manager
 
 # ---------------------------------------------------------------------------------------------
 # Reading bodies
+
+
+@pytest.fixture(scope="module")
+def lane():
+    reader = LaneReader()
+    yield reader
+    reader.close()
 
 
 def _literal(rng: random.Random) -> str:
@@ -49,12 +57,12 @@ def _python_value(literal: str) -> float:
     return float(literal) if any(ch in literal for ch in ".eE") else float(int(literal))
 
 
-def test_numbers_are_read_as_python_reads_them():
+def test_numbers_are_read_as_python_reads_them(lane):
     rng = random.Random(6)
     checked = 0
     for _ in range(3000):
         literals = [_literal(rng) for _ in range(rng.randint(1, 12))]
-        read = _http.read_body(f'{{"instances": [[{", ".join(literals)}]]}}'.encode())
+        read = lane.read(f'{{"instances": [[{", ".join(literals)}]]}}'.encode())
         values = [_python_value(literal) for literal in literals]
         if any(np.isinf(values)):  # beyond a double: "Number too big", which the general path answers
             assert read is None, literals
@@ -73,8 +81,8 @@ def test_numbers_are_read_as_python_reads_them():
     (b'{"inputs": [1, -0], "signature_name": ""}', (False, "", None, [1, 0], (2,))),
     (b'{"instances": [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]}', (True, None, None, list(range(1, 9)), (2, 2, 2))),
 ])
-def test_dense_bodies(body, expected):
-    rows, signature, alias, values, shape = _http.read_body(body)
+def test_dense_bodies(lane, body, expected):
+    rows, signature, alias, values, shape = lane.read(body)
     assert (rows, signature, alias, np.frombuffer(values).tolist(), shape) == expected
 
 
@@ -89,8 +97,8 @@ def test_dense_bodies(body, expected):
     b'{"signature_name": "a\\u0062", "instances": [[1]]}', b'{"signature_name": 1, "instances": [[1]]}',
     b'{"instances": [[1]], "extra": 1}', b'{}', b'[]', b'', b'{"instances": [[1]]',
 ])
-def test_other_bodies_are_left_to_the_general_path(body):
-    assert _http.read_body(body) is None
+def test_other_bodies_are_left_to_the_general_path(lane, body):
+    assert lane.read(body) is None
 
 
 # ---------------------------------------------------------------------------------------------

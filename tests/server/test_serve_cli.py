@@ -7,6 +7,7 @@ import pytest
 import requests
 import typer
 
+from conftest import assert_one_line_error
 from harness import ServerProcess, config_file, started
 from tfsconvert.cli import app
 from tfsconvert.server import flags
@@ -39,6 +40,17 @@ def test_two_base_paths_or_none_are_refused(fixture_path):
         process = ServerProcess(*arguments, cli=True)
         assert process.finish(timeout=60)[0] == 2
         assert "give one BASE_PATH or --model-config-file" in process.stderr
+
+
+def test_a_missing_base_path_or_config_file_is_one_line_and_exit_2(cli, tmp_path):
+    """Through the CLI's error boundary, before the server starts (the server binary itself would wait)."""
+    for arguments, path in (([tmp_path / "absent"], tmp_path / "absent"),
+                            (["--model-config-file", tmp_path / "absent.config"], tmp_path / "absent.config")):
+        assert_one_line_error(cli("serve", *arguments), path, "path-not-found")
+
+
+def test_an_unknown_flag_goes_through_the_error_boundary(cli, tmp_path):
+    assert_one_line_error(cli("serve", tmp_path, "--bogus_flag=1"), "--bogus_flag=1", "bad-option")
 
 
 def test_model_config_file_with_pass_through_flags_serves(fixture_path, tmp_path):

@@ -13,7 +13,9 @@ import requests
 from conftest import converted
 from harness import started
 from tfsconvert import golden
+from tfsconvert.compare import compare
 from tfsconvert.model import TensorSpec
+from tfsconvert.rest_codec import response_tensors
 
 pytestmark = pytest.mark.slow  # a PMML conversion and two JVM starts
 
@@ -39,8 +41,8 @@ def test_pmml_golden_requests_replay_green(server, base):
         response = requests.post(server.url("/v1/models/pipeline:predict"), data=json.dumps(record.request),
                                  timeout=30)
         assert response.status_code == 200, response.text
-        expected = golden.response_tensors(record.response, specs)
-        diffs = golden.compare(expected, golden.response_tensors(response.json(), specs), record.atol, record.rtol)
+        expected = response_tensors(record.response, specs)
+        diffs = compare(expected, response_tensors(response.json(), specs), record.atol, record.rtol)
         assert len(diffs) == 4 and all(d.ok for d in diffs), (record.id, [d.to_json() for d in diffs])
 
 

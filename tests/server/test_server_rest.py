@@ -16,7 +16,9 @@ import requests
 from conftest import converted
 from harness import config_file, started
 from tfsconvert import golden
+from tfsconvert.compare import compare
 from tfsconvert.model import TensorSpec
+from tfsconvert.rest_codec import response_tensors
 
 MLP_SPECS = {"probabilities": TensorSpec("DT_FLOAT", [-1, 3])}
 FEATURES = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]]
@@ -122,8 +124,8 @@ def test_golden_requests_replay_green(server, models, name):
     for record in records:
         response = post(server, f"/v1/models/{name}:predict", record.request)
         assert response.status_code == 200, response.text
-        expected = golden.response_tensors(record.response, specs)
-        diffs = golden.compare(expected, golden.response_tensors(response.json(), specs), record.atol or 1e-6,
+        expected = response_tensors(record.response, specs)
+        diffs = compare(expected, response_tensors(response.json(), specs), record.atol or 1e-6,
                                record.rtol or 1e-6)
         assert diffs and all(d.ok for d in diffs), (record.id, [d.to_json() for d in diffs])
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import hostile_models
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, write_warmup
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow in a sandboxed server
 SECRET = b"tfsconvert-host-secret-5f1d"
@@ -122,8 +122,6 @@ def test_a_model_asking_for_50_gb_is_a_memory_limit(tmp_path):
 
 
 def test_a_model_asking_for_50_gb_in_its_warmup_is_a_memory_limit(tmp_path):
-    from tfsconvert.warmup import write_warmup
-
     base = hostile_models.allocates(tmp_path / "allocates")
     (base / "1" / "assets.extra").mkdir()
     write_warmup(base / "1" / "assets.extra" / "tf_serving_warmup_requests", [{"x": np.ones(1, np.float32)}],

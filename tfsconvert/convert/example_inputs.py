@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tfsconvert import tfproto
-from tfsconvert.golden import ValueMaker, encode_tensor
+from tfsconvert.rest_codec import encode_tensor
+from tfsconvert.samples import ValueMaker
 
 _PARSE_OPS = ("ParseExample", "ParseExampleV2")
 _PASS_THROUGH = ("Identity", "Reshape")  # between the input and the parse op / a constant and its use

@@ -7,7 +7,7 @@ from pathlib import Path
 from tfsconvert.convert.graph_source import GraphSource
 from tfsconvert.errors import InputError
 from tfsconvert.inspect.graphdef import read_graphdef
-from tfsconvert.tf_runtime import quiet_tf
+from tfsconvert.runtimes.tf import quiet_tf
 
 
 def load(path: Path) -> GraphSource:

@@ -11,9 +11,10 @@ from tfsconvert import graph as graph_analysis
 from tfsconvert.convert.names import alias_for, not_found
 from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
-from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature
-from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, quiet_tf
+from tfsconvert.naming import PREDICT_METHOD, SERVE_TAGS
+from tfsconvert.runtimes.tf import quiet_tf
+from tfsconvert.samples import ValueMaker
 
 
 class GraphSource(TfSource):

@@ -16,7 +16,7 @@ import numpy as np
 
 from tfsconvert import tfproto
 from tfsconvert.convert.dataflow import Library, Place, output_shape
-from tfsconvert.golden import ValueMaker
+from tfsconvert.samples import ValueMaker
 
 DECODERS = frozenset({"DecodeJpeg", "DecodeAndCropJpeg", "DecodePng", "DecodeImage"})
 DEFAULT_SIZE = (224, 224)
@@ -135,7 +135,7 @@ def _pixels(rng: np.random.Generator, spec: ImageSpec) -> np.ndarray:
 
 def _encode(spec: ImageSpec, pixels: np.ndarray) -> bytes:
     """The JPEG or PNG file TensorFlow writes for `pixels` (height x width x channels)."""
-    from tfsconvert.tf_runtime import quiet_tf
+    from tfsconvert.runtimes.tf import quiet_tf
 
     with quiet_tf() as tf:
         image = tf.constant(pixels)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from tfsconvert.convert.example_inputs import example_makers
 from tfsconvert.convert.image_inputs import image_makers
 from tfsconvert.convert.optional_inputs import default_makers
-from tfsconvert.golden import ValueMaker
+from tfsconvert.samples import ValueMaker
 
 
 def graph_makers(graph, inputs: dict[str, object]) -> dict[str, ValueMaker]:

@@ -14,10 +14,11 @@ import numpy as np
 from tfsconvert.convert.names import not_found
 from tfsconvert.convert.tf_source import TfSource, spec_of
 from tfsconvert.errors import InputError
-from tfsconvert.golden import ValueMaker
 from tfsconvert.inspect.keras_model import keras_spec, load_model, named_tensors, structure
 from tfsconvert.model import Signature
-from tfsconvert.tf_runtime import PREDICT_METHOD, quiet_tf
+from tfsconvert.naming import PREDICT_METHOD
+from tfsconvert.runtimes.tf import quiet_tf
+from tfsconvert.samples import ValueMaker
 
 
 class KerasSource(TfSource):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfsconvert.golden import ValueMaker, numpy_dtype
+from tfsconvert.dtypes import numpy_dtype
 from tfsconvert.inspect.keras_model import keras_spec, structure
+from tfsconvert.samples import ValueMaker
 
 _RESHAPING = ("Reshape", "Flatten", "Identity")  # values pass through unchanged
 _TEXT_WORDS = 4  # words per sample string when TextVectorization does not fix a sequence length

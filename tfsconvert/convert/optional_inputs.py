@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfsconvert.golden import ValueMaker
+from tfsconvert.samples import ValueMaker
 
 
 def default_makers(inputs: dict[str, object]) -> dict[str, ValueMaker]:

@@ -213,15 +213,15 @@ def second_opinion(expected: list[dict], answers: dict[str, list[dict]], rows: l
                    rtol: float, path) -> tuple[list, list[str]]:
     """(findings, notes) of the second PMML engine: how far it is from the source, and a
     `pmml-evaluators-disagree` warning naming the rows and outputs where it differs from the first engine."""
-    from tfsconvert import golden
+    from tfsconvert.compare import compare, merge
     from tfsconvert.findings import finding
 
     (first, a), (second, b) = answers.items()
-    diffs = golden.merge([golden.compare(e, x, atol, rtol) for e, x in zip(expected, b)])
+    diffs = merge([compare(e, x, atol, rtol) for e, x in zip(expected, b)])
     worst = max((d.max_abs or 0.0 for d in diffs), default=0.0)
     notes = [f"{second} vs the source: max abs {worst:.3g}" + ("" if all(d.ok for d in diffs) else
                                                                 " (outside the tolerances)")]
-    bad = [(i, [d for d in golden.compare(x, y, atol, rtol) if not d.ok]) for i, (x, y) in enumerate(zip(a, b))]
+    bad = [(i, [d for d in compare(x, y, atol, rtol) if not d.ok]) for i, (x, y) in enumerate(zip(a, b))]
     bad = [(i, found) for i, found in bad if found]
     if not bad:
         return [], notes

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert.errors import InputError
-from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature
+from tfsconvert.samples import ValueMaker
 
 _NODE = re.compile(r"\{\{node ([^}]+)\}\}")
 

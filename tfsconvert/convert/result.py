@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from tfsconvert import golden
+from tfsconvert.compare import OutputDiff, compare, merge
 from tfsconvert.errors import CheckFailed
 from tfsconvert.model import Finding, Signature
 
-GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
 Progress = Callable[[str], None]  # reports the phase a long conversion is in
 
 
@@ -27,7 +25,7 @@ class ConversionResult:
     artifact: str
     signature_name: str
     signature: Signature
-    parity: list[golden.OutputDiff]
+    parity: list[OutputDiff]
     samples: int
     files: dict[str, str]
     findings: list[Finding] = field(default_factory=list)
@@ -51,18 +49,21 @@ class ConversionResult:
 
 
 def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: float, *, what: str,
-                 hint: str) -> list[golden.OutputDiff]:
+                 hint: str) -> list[OutputDiff]:
     """One row per output over all samples; CheckFailed (exit 1) naming every output that differs."""
-    diffs = golden.merge([golden.compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
-    failed = [d for d in diffs if not d.ok]
-    if failed:
-        details = "; ".join(_failure(d) for d in failed)
-        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {len(expected)} samples: "
-                          f"{details}; nothing was published", hint)
+    diffs = merge([compare(e, a, atol, rtol) for e, a in zip(expected, actual)])
+    refuse_differences([_failure(d) for d in diffs if not d.ok], f"{len(expected)} samples", what=what, hint=hint)
     return diffs
 
 
-def _failure(diff: golden.OutputDiff) -> str:
+def refuse_differences(failures: list[str], checked: str, *, what: str, hint: str) -> None:
+    """CheckFailed (exit 1) naming every output that differs (`failures`), when there is one."""
+    if failures:
+        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {checked}: "
+                          f"{'; '.join(failures)}; nothing was published", hint)
+
+
+def _failure(diff: OutputDiff) -> str:
     figures = "" if diff.max_abs is None else f"max abs {diff.max_abs:.3g}" + (
         "" if diff.max_rel is None else f", max rel {diff.max_rel:.3g} (atol {diff.atol:g}, rtol {diff.rtol:g})")
     return f"{diff.alias}: " + ", ".join(part for part in (diff.problem, figures) if part)

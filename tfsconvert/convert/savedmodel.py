@@ -19,12 +19,12 @@ from tfsconvert import tfproto
 from tfsconvert.convert.names import not_found
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import InputError
-from tfsconvert.golden import ValueMaker
 from tfsconvert.findings import SEVERITY
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, INTERNAL_SIGNATURE_PREFIX, read_savedmodel
+from tfsconvert.inspect.savedmodel import INTERNAL_SIGNATURE_PREFIX, read_savedmodel
 from tfsconvert.model import Signature, TensorSpec
-from tfsconvert.naming import API_KEYS, is_api_key
-from tfsconvert.tf_runtime import PREDICT_METHOD, SERVE_TAGS, ServingSession, quiet_tf
+from tfsconvert.naming import API_KEYS, DEFAULT_SIGNATURE, PREDICT_METHOD, SERVE_TAGS, is_api_key
+from tfsconvert.runtimes.tf import ServingSession, quiet_tf
+from tfsconvert.samples import ValueMaker
 
 _REWRITTEN = ("saved_model.pb", "saved_model.pbtxt", "fingerprint.pb")
 

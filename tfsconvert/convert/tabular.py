@@ -15,6 +15,7 @@ import numpy as np
 
 from tfsconvert import golden
 from tfsconvert.errors import EnvironmentProblem, InputError
+from tfsconvert.rest_codec import encode_tensor
 
 if TYPE_CHECKING:
     from tfsconvert.convert.sklearn_source import Feature
@@ -214,9 +215,9 @@ def golden_records(rows: list[Row], expected: list[dict[str, np.ndarray]], indic
     records = []
     for i in indices:
         row, answer = rows[i], expected[i]
-        instance = {f.name: golden.encode_tensor(np.asarray(row[f.name], dtype=object if f.kind == "string"
+        instance = {f.name: encode_tensor(np.asarray(row[f.name], dtype=object if f.kind == "string"
                                                             else np.float64), f.dtype, f.name) for f in features}
-        prediction = {name: golden.encode_tensor(np.asarray(answer[name]).reshape(()), dtype, name)
+        prediction = {name: encode_tensor(np.asarray(answer[name]).reshape(()), dtype, name)
                       for name, dtype in outputs.items()}
         records.append(golden.GoldenRecord(id=f"sample-{i}", signature_name=signature_name,
                                            request={"instances": [instance]},

@@ -1,65 +1,37 @@
-"""`tfsconvert pmml` and `tfsconvert onnx` for scikit-learn and Spark ML sources.
+"""`tfsconvert pmml` and `tfsconvert onnx` for scikit-learn and Spark ML sources: what is theirs in the pipeline.
 
-The same steps as tf_convert: settle the version before anything heavy loads, load the source,
-make or read sample rows, run the source, then build the target in a hidden temp dir, prove it
-gives the source's answers (tfsconvert.runtimes: PMML with JPMML-Evaluator and/or pypmml, ONNX
-with ONNX Runtime, as the embedded server runs them), write golden requests, and only then
-publish the version directory (tfsconvert.layout.publish). What differs between the families
-(loading, the target's writer and evaluator) is a `_Job`.
+The steps are tfsconvert.convert.pipeline's; here: load the source, make or read sample rows and run
+the source on them, write the target and evaluate it as the embedded server does (tfsconvert.runtimes:
+PMML with JPMML-Evaluator and/or pypmml, ONNX with ONNX Runtime), and pick the golden rows. What
+differs between the families (loading, the target's writer and evaluators) is a `_Job`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from tfsconvert import golden, layout
-from tfsconvert.convert import tabular, tabular_parity
-from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress
+from tfsconvert.convert import pipeline, tabular, tabular_parity
+from tfsconvert.convert.options import DEFAULT_OPSET, ConvertOptions
+from tfsconvert.convert.result import ConversionResult, Progress
 from tfsconvert.errors import InputError
 from tfsconvert.findings import finding
-from tfsconvert.inspect.detect import detect
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Signature
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import DEFAULT_SIGNATURE, GOLDEN_FILE, is_generic
 
 # (atol, rtol) per target: PMML evaluates in double like scikit-learn; skl2onnx's converters compute
 # in float32 (tree ensembles only exist in float), so regression values need a relative tolerance.
 TOLERANCES = {"pmml": (1e-6, 1e-6), "onnx": (1e-6, 1e-5)}
 MODEL_FILES = {"pmml": "model.pmml", "onnx": "model.onnx"}
 DEFAULT_TARGET_NAME = "y"
-DEFAULT_OPSET = 17  # scikit-learn; Spark sources default to the newest opset onnxmltools supports
 EVALUATOR_NAMES = {"jpmml": "JPMML-Evaluator", "pypmml": "pypmml", "onnxruntime": "ONNX Runtime"}
 
 
-@dataclass
-class TabularOptions:
-    """Everything `pmml` (and `onnx` for a scikit-learn or Spark source) accepts besides SRC."""
-
-    version: str | None = None
-    base_path: Path | None = None
-    name: str | None = None
-    sample_data: Path | None = None
-    feature_names: str | None = None
-    target_name: str | None = None
-    samples: int | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    opset: int | None = None
-    allow_flips: float | None = None  # the share of rows per field that may differ from the source (flips)
-    force: bool = False
-    trust_pickle: bool = False
-    schema: str | None = None  # Spark: inline JSON or a JSON file, column -> type
-    spark_master: str | None = None  # Spark: default local[*]
-    pmml_evaluator: str = "both"  # PMML parity: jpmml, pypmml or both (tfsconvert.runtimes.pmml)
-
-
-def _check_source(src: Path, target: str) -> str:
-    kind = detect(src)
+def _check_source(src: Path, kind: str, target: str) -> None:
     if kind in ("sklearn", "spark-pipeline"):
-        return kind
+        return
     raise InputError("unsupported-format", f"{src} is a {kind} model, not a scikit-learn pickle or a Spark ML "
                      "PipelineModel",
                      f"tfsconvert {target} converts a fitted scikit-learn estimator or Pipeline saved with "
@@ -68,7 +40,7 @@ def _check_source(src: Path, target: str) -> str:
                         if target == "pmml" else ""))
 
 
-def _target_name(options: TabularOptions) -> str:
+def _target_name(options: ConvertOptions) -> str:
     name = DEFAULT_TARGET_NAME if options.target_name is None else options.target_name.strip()
     if not name:
         raise InputError("bad-option", "--target-name is empty", "name the predicted field, e.g. --target-name species")
@@ -107,71 +79,80 @@ class _Job:
     evaluators: tuple[str, ...] = ("onnxruntime",)
 
 
-def convert(src: Path, target: str, options: TabularOptions, progress: Progress = lambda _: None) -> ConversionResult:
-    """Convert a scikit-learn or Spark ML source into a published `<base>/<version>/` holding model.pmml or
-    model.onnx."""
-    kind = _check_source(src, target)
-    if kind == "sklearn":  # (dispatch refused the options of the other family)
-        feature_names = tabular.parse_feature_names(options.feature_names)
-        target_name = _target_name(options)
-    name = options.name or src.name.split(".")[0] or "model"
-    base = options.base_path or Path("models") / name
-    version = layout.resolve_version(base, options.version)
-    layout.ensure_free(base, version, options.force)
-    count = tabular.sample_count(options.samples)
-    allow_flips = tabular_parity.check_allow_flips(options.allow_flips)
-    default_atol, default_rtol = TOLERANCES[target]
-    atol = default_atol if options.atol is None else options.atol
-    rtol = default_rtol if options.rtol is None else options.rtol
-    if kind == "sklearn":
-        job = _sklearn_job(src, target, options, feature_names, target_name, count, progress)
-    else:
-        job = _spark_job(src, target, options, count, progress)
-    source, rows = job.source, job.rows
-    progress(f"running the source on {len(rows)} rows")
-    expected = _predict(source, rows, options.sample_data)
-    written: dict = {}
+@dataclass
+class _TabularBuild:
+    """pipeline.Build for a scikit-learn or Spark source: the job's writer and evaluators, then golden rows."""
 
-    def build(dest: Path) -> None:
-        model_file = dest / MODEL_FILES[target]
-        progress(job.converting)
-        written["notes"] = job.write(model_file)
-        fields = source.output_dtypes()  # the writer may have found fewer fields than the source has
-        served = [{name: answer[name] for name in fields} for answer in expected]
+    job: _Job
+    plan: pipeline.Plan
+    expected: list[dict]  # the source's answers for job.rows
+    allow_flips: float
+    notes: list[str] = field(default_factory=list)
+    golden_rows: list[int] = field(default_factory=list)
+    served: list[dict] = field(default_factory=list)  # the source's answers in the fields the target serves
+
+    def write(self, dest: Path, progress: Progress) -> None:
+        progress(self.job.converting)
+        self.notes = self.job.write(dest / MODEL_FILES[self.plan.target])
+
+    def parity(self, dest: Path, progress: Progress) -> list:
+        job, plan, model_file = self.job, self.plan, dest / MODEL_FILES[self.plan.target]
+        fields = job.source.output_dtypes()  # the writer may have found fewer fields than the source has
+        self.served = [{name: answer[name] for name in fields} for answer in self.expected]
         progress(f"checking parity with {' and '.join(EVALUATOR_NAMES.get(e, e) for e in job.evaluators)}")
         answers = job.evaluate(model_file)
         first, *others = job.evaluators  # the first evaluator is the gate; PMML's second one gives an opinion
-        written["parity"] = parity = tabular_parity.check(
-            served, answers[first], atol, rtol, allow_flips,
-            what=f"the {target.upper()} model" + (f" ({EVALUATOR_NAMES[first]})" if others else ""),
-            hint=_HINTS[target])
+        parity = tabular_parity.check(
+            self.served, answers[first], plan.atol, plan.rtol, self.allow_flips,
+            what=f"the {plan.target.upper()} model" + (f" ({EVALUATOR_NAMES[first]})" if others else ""),
+            hint=_HINTS[plan.target])
         differing = set(parity.differing)
         if others:
             from tfsconvert.convert.pmml_writer import second_opinion
 
-            found, notes = second_opinion(served, answers, rows, atol, rtol, model_file.name)
+            found, notes = second_opinion(self.served, answers, job.rows, plan.atol, plan.rtol, model_file.name)
             job.findings.extend(found)
-            written["notes"] += notes
+            self.notes += notes
             # `validate` replays the golden file through each engine: rows the second one misses are left out
-            differing |= tabular_parity.compare_rows(served, answers[others[0]], atol, rtol).differing
-        progress("writing golden requests")
-        (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
-        kept = tabular.golden_rows(rows, parity.worst, differing)
-        golden.write_golden(dest / GOLDEN_FILE, tabular.golden_records(
-            rows, served, kept, source.features, fields, DEFAULT_SIGNATURE, atol, rtol))
+            differing |= tabular_parity.compare_rows(self.served, answers[others[0]], plan.atol, plan.rtol).differing
+        self.golden_rows = tabular.golden_rows(job.rows, parity.worst, differing)
+        return parity.outputs
 
-    progress("publishing")
-    artifact = layout.publish(base, version, build, force=options.force)
-    rows_from = "synthesized" if options.sample_data is None else "sample-data"
+    def golden(self, dest: Path) -> list:
+        return tabular.golden_records(self.job.rows, self.served, self.golden_rows, self.job.source.features,
+                                      self.job.source.output_dtypes(), DEFAULT_SIGNATURE, self.plan.atol,
+                                      self.plan.rtol)
+
+    def warmup(self, dest: Path) -> list[bytes]:
+        return []  # TF Serving warms up SavedModels only
+
+
+def convert(src: Path, kind: str, target: str, options: ConvertOptions,
+            progress: Progress = lambda _: None) -> ConversionResult:
+    """Convert a scikit-learn or Spark ML source of format `kind` into a published `<base>/<version>/` holding
+    model.pmml or model.onnx."""
+    _check_source(src, kind, target)
+    if kind == "sklearn":  # (dispatch refused the options of the other family)
+        feature_names = tabular.parse_feature_names(options.feature_names)
+        target_name = _target_name(options)
+    plan = pipeline.plan(src, kind, target, options, TOLERANCES[target], src.name.split(".")[0] or "model")
+    count = tabular.sample_count(options.samples)
+    allow_flips = tabular_parity.check_allow_flips(options.allow_flips)
+    if kind == "sklearn":
+        job = _sklearn_job(src, target, options, feature_names, target_name, count, progress)
+    else:
+        job = _spark_job(src, target, options, count, progress)
+    progress(f"running the source on {len(job.rows)} rows")
+    build = _TabularBuild(job, plan, _predict(job.source, job.rows, options.sample_data), allow_flips)
+    artifact, parity = pipeline.publish(plan, build, progress)
     advice = [] if options.sample_data is not None else [
-        f"parity used only synthesized rows ({len(rows)}, at the model's split thresholds and categories); "
+        f"parity used only synthesized rows ({len(job.rows)}, at the model's split thresholds and categories); "
         "check rows like the ones it will serve with --sample-data FILE (CSV or Parquet)"]
-    return ConversionResult(
-        source=str(src), source_format=kind, target=target, model_name=name, base_path=str(base),
-        version=version, artifact=str(artifact), signature_name=DEFAULT_SIGNATURE, signature=job.signature(),
-        parity=written["parity"].outputs, samples=len(rows), parity_rows=rows_from,
+    return pipeline.result(
+        plan, artifact, signature_name=DEFAULT_SIGNATURE, signature=job.signature(), parity=parity,
+        samples=len(job.rows), parity_rows="synthesized" if options.sample_data is None else "sample-data",
         files={"model": str(artifact / MODEL_FILES[target]), "golden": str(artifact / GOLDEN_FILE)},
-        findings=job.findings, notes=[*job.notes, *written.get("notes", []), *advice])
+        findings=job.findings, notes=[*job.notes, *build.notes, *advice])
 
 
 _HINTS = {
@@ -197,12 +178,12 @@ def _predict(source, rows: list[dict], sample_data: Path | None) -> list[dict]:
                          ) from None
 
 
-def _rows_from(options: TabularOptions, rows: list, synthesized_from: str) -> str:
+def _rows_from(options: ConvertOptions, rows: list, synthesized_from: str) -> str:
     return (f"the first {len(rows)} rows of {options.sample_data}" if options.sample_data is not None
             else f"{len(rows)} rows synthesized from {synthesized_from} (seed {tabular.SEED})")
 
 
-def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names, target_name: str,
+def _sklearn_job(src: Path, target: str, options: ConvertOptions, feature_names, target_name: str,
                  count: int | None, progress: Progress) -> _Job:
     opset = DEFAULT_OPSET if options.opset is None else options.opset
     if target == "pmml":
@@ -239,7 +220,7 @@ def _sklearn_job(src: Path, target: str, options: TabularOptions, feature_names,
                 lambda model_file: {"onnxruntime": writer.onnx_outputs(source, model_file, rows)}, notes, findings)
 
 
-def _spark_job(src: Path, target: str, options: TabularOptions, count: int | None, progress: Progress) -> _Job:
+def _spark_job(src: Path, target: str, options: ConvertOptions, count: int | None, progress: Progress) -> _Job:
     from tfsconvert.convert import sklearn_onnx, spark_session, spark_source
 
     progress("checking Java, Spark and " + ("pyspark2pmml" if target == "pmml" else "onnxmltools"))
@@ -278,12 +259,12 @@ def _spark_job(src: Path, target: str, options: TabularOptions, count: int | Non
                 findings)
 
 
-def _engines(options: TabularOptions) -> tuple[str, ...]:
+def _engines(options: ConvertOptions) -> tuple[str, ...]:
     from tfsconvert.runtimes.pmml import engines
 
     return engines(options.pmml_evaluator)
 
 
-def _pmml_evaluate(outputs: Callable[[Path, str], list[dict]], options: TabularOptions):
+def _pmml_evaluate(outputs: Callable[[Path, str], list[dict]], options: ConvertOptions):
     """The job's evaluate for PMML: the answers of each chosen engine (tfsconvert.runtimes.pmml)."""
     return lambda model_file: {engine: outputs(model_file, engine) for engine in _engines(options)}

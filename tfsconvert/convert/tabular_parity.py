@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tfsconvert import golden
+from tfsconvert.compare import OutputDiff, compare, merge
+from tfsconvert.convert.result import refuse_differences
 from tfsconvert.convert.sklearn_source import LABEL
-from tfsconvert.errors import CheckFailed, InputError
+from tfsconvert.errors import InputError
 
 WORST = 8  # rows with the largest differences that become golden requests
 
 
 @dataclass
-class TabularDiff(golden.OutputDiff):
-    """golden.OutputDiff over all rows, with the rows outside the tolerance and (label) the flips."""
+class TabularDiff(OutputDiff):
+    """OutputDiff over all rows, with the rows outside the tolerance and (label) the flips."""
 
     rows: int = 0
     rows_over: int = 0  # rows whose value is outside atol + rtol*|expected| (label: differs)
@@ -46,12 +47,12 @@ def compare_rows(expected: list[dict], actual: list[dict], atol: float, rtol: fl
                  allow_flips: float | None = None) -> Parity:
     """Compare every row; nothing is raised (see `check`). An output is ok when no row has a missing
     output or a wrong dtype/shape and at most `allow_flips` (default 0) of the rows differ."""
-    per_row = [{d.alias: d for d in golden.compare(e, a, atol, rtol)} for e, a in zip(expected, actual)]
+    per_row = [{d.alias: d for d in compare(e, a, atol, rtol)} for e, a in zip(expected, actual)]
     count = len(per_row)
     allowed = (allow_flips or 0.0) * count
     flipped = {i for i, row in enumerate(per_row) if LABEL in row and _differs(row[LABEL])}
     outputs = []
-    for merged in golden.merge([list(row.values()) for row in per_row]):
+    for merged in merge([list(row.values()) for row in per_row]):
         alias = merged.alias
         over = [i for i, row in enumerate(per_row) if alias in row and not row[alias].ok]
         broken = any(alias in row and _structural(row[alias]) for row in per_row)
@@ -66,11 +67,11 @@ def compare_rows(expected: list[dict], actual: list[dict], atol: float, rtol: fl
     return Parity(outputs, worst, differing)
 
 
-def _differs(diff: golden.OutputDiff) -> bool:
+def _differs(diff: OutputDiff) -> bool:
     return not diff.ok and not _structural(diff)
 
 
-def _structural(diff: golden.OutputDiff) -> bool:
+def _structural(diff: OutputDiff) -> bool:
     """A missing or unexpected output, or a wrong dtype/shape (not a value that differs)."""
     problem = diff.problem or ""
     return problem.endswith(" output") or problem.startswith(("dtype ", "shape "))
@@ -84,11 +85,8 @@ def check(expected: list[dict], actual: list[dict], atol: float, rtol: float, al
           what: str, hint: str) -> Parity:
     """`compare_rows`; CheckFailed (exit 1) naming every output that differs."""
     parity = compare_rows(expected, actual, atol, rtol, allow_flips)
-    failed = [d for d in parity.outputs if not d.ok]
-    if failed:
-        details = "; ".join(describe(d) for d in failed)
-        raise CheckFailed("parity-failed", f"{what} does not reproduce the source on {len(expected)} rows: "
-                          f"{details}; nothing was published", hint)
+    refuse_differences([describe(d) for d in parity.outputs if not d.ok], f"{len(expected)} rows", what=what,
+                       hint=hint)
     return parity
 
 

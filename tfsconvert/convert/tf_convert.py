@@ -1,29 +1,33 @@
-"""`tfsconvert saved-model` and `tfsconvert onnx` for TensorFlow sources.
+"""`tfsconvert saved-model` and `tfsconvert onnx` for TensorFlow sources: what is theirs in the pipeline.
 
-Load the source, settle the signature names, write the target into a hidden temp dir, prove it
-gives the source's answers (loaded the way its server loads it), record golden requests, and
-only then publish the version directory (tfsconvert.layout.publish).
+The steps are tfsconvert.convert.pipeline's; here: load the source (tf_source), settle the signature
+names, make or read samples and run the source on them, write the SavedModel (or the ONNX file
+through an intermediate SavedModel), run it as TF Serving loads it (or with ONNX Runtime), and the
+golden requests and warmup records of every written signature.
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from tfsconvert import golden, layout
+from tfsconvert import layout
+from tfsconvert.convert import pipeline
 from tfsconvert.convert.names import generic_findings, parse_mapping
-from tfsconvert.convert.result import GOLDEN_FILE, ConversionResult, Progress, check_parity
+from tfsconvert.convert.options import DEFAULT_OPSET, ConvertOptions
+from tfsconvert.convert.result import ConversionResult, Progress, check_parity
 from tfsconvert.convert.tf_source import TfSource
 from tfsconvert.errors import InputError
+from tfsconvert.golden import GoldenRecord
 from tfsconvert.inspect.checkpoint import checkpoint_prefix
-from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
+from tfsconvert.inspect.detect import SAVEDMODEL_FILES
 from tfsconvert.model import Signature
-from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD
-from tfsconvert.tf_runtime import PREDICT_METHOD
+from tfsconvert.naming import API_KEYS, CLASSIFY_METHOD, GOLDEN_FILE, PREDICT_METHOD, WARMUP_FILE
+from tfsconvert.rest_codec import example_request, rest_request, rest_response, results_response
+from tfsconvert.samples import ValueMaker, load_samples, synthesize
 
 TF_FORMATS = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
 # (atol, rtol) per target: the SavedModel runs the same kernels; ONNX Runtime fuses differently.
@@ -31,31 +35,10 @@ TOLERANCES = {"savedmodel": (1e-6, 1e-6), "onnx": (1e-5, 1e-5)}
 DEFAULT_SAMPLES = 256  # parity rows: cheap in-process, and enough to reach the rarer branches
 GOLDEN_RECORDS = 8  # of those, written as golden requests and warmup records
 BIG_SOURCE_BYTES = 64 << 20  # from this size on, memory freed between phases is worth a collection
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
-@dataclass
-class ConvertOptions:
-    """Everything the `saved-model` / `onnx` commands accept besides SRC."""
-
-    version: str | None = None
-    base_path: Path | None = None
-    name: str | None = None
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
-    signature_name: str = DEFAULT_SIGNATURE
-    source_signature: str | None = None
-    samples: int | None = None
-    sample_inputs: Path | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    opset: int = 17
-    force: bool = False
-
-
-def _check_source(src: Path) -> str:
-    """The source's format, or a clear error for the classic wrong-artifact mistakes."""
-    kind = detect(src)
+def _check_source(src: Path, kind: str) -> None:
+    """A clear error for the classic wrong-artifact mistakes and for sources that are not TensorFlow models."""
     if kind == "savedmodel" and src.is_file():
         whole = src.parent if src.name in SAVEDMODEL_FILES else None
         raise InputError(
@@ -71,7 +54,6 @@ def _check_source(src: Path) -> str:
         raise InputError("unsupported-format", f"{src} is a {kind} model, not a TensorFlow model",
                          "saved-model converts frozen .pb/.pbtxt graphs, Keras .keras/.h5 files, TF1 checkpoints "
                          "and SavedModel directories")
-    return kind
 
 
 def _defaults(src: Path, kind: str) -> tuple[str, Path]:
@@ -111,24 +93,24 @@ def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
 
 
 def _samples(signature: Signature, options: ConvertOptions,
-             makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
+             makers: dict[str, ValueMaker]) -> list[dict[str, np.ndarray]]:
     if options.sample_inputs is not None:
         if options.samples is not None:
             raise InputError("bad-option", "--samples and --sample-inputs exclude each other",
                              "pass one: --samples N synthesizes N inputs, --sample-inputs FILE reads them")
-        return golden.load_samples(options.sample_inputs, signature.inputs)
+        return load_samples(options.sample_inputs, signature.inputs)
     count = DEFAULT_SAMPLES if options.samples is None else options.samples
     if count < 1:
         raise InputError("bad-option", f"--samples {count}: at least one sample is needed to check parity",
                          f"use --samples {DEFAULT_SAMPLES}")
-    return golden.synthesize(signature.inputs, count, makers=makers)
+    return synthesize(signature.inputs, count, makers=makers)
 
 
 def _run_source(source: TfSource, samples, signature: Signature, options: ConvertOptions,
-                makers: dict[str, golden.ValueMaker]) -> list[dict[str, np.ndarray]]:
+                makers: dict[str, ValueMaker]) -> list[dict[str, np.ndarray]]:
     """The source's outputs on every sample; a sample TensorFlow refuses is bad input (exit 2), not a crash."""
     from tfsconvert.convert.rejected_samples import rejected
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     op_error = import_tf().errors.OpError
     outputs = []
@@ -163,7 +145,7 @@ def _kept(source: TfSource, options: ConvertOptions, count: int) -> list[_Checke
         source.notes.append(f"other signatures kept (checked for parity, with golden and warmup records): "
                             f"{', '.join(kept)}")
     for seed, (key, signature) in enumerate(kept.items(), start=1):  # other values than the converted one's
-        samples = golden.synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
+        samples = synthesize(signature.inputs, count, seed=seed, makers=source.kept_makers(key))
         checked.append(_Checked(key, signature, samples, [source.run_kept(key, feeds) for feeds in samples]))
     return checked
 
@@ -175,7 +157,7 @@ def _api(signature: Signature) -> str:
         PREDICT_METHOD
 
 
-def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: float) -> list[golden.GoldenRecord]:
+def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: float) -> list[GoldenRecord]:
     """Golden requests for one signature as written: `:classify`/`:regress` bodies for those APIs, else `:predict`."""
     from tfsconvert.convert.example_inputs import example_json
 
@@ -183,13 +165,13 @@ def _golden_records(checked: _Checked, written: Signature, atol: float, rtol: fl
     for i, (feeds, outputs) in enumerate(zip(checked.samples[:GOLDEN_RECORDS], checked.expected)):
         if _api(written) != PREDICT_METHOD:
             examples = [example_json(data) for data in feeds["inputs"].ravel()]
-            request = golden.example_request(examples, checked.key)
-            response = golden.results_response(outputs, written.method == CLASSIFY_METHOD)
+            request = example_request(examples, checked.key)
+            response = results_response(outputs, written.method == CLASSIFY_METHOD)
         else:
-            request = golden.rest_request(feeds, checked.signature.inputs, checked.key)
-            response = golden.rest_response(outputs, checked.signature.outputs)
+            request = rest_request(feeds, checked.signature.inputs, checked.key)
+            response = rest_response(outputs, checked.signature.outputs)
         name = "sample" if checked.first else checked.key
-        records.append(golden.GoldenRecord(f"{name}-{i}", checked.key, request, response, rtol=rtol, atol=atol))
+        records.append(GoldenRecord(f"{name}-{i}", checked.key, request, response, rtol=rtol, atol=atol))
     return records
 
 
@@ -197,7 +179,7 @@ def _release(source: TfSource) -> None:
     """Once the target is written, the source's answers are all that is left to use: free its graph
     and session before the written model is loaded, so a big model is held once, not twice. The
     collection that hands the memory back costs about 0.5 s, so it runs for big sources only."""
-    from tfsconvert.tf_runtime import release_memory
+    from tfsconvert.runtimes.tf import release_memory
 
     source.close()
     if _disk_size(source.path) >= BIG_SOURCE_BYTES:
@@ -212,33 +194,71 @@ def _disk_size(path: Path) -> int:
     return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def _build_savedmodel(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
-                      progress: Progress) -> list[list[dict]]:
-    from tfsconvert.tf_runtime import ServingSession
+@dataclass
+class _TfBuild:
+    """pipeline.Build for a TensorFlow source: the SavedModel or ONNX target, its golden and warmup records."""
 
-    progress("writing the SavedModel")
-    source.write_savedmodel(dest, options.signature_name)
-    _release(source)
+    source: TfSource
+    plan: pipeline.Plan
+    options: ConvertOptions
+    checked: list[_Checked]
+    signatures: dict[str, Signature] = field(default_factory=dict)  # as written, the converted first
+
+    def write(self, dest: Path, progress: Progress) -> None:
+        if self.plan.target == "savedmodel":
+            progress("writing the SavedModel")
+            self.source.write_savedmodel(dest, self.options.signature_name)
+            _release(self.source)
+            return
+        from tfsconvert.convert.onnx_writer import savedmodel_to_onnx
+
+        opset = DEFAULT_OPSET if self.options.opset is None else self.options.opset
+        with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
+            progress("writing an intermediate SavedModel")
+            saved, key, names = self.source.onnx_input(Path(scratch), self.options.signature_name)
+            _release(self.source)
+            progress(f"converting to ONNX with tf2onnx (opset {opset})")
+            savedmodel_to_onnx(saved, key, dest / "model.onnx", opset, names)
+
+    def parity(self, dest: Path, progress: Progress) -> list:
+        actual = _run_savedmodel(dest, self.checked, progress) if self.plan.target == "savedmodel" else \
+            _run_onnx(dest, self.checked, progress)
+        diffs = check_parity(
+            _by_sample([c.labelled(c.expected) for c in self.checked]),
+            _by_sample([c.labelled(values) for c, values in zip(self.checked, actual)]), self.plan.atol,
+            self.plan.rtol, what="the converted model",
+            hint="find what makes the source non-deterministic (random ops, training-mode layers), "
+                 "or accept the difference with --atol/--rtol")
+        self.signatures = _written_signatures(dest, self.plan.target, self.options.signature_name)
+        return diffs
+
+    def golden(self, dest: Path) -> list[GoldenRecord]:
+        return [record for c in self.checked
+                for record in _golden_records(c, self.signatures[c.key], self.plan.atol, self.plan.rtol)]
+
+    def warmup(self, dest: Path) -> list[bytes]:
+        if self.plan.target != "savedmodel":
+            return []
+        from tfsconvert.warmup import warmup_records
+
+        return [record for c in self.checked for record in warmup_records(
+            c.samples[:GOLDEN_RECORDS], self.plan.name, c.key, _api(self.signatures[c.key]))]
+
+
+def _run_savedmodel(dest: Path, checked: list[_Checked], progress: Progress) -> list[list[dict]]:
+    from tfsconvert.runtimes.tf import ServingSession
+
     progress("checking parity: loading the SavedModel as TF Serving does")
     with ServingSession(dest) as served:
         return [[served.run(c.key, feeds) for feeds in c.samples] for c in checked]
 
 
-def _build_onnx(source: TfSource, dest: Path, checked: list[_Checked], options: ConvertOptions,
-                progress: Progress) -> list[list[dict]]:
-    from tfsconvert.convert.onnx_writer import onnx_runner, savedmodel_to_onnx
+def _run_onnx(dest: Path, checked: list[_Checked], progress: Progress) -> list[list[dict]]:
+    from tfsconvert.convert.onnx_writer import onnx_runner
 
-    samples = checked[0].samples
-
-    with tempfile.TemporaryDirectory(prefix="tfsconvert-") as scratch:
-        progress("writing an intermediate SavedModel")
-        saved, key, names = source.onnx_input(Path(scratch), options.signature_name)
-        _release(source)
-        progress(f"converting to ONNX with tf2onnx (opset {options.opset})")
-        savedmodel_to_onnx(saved, key, dest / "model.onnx", options.opset, names)
     progress("checking parity with ONNX Runtime")
     run = onnx_runner(dest / "model.onnx")
-    return [[run(feeds) for feeds in samples]]
+    return [[run(feeds) for feeds in checked[0].samples]]
 
 
 def _written_signatures(dest: Path, target: str, signature_name: str) -> dict[str, Signature]:
@@ -256,19 +276,13 @@ def _by_sample(per_signature: list[list[dict]]) -> list[dict]:
     return [{k: v for rows in sample for k, v in rows.items()} for sample in zip(*per_signature)]
 
 
-def convert(src: Path, target: str, options: ConvertOptions, progress: Progress = lambda _: None) -> ConversionResult:
-    """Convert a TensorFlow source into a published `<base>/<version>/` for `target`."""
-    kind = _check_source(src)
+def convert(src: Path, kind: str, target: str, options: ConvertOptions,
+            progress: Progress = lambda _: None) -> ConversionResult:
+    """Convert a TensorFlow source of format `kind` into a published `<base>/<version>/` for `target`."""
+    _check_source(src, kind)
     inputs, outputs = parse_mapping(options.inputs, "--input"), parse_mapping(options.outputs, "--output")
-    default_name, default_base = _defaults(src, kind)
-    name = options.name or default_name
-    base = options.base_path or (Path("models") / name if options.name else default_base)
-    version = layout.resolve_version(base, options.version)
-    _check_target(src, kind, layout.ensure_free(base, version, options.force))
-    default_atol, default_rtol = TOLERANCES[target]
-    atol = default_atol if options.atol is None else options.atol
-    rtol = default_rtol if options.rtol is None else options.rtol
-
+    plan = pipeline.plan(src, kind, target, options, TOLERANCES[target], *_defaults(src, kind))
+    _check_target(src, kind, plan.dest)
     progress(f"loading TensorFlow and {src}")
     source = _load(src, kind, options)
     try:
@@ -280,30 +294,8 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
                             _run_source(source, samples, signature, options, makers), first=True)]
         if target == "savedmodel":
             checked += _kept(source, options, len(samples))
-        written: dict = {}
-
-        def build(dest: Path) -> None:
-            builder = _build_savedmodel if target == "savedmodel" else _build_onnx
-            actual = builder(source, dest, checked, options, progress)
-            written["parity"] = check_parity(
-                _by_sample([c.labelled(c.expected) for c in checked]),
-                _by_sample([c.labelled(values) for c, values in zip(checked, actual)]), atol, rtol,
-                what="the converted model",
-                hint="find what makes the source non-deterministic (random ops, training-mode layers), "
-                     "or accept the difference with --atol/--rtol")
-            written["signatures"] = _written_signatures(dest, target, options.signature_name)
-            progress("writing golden requests")
-            (dest / GOLDEN_FILE).parent.mkdir(parents=True, exist_ok=True)
-            signatures = written["signatures"]
-            golden.write_golden(dest / GOLDEN_FILE, [r for c in checked
-                                                     for r in _golden_records(c, signatures[c.key], atol, rtol)])
-            if target == "savedmodel":
-                from tfsconvert.warmup import warmup_records, write_logs
-                write_logs(dest / WARMUP_FILE, [record for c in checked for record in warmup_records(
-                    c.samples[:GOLDEN_RECORDS], name, c.key, _api(signatures[c.key]))])
-
-        progress("publishing")
-        artifact = layout.publish(base, version, build, force=options.force)
+        build = _TfBuild(source, plan, options, checked)
+        artifact, parity = pipeline.publish(plan, build, progress)
     finally:
         source.close()
     files = {"golden": str(artifact / GOLDEN_FILE)}
@@ -311,9 +303,7 @@ def convert(src: Path, target: str, options: ConvertOptions, progress: Progress 
         files["warmup"] = str(artifact / WARMUP_FILE)
     else:
         files["model"] = str(artifact / "model.onnx")
-    return ConversionResult(
-        source=str(src), source_format=kind, target=target, model_name=name, base_path=str(base),
-        version=version, artifact=str(artifact), signature_name=options.signature_name,
-        signature=written["signatures"][options.signature_name], signatures=written["signatures"],
-        parity=written["parity"], samples=len(samples), files=files,
+    return pipeline.result(
+        plan, artifact, signature_name=options.signature_name, signature=build.signatures[options.signature_name],
+        signatures=build.signatures, parity=parity, samples=len(samples), files=files,
         findings=generic_findings(signature, source.source_names(), src), notes=source.notes)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert import tfproto
-from tfsconvert.golden import ValueMaker
 from tfsconvert.model import Signature, TensorSpec
+from tfsconvert.samples import ValueMaker
 
 
 class TfSource(ABC):
@@ -37,7 +37,7 @@ class TfSource(ABC):
         """Release the TensorFlow session, if any."""
 
     def value_makers(self) -> dict[str, ValueMaker]:
-        """Sample makers for inputs whose meaning the source knows (by alias; see golden.synthesize)."""
+        """Sample makers for inputs whose meaning the source knows (by alias; see samples.synthesize)."""
         return {}
 
     def kept_signatures(self, signature_name: str) -> dict[str, Signature]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from tfsconvert.errors import InputError
+from tfsconvert.errors import InputError, special_kind
 from tfsconvert.layout import TEMP_PREFIX, parse_version
 
 SAVEDMODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
@@ -56,13 +56,6 @@ def detect(path: Path) -> str:
         raise InputError("unsupported-format", f"{path} is a {special_kind(mode)}, not a model file or directory",
                          f"give the model file itself (copy it to a regular file first); expected {EXPECTED}")
     return _detect_dir(path) if path.is_dir() else _detect_file(path)
-
-
-def special_kind(mode: int) -> str:
-    """What a file that is neither a regular file nor a directory is, in words."""
-    kinds = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
-             (stat.S_ISSOCK, "socket"))
-    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def holds_model(directory: Path) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tfsconvert.errors import InputError, missing_dependency, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, Signature, TensorSpec
-from tfsconvert.naming import is_generic
+from tfsconvert.naming import DEFAULT_SIGNATURE, is_generic
 
 # ONNX TensorProto element type name -> TensorFlow DataType enum name.
 _TF_DTYPES = {
@@ -150,5 +150,5 @@ def describe(path: Path) -> ModelDescription:
             path,
         ))
     signature = Signature(method=None, inputs=inputs, outputs=outputs)
-    return ModelDescription.single(path, "onnx", signatures={"serving_default": signature},
+    return ModelDescription.single(path, "onnx", signatures={DEFAULT_SIGNATURE: signature},
                                    details=details, diagnostics=diagnostics)

@@ -2,153 +2,57 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from tfsconvert.errors import InputError, unreadable
 from tfsconvert.findings import finding
-from tfsconvert.model import ModelDescription, Signature, TensorSpec
-from tfsconvert.naming import is_generic
-
-# PMML dataType -> TF dtype; dates/times travel as strings in REST requests.
-_DTYPES = {
-    "double": "DT_DOUBLE", "float": "DT_FLOAT", "integer": "DT_INT64", "string": "DT_STRING",
-    "boolean": "DT_BOOL",
-}
-_MODEL_TAGS = {
-    "AnomalyDetectionModel", "AssociationModel", "BayesianNetworkModel", "BaselineModel",
-    "ClusteringModel", "GaussianProcessModel", "GeneralRegressionModel", "MiningModel",
-    "NaiveBayesModel", "NearestNeighborModel", "NeuralNetwork", "RegressionModel", "RuleSetModel",
-    "Scorecard", "SequenceModel", "SupportVectorMachineModel", "TextModel", "TimeSeriesModel",
-    "TreeModel",
-}
-# OutputField features whose value is a number, or a string, when dataType is not given.
-_NUMERIC_FEATURES = {"probability", "residual", "standardError", "standardDeviation", "affinity",
-                     "entityAffinity", "clusterAffinity", "confidence", "support", "lift", "leverage"}
-_STRING_FEATURES = {"predictedDisplayValue", "entityId", "clusterId", "reasonCode", "ruleValue",
-                    "warning", "antecedent", "consequent", "rule", "ruleId"}
-
-
-def _local(tag) -> str:
-    """`{http://www.dmg.org/PMML-4_4}DataField` -> `DataField` (any PMML namespace, or none)."""
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def _children(element, name: str) -> list:
-    # `element is None`, not truthiness: an Element without children is falsy.
-    return [] if element is None else [child for child in element if _local(child.tag) == name]
-
-
-def _child(element, name: str):
-    found = _children(element, name)
-    return found[0] if found else None
-
-
-def _parse(path: Path):
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as error:
-        line, column = error.position
-        raise InputError(
-            "corrupt-model-file",
-            f"{path} is not a PMML document: XML parse failed at line {line}, column {column} ({_reason(error)})",
-            "export the model again as PMML (sklearn2pmml / pyspark2pmml / your tool's PMML export)",
-        ) from None
-    except OSError as error:
-        raise unreadable(path, error) from None
-    if _local(root.tag) != "PMML":
-        raise InputError(
-            "unsupported-format",
-            f"{path} is XML but not PMML: its root element is <{_local(root.tag)}>, expected <PMML>",
-            "pass a PMML document (root element <PMML xmlns=\"http://www.dmg.org/PMML-4_4\">)",
-        )
-    return root
-
-
-def _reason(error: ET.ParseError) -> str:
-    return str(error).split(":", 1)[0]  # "syntax error: line 1, column 0" -> "syntax error"
-
-
-def _spec(name: str, data_type: str | None) -> TensorSpec:
-    dtype = _DTYPES.get(data_type, "DT_STRING") if data_type else "DT_STRING"
-    return TensorSpec(dtype, [-1], name, data_type or "unknown")
-
-
-def _output_type(field, data_types: dict, targets: list[str]) -> str | None:
-    if field.get("dataType"):
-        return field.get("dataType")
-    feature = field.get("feature", "predictedValue")
-    if feature in _NUMERIC_FEATURES:
-        return "double"
-    if feature in _STRING_FEATURES:
-        return "string"
-    target = field.get("targetField") or (targets[0] if targets else None)
-    return data_types.get(target)  # predictedValue/transformedValue: the target's type
+from tfsconvert.model import ModelDescription, Signature
+from tfsconvert.naming import DEFAULT_SIGNATURE, is_generic
+from tfsconvert.pmml_document import MODEL_TAGS, child, children, local_name, output_type, read, spec
 
 
 def describe(path: Path) -> ModelDescription:
     """Describe a PMML document: data dictionary, mining schema, outputs and a serving signature."""
     path = Path(path)
-    root = _parse(path)
+    document = read(path)
+    root, model, data_types, targets = document.root, document.model, document.data_types, document.targets
 
-    dictionary = []
-    data_types = {}
-    for field in _children(_child(root, "DataDictionary"), "DataField"):
-        entry = {"name": field.get("name"), "optype": field.get("optype"), "dataType": field.get("dataType")}
-        values = [v.get("value") for v in _children(field, "Value") if v.get("property", "valid") == "valid"]
-        if values:
-            entry["values"] = values
-        dictionary.append(entry)
-        data_types[field.get("name")] = field.get("dataType")
-
-    models = [child for child in root if _local(child.tag) in _MODEL_TAGS]
-    if not models:
-        raise InputError(
-            "unsupported-format", f"{path} is a PMML document without a model element",
-            "export a fitted model; the PMML needs e.g. a <RegressionModel> or <TreeModel> element",
-        )
-    model = models[0]
-    mining = _children(_child(model, "MiningSchema"), "MiningField")
-    active = [f.get("name") for f in mining if f.get("usageType", "active") in ("active", "absent")]
-    targets = [f.get("name") for f in mining if f.get("usageType") in ("target", "predicted")]
-
-    output_fields = _children(_child(model, "Output"), "OutputField")
+    output_fields = children(child(model, "Output"), "OutputField")
     outputs_detail = []
     for field in output_fields:
         entry = {"name": field.get("name"), "feature": field.get("feature", "predictedValue"),
-                 "dataType": _output_type(field, data_types, targets)}
+                 "dataType": output_type(field, data_types, targets)}
         if field.get("value") is not None:
             entry["value"] = field.get("value")
         outputs_detail.append(entry)
 
-    inputs = {name: _spec(name, data_types.get(name)) for name in active}
+    inputs = document.inputs
     if outputs_detail:
-        outputs = {o["name"]: _spec(o["name"], o["dataType"]) for o in outputs_detail}
+        outputs = {o["name"]: spec(o["name"], o["dataType"]) for o in outputs_detail}
     else:
-        outputs = {name: _spec(name, data_types.get(name)) for name in targets}
+        outputs = {name: spec(name, data_types.get(name)) for name in targets}
 
     nested = {}
     for element in model.iter():
-        if element is not model and _local(element.tag) in _MODEL_TAGS:
-            nested[_local(element.tag)] = nested.get(_local(element.tag), 0) + 1
-    application = _child(_child(root, "Header"), "Application")
+        if element is not model and local_name(element.tag) in MODEL_TAGS:
+            nested[local_name(element.tag)] = nested.get(local_name(element.tag), 0) + 1
+    application = child(child(root, "Header"), "Application")
 
     details = {"pmml_version": root.get("version")}
     if application is not None:
         details["producer"] = " ".join(filter(None, [application.get("name"), application.get("version")]))
     details.update({
-        "model_type": _local(model.tag),
+        "model_type": local_name(model.tag),
         "function_name": model.get("functionName"),
         "algorithm": model.get("algorithmName"),
         "model_name": model.get("modelName"),
     })
-    if len(models) > 1:
-        details["other_models"] = [_local(m.tag) for m in models[1:]]
+    if len(document.models) > 1:
+        details["other_models"] = [local_name(m.tag) for m in document.models[1:]]
     if nested:
         details["nested_models"] = nested
     details.update({
-        "data_dictionary": dictionary,
-        "active_fields": active,
+        "data_dictionary": document.dictionary,
+        "active_fields": document.active,
         "target_fields": targets,
         "output_fields": outputs_detail,
     })
@@ -166,5 +70,5 @@ def describe(path: Path) -> ModelDescription:
             path,
         ))
     signature = Signature(method=None, inputs=inputs, outputs=outputs)
-    return ModelDescription.single(path, "pmml", signatures={"serving_default": signature},
+    return ModelDescription.single(path, "pmml", signatures={DEFAULT_SIGNATURE: signature},
                                    details=details, diagnostics=diagnostics)

@@ -16,10 +16,8 @@ from tfsconvert.findings import finding
 from tfsconvert.inspect import lean_graphdef
 from tfsconvert.layout import is_canonical_version, parse_version
 from tfsconvert.model import Finding, ModelDescription, Signature, TensorSpec, VersionInfo
-from tfsconvert.naming import generic_aliases
+from tfsconvert.naming import DEFAULT_SIGNATURE, SERVE_TAGS, generic_aliases
 
-SERVE = ["serve"]
-DEFAULT_SIGNATURE = "serving_default"
 # TF2's `__saved_model_init_op` (and train op) are graph plumbing, not signatures a client calls.
 INTERNAL_SIGNATURE_PREFIX = "__saved_model_"
 NO_BUNDLE = ("NOT_FOUND: Specified file path does not appear to contain a SavedModel bundle "
@@ -88,7 +86,7 @@ def read_savedmodel(model_dir: Path, version: int | None) -> tuple[VersionInfo, 
         return info, [_not_a_savedmodel_pb(pb)]
 
     info.tags = [list(mg.meta_info_def.tags) for mg in saved_model.meta_graphs]
-    serving = next((mg for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == SERVE), None)
+    serving = next((mg for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == list(SERVE_TAGS)), None)
     findings: list[Finding] = []
     if serving is None:
         findings.append(_missing_serve_tag(model_dir, info.tags))

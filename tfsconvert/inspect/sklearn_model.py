@@ -161,7 +161,8 @@ def _restricted_load(path: Path):
         return RestrictedUnpickler(str(path), fileobj, True).load()
 
 
-def _load(path: Path, trust_pickle: bool):
+def load_model(path: Path, trust_pickle: bool):
+    """The estimator a pickle/joblib file (or a native XGBoost/LightGBM file) holds; restricted unless `trust_pickle`."""
     try:
         import joblib
         import sklearn  # noqa: F401  (estimators unpickle into it)
@@ -200,7 +201,7 @@ def _why(path: Path, error: Exception) -> str:
     return f"unpickling failed ({type(error).__name__}: {first_line})"
 
 
-def _class_name(obj) -> str:
+def class_name(obj) -> str:
     """`sklearn.linear_model.LogisticRegression` rather than its private `_logistic` module."""
     cls = type(obj)
     public = itertools.takewhile(lambda part: not part.startswith("_"), cls.__module__.split("."))
@@ -218,7 +219,7 @@ def _steps(est, prefix: str = "") -> list[dict]:
     elif hasattr(est, "transformers"):  # ColumnTransformer: fitted list has the remainder too
         children = list(getattr(est, "transformers_", est.transformers))
     for name, step, columns in children:
-        entry = {"step": prefix + name, "class": step if isinstance(step, str) else _class_name(step)}
+        entry = {"step": prefix + name, "class": step if isinstance(step, str) else class_name(step)}
         if columns is not None:
             entry["columns"] = _plain(columns)
         out.append(entry)
@@ -291,7 +292,7 @@ def describe(path: Path, *, trust_pickle: bool = False) -> ModelDescription:
     path = Path(path)
     with warnings.catch_warnings(record=True) as caught:  # keep unpickling chatter off stderr
         warnings.simplefilter("always")
-        est = _load(path, trust_pickle)
+        est = load_model(path, trust_pickle)
     from sklearn.base import BaseEstimator
 
     if not (isinstance(est, BaseEstimator) or (hasattr(est, "fit") and hasattr(est, "get_params"))):
@@ -313,7 +314,7 @@ def describe(path: Path, *, trust_pickle: bool = False) -> ModelDescription:
         inputs[alias] = TensorSpec("DT_STRING" if is_str else "DT_DOUBLE", [-1], names[i] if names else None,
                                    "str" if is_str else "float64").to_json()
 
-    details = {"class": _class_name(est), "estimator_type": _estimator_type(est)}
+    details = {"class": class_name(est), "estimator_type": _estimator_type(est)}
     steps = _steps(est)
     if steps:
         details["steps"] = steps

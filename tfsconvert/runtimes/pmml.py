@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfsconvert import pmml_document
 from tfsconvert.errors import CheckFailed, EnvironmentProblem
 
 ENGINES = ("jpmml", "pypmml")
@@ -60,20 +61,17 @@ class PmmlModel:
     """One PMML document loaded in one engine."""
 
     def __init__(self, path: Path, engine: str) -> None:
-        from tfsconvert.inspect.pmml import describe
-
-        info = describe(path).versions[0]
-        details = info.details
-        self.inputs = info.signatures["serving_default"].inputs  # active fields, TensorSpecs
-        fields = {field["name"]: field for field in details.get("data_dictionary", [])}
-        self._target = (details.get("target_fields") or [""])[0]
+        document = pmml_document.read(path)
+        self.inputs = document.inputs  # active fields, TensorSpecs
+        fields = {field["name"]: field for field in document.dictionary}
+        self._target = (document.targets or [""])[0]
         self._engine = _Jpmml(path) if engine == "jpmml" else _Pypmml(path)
-        declared = _output_fields(path)
+        declared = _output_fields(document.root)
         outputs = self._engine.output_names
         # A model whose predicted value is an OutputField of its own (JPMML-SparkML regressors) may get no
         # target value from the engine; that field stands in for it.
         self._predicted = next((n for n in outputs if declared.get(n) == "predictedValue"), None)
-        if details.get("function_name") == "regression":
+        if document.model.get("functionName") == "regression":
             self.fields = {PREDICTION: "DT_DOUBLE"}
         else:
             self.fields = {LABEL: _label_dtype(fields.get(self._target, {}))}
@@ -143,14 +141,12 @@ def _labels(values: list, dtype: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _output_fields(path: Path) -> dict[str, str]:
+def _output_fields(root) -> dict[str, str]:
     """OutputField name -> feature, from every model in the document (a model chain's last segment
     declares the probabilities the engines report at the top)."""
-    import xml.etree.ElementTree as ET
-
     fields = {}
-    for element in ET.parse(path).iter():
-        if element.tag.rsplit("}", 1)[-1] == "OutputField":
+    for element in root.iter():
+        if pmml_document.local_name(element.tag) == "OutputField":
             fields.setdefault(element.get("name"), element.get("feature", "predictedValue"))
     return fields
 

@@ -1,4 +1,4 @@
-"""An embedded server that behaves like `tensorflow_model_server` (spec/tf-serving-behaviour.md).
+"""An embedded server that behaves like `tensorflow_model_server` (docs/tf-serving.md).
 
 It loads TF SavedModels, ONNX and PMML versions behind TF Serving's REST and gRPC APIs, with TF
 Serving's lifecycle, flags, status codes and error messages. Run `python -m

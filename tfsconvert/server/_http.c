@@ -377,7 +377,7 @@ static void arm(Server *s, Conn *c, int head_done) {
     c->deadline = s->timeouts[phase] ? now_ms() + s->timeouts[phase] : 0;
 }
 
-/* The values and shape of a dense body, as the tuple on_lane and read_body give. */
+/* (rows, signature_name, alias, values, shape) of a dense body, as on_lane is given them. */
 static PyObject *dense_tuple(const DenseBody *b) {
     PyObject *shape = PyTuple_New(b->ndim);
     for (int i = 0; shape && i < b->ndim; i++) PyTuple_SET_ITEM(shape, i, PyLong_FromLongLong(b->shape[i]));
@@ -710,25 +710,8 @@ static PyTypeObject ServerType = {
     .tp_methods = Server_methods,
 };
 
-/* read_body(data): (rows, signature_name, alias, values, shape) of a dense predict body, else None. */
-static PyObject *read_body(PyObject *module, PyObject *arg) {
-    Py_buffer data;
-    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
-    DenseBody body = {0};
-    PyObject *result = dense_body(data.buf, data.len, &body) ? dense_tuple(&body) : Py_NewRef(Py_None);
-    free(body.values.data);
-    PyBuffer_Release(&data);
-    return result;
-}
-
-static PyMethodDef module_methods[] = {
-    {"read_body", read_body, METH_O, "The lanes' reading of a predict body: (rows, signature_name, alias, "
-                                     "values, shape), or None for the general path."},
-    {NULL},
-};
-
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_http", "The REST front end's HTTP/1.1 transport.", -1,
-                                    module_methods};
+                                    NULL};
 
 PyMODINIT_FUNC PyInit__http(void) {
     PyObject *m = PyModule_Create(&module);

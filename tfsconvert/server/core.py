@@ -11,11 +11,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tfsconvert.dtypes import dtype_name as array_dtype
+from tfsconvert.naming import CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD
 from tfsconvert.server.backends import Servable
-from tfsconvert.server.signatures import (CLASSIFY_METHOD, DEFAULT_SIGNATURE, REGRESS_METHOD,
-                                                   dtype_name)
+from tfsconvert.server.signatures import dtype_name
 from tfsconvert.server.status import ServingError, invalid
-from tfsconvert.server.tensors import array_dtype
 
 # TF's DataTypeString names, used in TF's and TF Serving's messages.
 TYPE_NAMES = {

@@ -11,10 +11,11 @@ from typing import Callable
 
 import numpy as np
 
-from tfsconvert import golden
+from tfsconvert import dtypes
 from tfsconvert.server import core, examples, responses, rest_json
 from tfsconvert.server.manager import Manager
-from tfsconvert.server.signatures import DEFAULT_SIGNATURE, dtype_name
+from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.server.signatures import dtype_name
 from tfsconvert.server.status import ServingError, invalid
 
 # model_servers/http_rest_api_util.cc (docs/tf-serving.md §4.2)
@@ -194,7 +195,7 @@ def _dense_input(servable, signature_name: str | None, alias: str | None, rows: 
     dtype = dtype_name(info)
     if dtype not in ("DT_FLOAT", "DT_DOUBLE") or alias not in (None, input_alias):
         return None, None, None
-    numpy_dtype = golden.numpy_dtype(dtype)
+    numpy_dtype = dtypes.numpy_dtype(dtype)
     return input_alias, numpy_dtype, _predict_run(servable, resolved, {input_alias: np.zeros(1, numpy_dtype)}, rows)
 
 

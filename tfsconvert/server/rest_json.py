@@ -12,7 +12,8 @@ import re
 import numpy as np
 import orjson
 
-from tfsconvert import golden
+from tfsconvert.dtypes import numpy_dtype
+from tfsconvert.rest_codec import decode_tensor, encode_tensor
 from tfsconvert.server import _rest_json
 from tfsconvert.server.core import type_name
 from tfsconvert.server.examples import debug, json_type
@@ -268,7 +269,7 @@ def tensor(value, dtype: str) -> np.ndarray:
         return fast
     _check(value, shape, 0, dtype)
     try:
-        return golden.decode_tensor(value, dtype)
+        return decode_tensor(value, dtype)
     except ValueError as error:  # more dimensions than numpy allows, a value out of the dtype's range
         raise invalid(str(error)) from None
 
@@ -284,7 +285,7 @@ def _numbers(value, shape: list[int], dtype: str) -> np.ndarray | None:
     if doubles is None:
         return None
     try:
-        return np.frombuffer(doubles).reshape(shape).astype(golden.numpy_dtype(dtype))
+        return np.frombuffer(doubles).reshape(shape).astype(numpy_dtype(dtype))
     except ValueError:  # more dimensions than numpy allows
         return None
 
@@ -392,12 +393,12 @@ def _float32_text(value: float) -> str:
 
 def _tensor_json(array, dtype: str, alias: str) -> str:
     """A tensor's JSON text: floats as decimal_text writes them (in C), other values as json.dumps
-    writes golden.encode_tensor's."""
+    writes encode_tensor's."""
     if dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        return _rest_json.decimals(np.asarray(array, dtype=golden.numpy_dtype(dtype), order="C"))
+        return _rest_json.decimals(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
     if dtype not in _JSON_DTYPES:
         raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
-    return json.dumps(golden.encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
+    return json.dumps(encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
 def _object(texts: dict[str, str]) -> str:

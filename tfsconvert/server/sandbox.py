@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tfsconvert.errors import InfrastructureError, InputError
-from tfsconvert.inspect.detect import special_kind
+from tfsconvert.errors import InfrastructureError, InputError, special_kind
 from tfsconvert.server import isolation
 from tfsconvert.server.relay import Relay
 
@@ -223,10 +222,6 @@ class Sandbox:
                                       "namespaces in the container (e.g. docker --security-opt seccomp=unconfined)")
         self._relays: dict[str, Relay] = {}
         self._root: Path | None = None
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
 
     @property
     def grpc_target(self) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 
 from tfsconvert.model import Signature
-from tfsconvert.naming import CLASSIFY_METHOD, REGRESS_METHOD  # noqa: F401 (re-exported)
-from tfsconvert.tf_runtime import PREDICT_METHOD
+from tfsconvert.naming import PREDICT_METHOD
 
-DEFAULT_SIGNATURE = "serving_default"
 
 
 def signature_def(signature: Signature, method: str = PREDICT_METHOD):

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tfsconvert.tfrecord import TFRecordError, read_records
+from tfsconvert.naming import WARMUP_FILE
 from tfsconvert.server import core, examples, logs
 from tfsconvert.server.backends import Servable
 from tfsconvert.server.status import ServingError, invalid
 from tfsconvert.server.tensors import to_array
+from tfsconvert.tfrecord import TFRecordError, read_records
 from tfsconvert.warmup import MAX_RECORDS
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 _WHERE = "servables/tensorflow/saved_model_warmup_util.cc"
 _UNSUPPORTED = {"session_run_log": 5, "predict_streamed_log": 7}
 

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert.errors import CheckFailed, InfrastructureError, InputError
+from tfsconvert.naming import GOLDEN_FILE
 from tfsconvert.server import hardware
 from tfsconvert.serving import limit, loadgen, tuning, workload
 from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
@@ -203,8 +204,6 @@ def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResu
 
 
 def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchResult:
-    from tfsconvert.validate.checks import GOLDEN_FILE
-
     model, served = _served_version(path, options.model_name)
     base = (read_batching_parameters(options.batching_parameters_file) if options.batching_parameters_file
             else tuning.recommend(hardware.detect())[0])

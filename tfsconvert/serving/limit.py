@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert.errors import InfrastructureError
+from tfsconvert.naming import SERVE_TAGS
 from tfsconvert.server.sandbox import Limits
 
 WARMUP_RUNS, MIN_RUNS = 2, 5
@@ -68,7 +69,7 @@ def measure(version_dir: Path, signature_name: str, batch: dict[str, np.ndarray]
 def _child(version_dir: str, signature_name: str, feeds_file: str, rows_per_request: str, seconds: str) -> None:
     from tfsconvert.server import backends
 
-    servable = backends.load(Path(version_dir), ("serve",))
+    servable = backends.load(Path(version_dir), SERVE_TAGS)
     with np.load(feeds_file, allow_pickle=True) as data:  # our own file: string tensors are object arrays
         batch = {alias: data[alias] for alias in data.files}
     if not servable.batchable:

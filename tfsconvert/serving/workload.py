@@ -16,10 +16,13 @@ from tfsconvert import golden, tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.golden import GoldenRecord
 from tfsconvert.model import Signature
+from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.rest_codec import rest_request, sent_tensors
+from tfsconvert.samples import synthesize
 from tfsconvert.serving.loadgen import http_request
 from tfsconvert.tensor_codec import to_proto
 from tfsconvert.validate.client import model_path
-from tfsconvert.validate.replay import DEFAULT_SIGNATURE, rest_body
+from tfsconvert.validate.replay import rest_body
 
 SYNTHESIZED = 8  # distinct made-up requests, sent in turn
 
@@ -39,14 +42,14 @@ def records(signatures: dict[str, Signature], golden_file: Path | None) -> tuple
         raise InputError("signature-not-found", "the model has no signature with inputs to send requests to",
                          "export the model with a serving_default signature")
     inputs = signatures[name].inputs
-    feeds = golden.synthesize(inputs, SYNTHESIZED)
-    return [GoldenRecord(f"synthesized-{i}", name, golden.rest_request(f, inputs, name), {})
+    feeds = synthesize(inputs, SYNTHESIZED)
+    return [GoldenRecord(f"synthesized-{i}", name, rest_request(f, inputs, name), {})
             for i, f in enumerate(feeds)], "synthesized"
 
 
 def tensors(record: GoldenRecord, signatures: dict[str, Signature]) -> dict[str, np.ndarray]:
     """The input arrays of a record, with the signature's dtypes."""
-    return golden.sent_tensors(record.request, signatures[record.signature_name].inputs)
+    return sent_tensors(record.request, signatures[record.signature_name].inputs)
 
 
 def rows(record: GoldenRecord, signatures: dict[str, Signature]) -> int:

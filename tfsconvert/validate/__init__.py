@@ -1,1 +1,2 @@
-"""Validation of model artifacts: static checks, and a sandboxed TF-Serving-compatible server."""
+"""`tfsconvert validate`: static checks, the golden replay over REST and gRPC against tfsconvert.server
+in its sandbox, and the report."""

@@ -22,11 +22,11 @@ from tfsconvert.inspect.detect import SAVEDMODEL_FILES, detect, holds_model
 from tfsconvert.inspect.savedmodel import NO_VERSIONS, not_in_version_dir, read_savedmodel
 from tfsconvert.layout import parse_version
 from tfsconvert.model import Finding, Signature, VersionInfo
+from tfsconvert.naming import GOLDEN_FILE
 from tfsconvert.validate.model_config import ConfigEntry, VersionPolicy, looks_like_model_config, read_model_config
 from tfsconvert.validate.signature_diff import breaking_changes
 from tfsconvert.validate.warmup_check import check_warmup
 
-GOLDEN_FILE = Path("assets.extra") / "golden.jsonl"
 # How a model that is not a servable layout becomes one (docs/convert.md, docs/tabular.md).
 _CONVERT_COMMAND = {"frozen-graph": "saved-model", "keras": "saved-model", "tf1-checkpoint": "saved-model",
                     "sklearn": "pmml", "spark-pipeline": "pmml"}
@@ -73,10 +73,6 @@ class StaticReport:
     models: list[ServedModel] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     ignored: list[dict] = field(default_factory=list)
-
-    @property
-    def has_errors(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
 
     def to_json(self) -> dict:
         return {"path": self.path, "kind": self.kind, "models": [m.to_json() for m in self.models],

@@ -16,15 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from tfsconvert import golden, tfproto
+from tfsconvert import tfproto
+from tfsconvert.compare import OutputDiff, compare
+from tfsconvert.dtypes import dtype_name
 from tfsconvert.findings import finding
-from tfsconvert.golden import GoldenRecord, OutputDiff
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE, SERVE
+from tfsconvert.golden import GoldenRecord
 from tfsconvert.model import Finding, Signature, TensorSpec
-from tfsconvert.naming import API_KEYS, REGRESS_METHOD
+from tfsconvert.naming import API_KEYS, DEFAULT_SIGNATURE, REGRESS_METHOD, SERVE_TAGS
+from tfsconvert.rest_codec import example_request, response_tensors, rest_request, results_tensors, sent_tensors
+from tfsconvert.samples import synthesize
 from tfsconvert.validate.client import Answer
 
-DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6  # docs/architecture.md "Golden requests", when neither the file nor the flags say
+# When neither the golden line nor the flags say (docs/architecture.md "Golden requests").
+DEFAULT_RTOL, DEFAULT_ATOL = 1e-5, 1e-6
 # Server messages (docs/tf-serving.md §3.2, §7 cases 38-40) that say the request's values, not its names, are wrong.
 _MEMORY_SIGNS = re.compile(r"OOM when allocating|std::bad_alloc|MemoryError|Cannot allocate memory")
 _DTYPE_SIGNS = re.compile(r"is not of expected type|Expects arg\[\d+\] to be|to type: |cannot be converted|"
@@ -91,7 +95,8 @@ def serving_graph_def(version_dir: Path):
         saved_model = tfproto.parse_binary("SavedModel", pb.read_bytes())
     except (OSError, tfproto.DecodeError):
         return None  # ONNX, PMML, or a text SavedModel: requests are made from the signature alone
-    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == SERVE), None)
+    serve = sorted(SERVE_TAGS)
+    return next((mg.graph_def for mg in saved_model.meta_graphs if sorted(mg.meta_info_def.tags) == serve), None)
 
 
 def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> list[GoldenRecord]:
@@ -109,11 +114,11 @@ def synthesized_records(signatures: dict[str, Signature], graph_def=None) -> lis
             continue  # not expressible in a REST body (docs/tf-serving.md §7 case 42)
         strings = {alias: spec.name for alias, spec in signature.inputs.items() if spec.dtype == "DT_STRING"}
         makers = graph_def_makers(graph_def, strings) if graph_def is not None and strings else {}
-        feeds = golden.synthesize(signature.inputs, 1, makers=makers)[0]
+        feeds = synthesize(signature.inputs, 1, makers=makers)[0]
         if signature.method in API_KEYS and "inputs" in makers:
-            request = golden.example_request([example_json(data) for data in feeds["inputs"].ravel()], name)
+            request = example_request([example_json(data) for data in feeds["inputs"].ravel()], name)
         else:
-            request = golden.rest_request(feeds, signature.inputs, name)
+            request = rest_request(feeds, signature.inputs, name)
         records.append(GoldenRecord(f"synthesized-{name}", name, request, {}))
     return records
 
@@ -178,9 +183,9 @@ class Replayer:
         if verb != "predict":
             return self.clients["grpc"].classify_or_regress(verb, self.model, self.version, record.signature_name,
                                                             record.request)
-        inputs = golden.sent_tensors(record.request, signature.inputs if signature else {})
+        inputs = sent_tensors(record.request, signature.inputs if signature else {})
         return self.clients["grpc"].predict(self.model, self.version, record.signature_name, inputs,
-                                            {alias: golden.dtype_name(array) for alias, array in inputs.items()})
+                                            {alias: dtype_name(array) for alias, array in inputs.items()})
 
     def _judge(self, result: GoldenResult, record: GoldenRecord, signature: Signature, answer: Answer
                ) -> GoldenResult:
@@ -191,20 +196,20 @@ class Replayer:
                      for alias in (("classes", "scores") if verb == "classify" else ("outputs",))}
         try:
             actual = (answer.outputs if answer.outputs is not None else
-                      golden.response_tensors(answer.body, specs) if verb == "predict" else
-                      golden.results_tensors(answer.body, verb == "classify"))
+                      response_tensors(answer.body, specs) if verb == "predict" else
+                      results_tensors(answer.body, verb == "classify"))
         except ValueError as error:
             result.finding = finding("golden-mismatch", f"golden request {record.id} ({result.protocol}): the "
                                      f"response cannot be read: {error}", "check the server", self.path)
             return result
         rtol, atol = self.tolerance.of(record)
         if result.values_checked:
-            expected = (golden.response_tensors(record.response, specs) if verb == "predict" else
-                        golden.results_tensors(record.response, verb == "classify"))
+            expected = (response_tensors(record.response, specs) if verb == "predict" else
+                        results_tensors(record.response, verb == "classify"))
         else:  # synthesized: every declared output must come back; values are unknown
             expected = {alias: actual[alias] for alias in specs if alias in actual}
             expected.update({alias: np.zeros(0) for alias in specs if alias not in actual})
-        result.outputs = golden.compare(expected, actual, atol, rtol)
+        result.outputs = compare(expected, actual, atol, rtol)
         result.ok = all(diff.ok for diff in result.outputs)
         if not result.ok:
             result.finding = self._mismatch(record, result)

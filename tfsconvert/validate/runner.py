@@ -17,7 +17,8 @@ from tfsconvert.errors import InfrastructureError, InputError
 from tfsconvert.findings import finding
 from tfsconvert.golden import read_golden
 from tfsconvert.model import Finding
-from tfsconvert.validate.checks import GOLDEN_FILE, ServedModel, ServedVersion, static_check
+from tfsconvert.naming import GOLDEN_FILE
+from tfsconvert.validate.checks import ServedModel, ServedVersion, static_check
 from tfsconvert.validate import plan
 from tfsconvert.validate.client import GrpcClient, RestClient, model_path
 from tfsconvert.validate.replay import (GoldenResult, Replayer, Tolerance, serving_graph_def, signatures_from_metadata,

@@ -21,6 +21,7 @@ from pathlib import Path
 from tfsconvert.findings import finding
 from tfsconvert.layout import next_version
 from tfsconvert.model import Finding, Signature, TensorSpec, VersionInfo
+from tfsconvert.naming import DEFAULT_SIGNATURE
 
 
 @dataclass
@@ -114,7 +115,7 @@ def _hint(base: Path, newer: VersionInfo, key: str, diff: _Diff, fmt: str) -> st
     if diff.renames["output"]:  # --output flags list the outputs exactly (docs/convert.md)
         back = dict((new, old) for old, new in diff.renames["output"])
         flags += [f"--output {back.get(alias, alias)}={alias}" for alias in newer.signatures[key].outputs]
-    if key != "serving_default":
+    if key != DEFAULT_SIGNATURE:
         flags += [f"--source-signature {key}", f"--signature-name {key}"]
     return (f"keep the old names in a new version: tfsconvert saved-model {newer.path} --base-path {base} "
             f"--version {next_version(base)} {' '.join(flags)}  (or {move})")

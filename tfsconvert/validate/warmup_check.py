@@ -14,12 +14,11 @@ from google.protobuf.message import Message
 
 from tfsconvert import tfproto
 from tfsconvert.findings import finding
-from tfsconvert.inspect.savedmodel import DEFAULT_SIGNATURE
 from tfsconvert.model import Finding, VersionInfo
+from tfsconvert.naming import DEFAULT_SIGNATURE, WARMUP_FILE
 from tfsconvert.tfrecord import TFRecordError, read_records
 from tfsconvert.warmup import MAX_RECORDS
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 # PredictionLog log_type fields TF Serving refuses for warmup, with the number it prints.
 _UNSUPPORTED = {"session_run_log": 5, "predict_streamed_log": 7}
 _LOG_TYPES = ("classify_log", "regress_log", "multi_inference_log", "predict_log", *_UNSUPPORTED)

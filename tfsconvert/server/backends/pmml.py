@@ -12,7 +12,8 @@ import numpy as np
 
 from tfsconvert.errors import TfsConvertError
 from tfsconvert.model import Signature, TensorSpec
-from tfsconvert.server.signatures import DEFAULT_SIGNATURE, signature_def
+from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.server.signatures import signature_def
 from tfsconvert.server.status import ServingError, invalid
 
 

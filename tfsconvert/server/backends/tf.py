@@ -34,7 +34,7 @@ def check_bundle(export_dir: Path, tags: tuple[str, ...]) -> None:
                            f"(should have a file called `saved_model.pb`)\nSpecified file path: {export_dir}")
     from google.protobuf import message, text_format
 
-    from tfsconvert.tf_runtime import import_tf
+    from tfsconvert.runtimes.tf import import_tf
 
     import_tf()  # quietly, before TensorFlow's protos import it noisily
     from tensorflow.core.protobuf import saved_model_pb2
@@ -58,13 +58,13 @@ def check_bundle(export_dir: Path, tags: tuple[str, ...]) -> None:
 
 
 class TfServable:
-    """A SavedModel in a TF1 session (tfsconvert.tf_runtime.ServingSession), one callable per signature."""
+    """A SavedModel in a TF1 session (tfsconvert.runtimes.tf.ServingSession), one callable per signature."""
 
     batchable = True
 
     def __init__(self, export_dir: Path, tags: tuple[str, ...], threads: tuple[int, int] = (0, 0)) -> None:
         check_bundle(export_dir, tags)
-        from tfsconvert.tf_runtime import ServingSession, import_tf
+        from tfsconvert.runtimes.tf import ServingSession, import_tf
 
         tf = import_tf()
         try:
@@ -77,20 +77,10 @@ class TfServable:
         self._lock = threading.Lock()
 
     def _callable(self, name: str):
-        """(input aliases, output aliases, run) for a signature, made on first use.
-
-        Session.run refuses a feed whose shape disagrees with the placeholder; TF Serving has no
-        such check and reports the op that chokes (docs/tf-serving.md §3.2), and so does C++ MakeCallable.
-        """
+        """(input aliases, output aliases, run) for a signature, made on first use (ServingSession.make_callable)."""
         with self._lock:
             if name not in self._callables:
-                from tensorflow.core.protobuf import config_pb2
-
-                signature = self.signatures[name]
-                inputs, outputs = sorted(signature.inputs), list(signature.outputs)
-                options = config_pb2.CallableOptions(feed=[signature.inputs[a].name for a in inputs],
-                                                     fetch=[signature.outputs[a].name for a in outputs])
-                self._callables[name] = (inputs, outputs, self._session.session._make_callable_from_options(options))
+                self._callables[name] = self._session.make_callable(name)
             return self._callables[name]
 
     def run(self, signature_name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -7,15 +7,13 @@ import gc
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
 from tfsconvert.errors import EnvironmentProblem, missing_dependency
+from tfsconvert.naming import SERVE_TAGS
 from tfsconvert.quiet import native_stderr_silenced
-
-SERVE_TAGS = ("serve",)
-PREDICT_METHOD = "tensorflow/serving/predict"
 
 
 def import_tf():
@@ -76,6 +74,20 @@ class ServingSession:
         feed_dict = {signature.inputs[alias].name: value for alias, value in feeds.items()}
         values = self.session.run([signature.outputs[a].name for a in aliases], feed_dict)
         return dict(zip(aliases, values))
+
+    def make_callable(self, signature_name: str) -> tuple[list[str], list[str], Callable]:
+        """(input aliases, output aliases, run(*inputs in that order)) for a signature.
+
+        Session.run refuses a feed whose shape disagrees with the placeholder; TF Serving has no
+        such check and reports the op that chokes (docs/tf-serving.md §3.2), and so does a callable.
+        """
+        from tensorflow.core.protobuf import config_pb2
+
+        signature = self.signatures[signature_name]
+        inputs, outputs = sorted(signature.inputs), list(signature.outputs)
+        options = config_pb2.CallableOptions(feed=[signature.inputs[a].name for a in inputs],
+                                             fetch=[signature.outputs[a].name for a in outputs])
+        return inputs, outputs, self.session._make_callable_from_options(options)
 
     def close(self) -> None:
         self.session.close()
