@@ -50,3 +50,13 @@ def test_fewer_jobs_when_memory_is_short_and_it_says_so(tmp_path, available_mb, 
     found, said = plan.parallel(groups, 3, available_mb)
     assert found == jobs
     assert (said is None) if why is None else said.startswith(why)
+
+
+def test_jobs_below_one_is_a_bad_option(cli, tmp_path):
+    result = cli("validate", tmp_path, "--jobs", "0", "--json", "-")
+    error = result.json()["error"]
+    assert result.exit_code == 2 and error["code"] == "bad-option"
+    assert error["message"] == "--jobs 0: must be at least 1" and error["hint"] == "e.g. --jobs 2"
+    plain = cli("validate", tmp_path, "--jobs", "-1")
+    assert plain.exit_code == 2 and plain.stderr.startswith("error [bad-option]: --jobs -1: must be at least 1")
+    assert "Traceback" not in plain.stderr

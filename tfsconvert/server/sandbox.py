@@ -14,7 +14,6 @@ TensorFlow here.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -24,11 +23,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from tfsconvert.errors import InfrastructureError, InputError, special_kind
-from tfsconvert.server import isolation
+from tfsconvert.server import isolation, model_list
+from tfsconvert.server.model_list import Served
 from tfsconvert.server.relay import Relay
 
 EMBEDDED = "embedded"
@@ -42,21 +41,6 @@ _INNER_PORTS = {"grpc": 8500, "rest": 8501}
 _LIMIT_SIGNS = ("OOM when allocating", "MemoryError", "std::bad_alloc", "Cannot allocate memory",
                 "Could not reserve enough space", "OutOfMemoryError", "failed to map segment",
                 "Resource temporarily unavailable")
-
-
-# The loader harness's log lines (ours and TF Serving's): when each version started and finished loading.
-_LOAD_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): . \S+\] (Loading|Successfully loaded|Servable) "
-                        r"(?:servable version )?\{name: (.*?) version: (-?\d+)\}", re.MULTILINE)
-CONFIG_FILE = "models.config"  # in the staged models dir, beside the base paths (named 0, 1, ...)
-
-
-@dataclass(frozen=True)
-class Served:
-    """One version a sandbox serves: its model name, version number and (host) version dir."""
-
-    model: str
-    version: int
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -266,7 +250,7 @@ class Sandbox:
         it (several). UnsafeFile names the problems of every version at once."""
         if len(self.servables) == 1:
             return stage(self.version_dir, self.model_name, self.version, models)
-        names = list(dict.fromkeys(served.model for served in self.servables))
+        names = model_list.model_names(self.servables)
         problems: list[tuple[Path, str]] = []
         for served in self.servables:
             try:
@@ -275,25 +259,8 @@ class Sandbox:
                 problems += unsafe.problems
         if problems:
             raise UnsafeFile(problems)
-        self._write_config(models, isolation.MODELS_DIR if self.isolated else str(models))
+        model_list.write_config(self.servables, models, isolation.MODELS_DIR if self.isolated else str(models))
         return models
-
-    def _write_config(self, models: Path, seen_as: str) -> None:
-        """The model config file in `models` (which the server sees at `seen_as`)."""
-        from google.protobuf import text_format
-
-        from tfsconvert import tfproto
-
-        config = tfproto.message_class("ModelServerConfig")()
-        names = list(dict.fromkeys(served.model for served in self.servables))
-        for index, name in enumerate(names):
-            entry = config.model_config_list.config.add(name=name, base_path=f"{seen_as}/{index}",
-                                                        model_platform="tensorflow")
-            entry.model_version_policy.specific.versions.extend(
-                sorted(served.version for served in self.servables if served.model == name))
-        path = models / CONFIG_FILE
-        path.write_text(text_format.MessageToString(config), encoding="utf-8")
-        path.chmod(0o444)
 
     def _jail(self, doors: list[str] = ()) -> list[str]:
         return [sys.executable, "-m", "tfsconvert.server.jail", str(self.limits.memory_mb),
@@ -302,7 +269,7 @@ class Sandbox:
     def _server(self, grpc_port: int, rest_port: int, base: str) -> list[str]:
         """The server's flags; `base` is the base path (one version) or the models dir as the server sees it."""
         models = ([f"--model_name={self.model_name}", f"--model_base_path={base}"] if len(self.servables) == 1
-                  else [f"--model_config_file={base}/{CONFIG_FILE}"])
+                  else [f"--model_config_file={base}/{model_list.CONFIG_FILE}"])
         return [*self.program, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *models,
                 "--max_num_load_retries=0", "--enable_model_warmup=true", *self.extra_flags]
 
@@ -344,7 +311,7 @@ class Sandbox:
                 self.load_seconds = time.monotonic() - self._started
                 return
             if len(self.servables) > 1:  # each version loaded gives the next one --timeout again
-                done = sum(step == "Successfully loaded" for step, _, _ in self._load_steps())
+                done = sum(step == "Successfully loaded" for step, _, _ in model_list.load_steps(self.log()))
                 if done > loaded:
                     loaded, deadline = done, time.monotonic() + self.limits.start_timeout
             if time.monotonic() > deadline:
@@ -388,26 +355,13 @@ class Sandbox:
         """What the server wrote on stderr (its log)."""
         return self._read("stderr.log")
 
-    def _load_steps(self) -> list[tuple[str, tuple[str, int], datetime]]:
-        """(step, (model, version), time) of each loader line in the log; step: Loading, Successfully loaded,
-        or Servable (cannot be loaded)."""
-        return [(step, (name, int(version)), datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f"))
-                for stamp, step, name, version in _LOAD_LINE.findall(self.log())]
-
     def load_times(self) -> dict[tuple[str, int], float]:
         """Seconds each version took to load (with its warmup), from the server's log."""
-        started, times = {}, {}
-        for step, servable, at in self._load_steps():
-            if step == "Loading":
-                started[servable] = at
-            elif step == "Successfully loaded" and servable in started:
-                times[servable] = (at - started[servable]).total_seconds()
-        return times
+        return model_list.load_times(self.log())
 
     def loading(self) -> tuple[str, int] | None:
-        """The version whose load had started but not ended when the log stops (a hang, a crash), if any."""
-        steps = self._load_steps()
-        return steps[-1][1] if steps and steps[-1][0] == "Loading" else None
+        """The version whose load had started but not ended when the log stops, if any."""
+        return model_list.loading(self.log())
 
     def stop(self) -> None:
         """Stop the server's whole process group (TERM, then KILL) and remove the staged copy."""
