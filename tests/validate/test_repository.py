@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -56,8 +57,13 @@ def comparable(report: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def one_pass(repository):
-    return validate(repository, "--jobs", "1")
+def junit(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("junit") / "report.xml"
+
+
+@pytest.fixture(scope="module")
+def one_pass(repository, junit):
+    return validate(repository, "--jobs", "1", "--junit", junit)
 
 
 def test_a_broken_model_is_attributed_and_the_others_pass(one_pass):
@@ -76,6 +82,19 @@ def test_a_broken_model_is_attributed_and_the_others_pass(one_pass):
     # three together again.
     assert report["servers"] == 3 and report["jobs"] == 1
     assert len(started) == 3 and "broken/1 (savedmodel)" in started[1] and "3 versions" in started[2]
+
+
+def test_the_junit_report_fails_only_the_broken_models_load(one_pass, junit):
+    suites = {suite.get("name"): suite for suite in ET.parse(junit).getroot().iter("testsuite")}
+    assert sorted(suites) == ["broken/1", "iris_onnx/1", "mlp/2", "mlp_copy/1"]
+    failed = {name: [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+              for name, suite in suites.items()}
+    assert failed == {"broken/1": ["load"], "iris_onnx/1": [], "mlp/2": [], "mlp_copy/1": []}
+    [failure] = suites["broken/1"].iter("failure")
+    assert failure.get("type") == "unknown-op" and "TfsconvertNoSuchOp" in failure.get("message")
+    for name in ("iris_onnx/1", "mlp/2", "mlp_copy/1"):
+        golden = [case for case in suites[name].iter("testcase") if case.get("name").startswith("golden/")]
+        assert golden and suites[name].get("failures") == "0", name
 
 
 def test_one_server_per_version_in_parallel_gives_the_same_report(repository, one_pass):
@@ -104,27 +123,3 @@ def test_a_model_config_file_serves_every_version_of_its_policy_in_one_server(re
         assert version["load_seconds"] is not None and version["load_seconds"] > 0, name
     assert report["servers"] == len(started) == 1 and "3 versions" in started[0]
 
-
-def test_a_shared_server_is_sandboxed_like_one_of_its_own(tmp_path):
-    """Two models in one process (a config file): its namespaces, uid 65534, no host file."""
-    import hostile_models
-    from tfsconvert.server.sandbox import Sandbox, Served
-    from tfsconvert.validate.client import RestClient
-
-    secret = tmp_path / "secret.txt"
-    secret.write_bytes(b"tfsconvert-host-secret-repository")
-    bases = [hostile_models.reads_any(tmp_path / name) for name in ("a", "b")]
-    paths = ("/proc/self/status", str(secret), "/models/models.config")
-    with Sandbox(servables=[Served(base.name, 1, base / "1") for base in bases]) as box:
-        assert box.isolated
-        rest = RestClient(box.rest_port, 60)
-        try:
-            answers = {(base.name, path): rest.predict(base.name, 1, {"instances": [path]})
-                       for base in bases for path in paths}
-        finally:
-            rest.close()
-    for name in ("a", "b"):
-        assert "Uid:\t65534\t65534\t65534\t65534" in answers[name, "/proc/self/status"].body["predictions"][0]
-        assert "No such file or directory" in answers[name, str(secret)].error
-        config = answers[name, "/models/models.config"].body["predictions"][0]
-        assert 'name: "a"' in config and 'name: "b"' in config and "specific" in config
