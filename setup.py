@@ -1,6 +1,7 @@
 """The C part of the build (everything else is in pyproject.toml): the embedded server's HTTP
-transport and its JSON fast paths, and the load generator's REST clients. gcc and the Python headers are on every machine this project
-runs on."""
+transport and its JSON fast paths, and the load generator's REST clients. They are optional: where
+they do not build (no compiler, no epoll: macOS, Windows) the install goes on and the pure-Python
+twins run instead (tfsconvert/accel.py)."""
 
 from setuptools import Extension, setup
 
@@ -8,7 +9,7 @@ from setuptools import Extension, setup
 def _extension(package: str, name: str, *parts: str) -> Extension:
     folder = package.replace(".", "/")
     sources = [f"{folder}/{source}.c" for source in (name, *parts)]
-    return Extension(f"{package}.{name}", sources, extra_compile_args=["-O2", "-Wall"])
+    return Extension(f"{package}.{name}", sources, extra_compile_args=["-O2", "-Wall"], optional=True)
 
 
 _SERVER = "tfsconvert.server"

@@ -75,7 +75,7 @@ def build(root: Path) -> Path:
 
 def validate(models: Path, *flags: str) -> tuple[float, dict]:
     started = time.monotonic()
-    done = tfsconvert("validate", str(models), "--json", "-", *flags)
+    done = tfsconvert("validate", str(models), "--json", *flags)
     seconds = time.monotonic() - started
     report = json.loads(done.stdout)
     if not report["ok"]:

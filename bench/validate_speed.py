@@ -102,22 +102,22 @@ def main() -> None:
         commands = {
             "python -c 'import tensorflow'": ([py, "-c", "import tensorflow"], 0, None),
             "floor: load + 100 in-process": ([py, "-c", FLOOR, str(base / "1")], 0, None),
-            "validate (REST + gRPC)": ([*validate, str(base), "--json", "-"], 0,
+            "validate (REST + gRPC)": ([*validate, str(base), "--json"], 0,
                                        lambda name, out: check_report(name, out, golden=2 * records)),
-            "broken layout --static-only": ([*validate, broken, "--static-only", "--json", "-"], 1,
+            "broken layout --static-only": ([*validate, broken, "--static-only", "--json"], 1,
                                             lambda name, out: check_report(name, out, code="no-version-directory")),
-            "broken layout": ([*validate, broken, "--json", "-"], 1,
+            "broken layout": ([*validate, broken, "--json"], 1,
                               lambda name, out: check_report(name, out, code="no-version-directory")),
-            "unknown op (load fails)": ([*validate, unknown, "--json", "-"], 1,
+            "unknown op (load fails)": ([*validate, unknown, "--json"], 1,
                                         lambda name, out: check_report(name, out, code="unknown-op")),
         }
         if args.profile:
             commands.update({
-                "validate --protocol rest": ([*validate, str(base), "--protocol", "rest", "--json", "-"], 0,
+                "validate --protocol rest": ([*validate, str(base), "--protocol", "rest", "--json"], 0,
                                              lambda name, out: check_report(name, out, golden=records)),
-                "validate --protocol grpc": ([*validate, str(base), "--protocol", "grpc", "--json", "-"], 0,
+                "validate --protocol grpc": ([*validate, str(base), "--protocol", "grpc", "--json"], 0,
                                              lambda name, out: check_report(name, out, golden=records)),
-                "unknown op --protocol rest": ([*validate, unknown, "--protocol", "rest", "--json", "-"], 1,
+                "unknown op --protocol rest": ([*validate, unknown, "--protocol", "rest", "--json"], 1,
                                                lambda name, out: check_report(name, out, code="unknown-op")),
             })
         times: dict[str, list[float]] = {name: [] for name in commands}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,9 +34,35 @@ def spark():
     return spark_session.session()
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["c", "pure"])
+def pure(request):
+    """The C accelerators (False) or their pure-Python twins (True), in this process (the REST
+    transport and JSON helpers) and in the server and load generator child processes it starts
+    (TFSCONVERT_PURE_PYTHON)."""
+    from tfsconvert import accel
+    from tfsconvert.server import http_server, rest_json
+
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param:
+            patch.setenv(accel.ENV, "1")
+        else:
+            patch.delenv(accel.ENV, raising=False)
+        patch.setattr(http_server, "_http", accel.load("tfsconvert.server", "_http"))
+        patch.setattr(rest_json, "_rest_json", accel.load("tfsconvert.server", "_rest_json"))
+        assert accel.is_c(http_server._http) != request.param
+        yield request.param
+
+
+PROGRESS_LINE = re.compile(r"^tfsconvert \[ *[0-9]+\.[0-9] s\] .*\n?", re.M)
+
+
 class CliResult:
+    """`stderr` without the plain progress lines (stderr is not a terminal here), which are in `progress`."""
+
     def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
-        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+        self.exit_code, self.stdout = exit_code, stdout
+        self.progress = [line.rstrip("\n") for line in PROGRESS_LINE.findall(stderr)]
+        self.stderr = PROGRESS_LINE.sub("", stderr)
 
     def json(self) -> dict:
         return json.loads(self.stdout)
@@ -125,7 +152,7 @@ def tree_digest(path: Path) -> str:
 def assert_serves(base: Path, records: int, *flags) -> dict:
     """`tfsconvert validate BASE` passes: every golden request answered right over REST and gRPC (a PMML
     version: by each PMML engine, both by default)."""
-    result = run_cli("validate", base, "--json", "-", *flags)
+    result = run_cli("validate", base, "--json", *flags)
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     (version,) = report["versions"]

@@ -61,10 +61,23 @@ def test_serving_config_imports_nothing_heavy(fixture_path, tmp_path):
 @pytest.mark.parametrize("name, exit_code", [("savedmodel_base", 0), ("broken_nonnumeric_versions", 1),
                                              ("frozen_mlp_pb", 1), ("validate_model_configs", 0)])
 def test_static_validation_imports_nothing_heavy(fixture_path, name, exit_code):
-    assert heavy_modules_after("validate", fixture_path(name), "--static-only", "--json", "-",
+    assert heavy_modules_after("validate", fixture_path(name), "--static-only", "--json",
                                exit_code=exit_code) == ""
 
 
 @pytest.mark.slow  # starts a sandboxed server (which imports TensorFlow in its own process)
 def test_validation_over_rest_and_grpc_imports_nothing_heavy_in_the_validator(fixture_path):
-    assert heavy_modules_after("validate", fixture_path("savedmodel_base"), "--json", "-") == ""
+    assert heavy_modules_after("validate", fixture_path("savedmodel_base"), "--json") == ""
+
+
+def test_the_python_api_imports_nothing_heavy_until_used(fixture_path):
+    """`import tfsconvert` and a look at its API functions load nothing; inspect of a SavedModel neither."""
+    code = ("import sys, tfsconvert\n"
+            "assert callable(tfsconvert.saved_model) and callable(tfsconvert.pmml) and callable(tfsconvert.onnx)\n"
+            f"assert tfsconvert.inspect({str(fixture_path('savedmodel_base'))!r}).versions\n"
+            "assert callable(tfsconvert.validate)\n"
+            f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -114,3 +114,9 @@ class ModelDescription:
         if self.ignored:
             out["ignored"] = self.ignored
         return out
+
+    def to_dict(self) -> dict:
+        """The JSON document `--json` prints for this result."""
+        from tfsconvert.documents import document
+
+        return document(self.to_json())

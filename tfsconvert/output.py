@@ -1,9 +1,12 @@
-"""Rendering: rich tables for people, JSON for machines. Data on stdout, progress on stderr."""
+"""Rendering: rich tables for people, JSON for machines. Data on stdout, progress on stderr: a spinner
+or bar on a terminal, plain timestamped lines otherwise (CI logs), nothing with --quiet."""
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -12,6 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from tfsconvert.documents import document
 from tfsconvert.errors import TfsConvertError
 from tfsconvert.model import Finding, ModelDescription, Signature, VersionInfo
 
@@ -20,33 +24,73 @@ stdout = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatt
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 _SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+_settings = {"quiet": False}
+_PLAIN_EVERY = 15.0  # seconds between plain progress lines of one step that goes on
+
+
+def set_quiet(quiet: bool) -> None:
+    """--quiet: no progress on stderr (errors are still printed)."""
+    _settings["quiet"] = quiet
+
+
+def _plain_line(started: float, text: str) -> None:
+    sys.stderr.write(f"tfsconvert [{time.monotonic() - started:6.1f} s] {text}\n")
+    sys.stderr.flush()
 
 
 @contextmanager
 def status(first: str) -> Iterator[Callable[[str], None]]:
-    """A spinner on stderr for long work; yields `update(phase)`. Silent when stderr is not a terminal."""
-    with stderr.status(first) as spinner:
-        yield lambda phase: spinner.update(phase)
+    """Progress of long work on stderr; yields `update(phase)`. A spinner on a terminal, else one plain
+    line per phase with the time elapsed (so CI logs are not silent), nothing with --quiet."""
+    if _settings["quiet"]:
+        yield lambda phase: None
+    elif stderr.is_terminal:
+        with stderr.status(first) as spinner:
+            yield lambda phase: spinner.update(phase)
+    else:
+        with _PlainStatus(first) as plain:
+            yield plain.update
 
 
-@contextmanager
-def progress(first: str) -> Iterator[Callable[[str], None]]:
-    """`status` on a terminal; elsewhere (CI logs) each phase as a plain line on stderr."""
-    if stderr.is_terminal:
-        with status(first) as update:
-            yield update
-        return
+class _PlainStatus:
+    """Plain progress lines: one per phase, and `still <phase>` when a phase is quiet for _PLAIN_EVERY s."""
 
-    def line(phase: str) -> None:
-        sys.stderr.write(f"{phase}\n")
-        sys.stderr.flush()
+    def __init__(self, first: str) -> None:
+        self.started = self.last = time.monotonic()
+        self.phase = first
+        self.ended = threading.Event()
+        self.watcher = threading.Thread(target=self._watch, name="progress", daemon=True)
 
-    line(first)
-    yield line
+    def __enter__(self) -> "_PlainStatus":
+        self.update(self.phase)
+        self.watcher.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ended.set()
+        self.watcher.join()
+        if exc[0] is None:
+            _plain_line(self.started, "done")
+
+    def update(self, phase: str) -> None:
+        self.phase, self.last = phase, time.monotonic()
+        _plain_line(self.started, phase)
+
+    def _watch(self) -> None:
+        while not self.ended.wait(1.0):
+            if time.monotonic() - self.last >= _PLAIN_EVERY:
+                self.last = time.monotonic()
+                _plain_line(self.started, f"still {self.phase}")
 
 
 def print_json(data: dict) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(document(data), indent=2, sort_keys=False) + "\n")
+
+
+def write_json(data: dict, path) -> None:
+    """--json-file: the document print_json would print, into a file."""
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(json.dumps(document(data), indent=2) + "\n")
 
 
 def render_error(error: TfsConvertError, as_json: bool) -> None:
@@ -200,13 +244,29 @@ def render_validation(report) -> None:
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int | None], None]]:
     """A progress bar on stderr; yields `update(label, done, total)` (total None: no known end).
-    Transient, and silent when stderr is not a terminal."""
+    Transient on a terminal; else plain lines (a new label, and every few seconds), none with --quiet."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if _settings["quiet"] or not stderr.is_terminal:
+        yield _plain_progress()
+        return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=stderr, transient=True) as bar:
         task = bar.add_task("", total=None)
         yield lambda label, done, total: bar.update(task, description=label, completed=done, total=total)
+
+
+def _plain_progress() -> Callable[[str, int, int | None], None]:
+    started, last = time.monotonic(), {"label": None, "at": 0.0}
+
+    def update(label: str, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if _settings["quiet"] or (label == last["label"] and now - last["at"] < _PLAIN_EVERY):
+            return
+        last.update(label=label, at=now)
+        _plain_line(started, f"{label} {done}/{total if total is not None else '?'}")
+
+    return update
 
 
 def _ratio(value: float | None) -> str:

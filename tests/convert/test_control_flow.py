@@ -145,7 +145,7 @@ def test_the_served_savedmodel_answers_like_tensorflow_on_the_original(saved, fi
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_validate_passes_over_rest_and_grpc(saved, variant):
     _, base = saved[variant]
-    result = run_cli("validate", base, "--json", "-")
+    result = run_cli("validate", base, "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     [version] = report["versions"]
@@ -170,7 +170,7 @@ def test_the_flags_the_note_gives_serve_the_optional_inputs_with_their_defaults_
     # Synthesized samples give an optional input its default: random ones would switch dropout on.
     assert {(r["request"]["inputs"]["is_training"], r["request"]["inputs"]["keep_prob"]) for r in records} == {
         (False, 1.0)}
-    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json", "-").stdout)
+    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json").stdout)
     assert report["versions"][0]["golden_passed"] == 16 and report["versions"][0]["golden_failed"] == 0
 
 
@@ -196,7 +196,7 @@ def test_onnx_serves_named_optional_inputs_as_required_inputs(convert, fixture_p
     signature = onnx_model.describe(tmp_path / data["files"]["model"]).versions[0].signatures["serving_default"]
     assert {alias: (spec.dtype, spec.shape) for alias, spec in signature.inputs.items()} == {
         "features": ("DT_FLOAT", [-1, 4]), "is_training": ("DT_BOOL", []), "keep_prob": ("DT_FLOAT", [])}
-    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json", "-").stdout)
+    report = json.loads(run_cli("validate", tmp_path / data["base_path"], "--json").stdout)
     assert report["versions"][0]["golden_passed"] == 16 and report["versions"][0]["golden_failed"] == 0
 
 

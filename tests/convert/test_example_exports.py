@@ -183,7 +183,7 @@ def test_inspect_does_not_ask_to_rename_the_api_keys(estimator, fixture_path):
 
 def test_validate_replays_classify_and_regress_golden_records_over_rest_and_grpc(estimator):
     _, _, base = estimator
-    result = run_cli("validate", base, "--json", "-")
+    result = run_cli("validate", base, "--json")
     report = result.json()
     assert result.exit_code == 0 and report["ok"], json.dumps(report)[:2000]
     (version,) = report["versions"]
@@ -201,7 +201,7 @@ def test_validate_replays_classify_and_regress_golden_records_over_rest_and_grpc
 
 def test_validate_passes_the_raw_estimator_export(fixture_path):
     """No golden file: one synthesized request per signature, made of valid tf.Examples."""
-    result = run_cli("validate", fixture_path("estimator_savedmodel"), "--json", "-")
+    result = run_cli("validate", fixture_path("estimator_savedmodel"), "--json")
     report = result.json()
     assert result.exit_code == 0 and report["summary"]["error"] == 0, json.dumps(report)[:2000]
     (version,) = report["versions"]
@@ -252,7 +252,7 @@ def test_dense_only_parse_graph_converts_with_parity(dense):
 
 def test_dense_only_parse_graph_validates(dense):
     _, _, base = dense
-    result = run_cli("validate", base, "--json", "-")
+    result = run_cli("validate", base, "--json")
     report = result.json()
     assert result.exit_code == 0 and report["ok"], json.dumps(report)[:2000]
     assert report["summary"]["golden_passed"] == 16

@@ -115,7 +115,7 @@ def test_golden_requests_carry_valid_images_as_b64(fixture, conversions, fixture
 @pytest.mark.parametrize("fixture", MODELS)
 def test_validate_replays_the_image_requests_over_rest_and_grpc(fixture, conversions):
     _, base = conversions[fixture]
-    result = run_cli("validate", base, "--json", "-")
+    result = run_cli("validate", base, "--json")
     assert result.exit_code == 0, result.stdout[-2000:]
     report = result.json()
     assert report["ok"] and report["summary"]["golden_passed"] == 16 and report["summary"]["golden_failed"] == 0

@@ -180,7 +180,7 @@ def test_inspect_shows_every_named_input_with_its_dtype(fixture, fixture_path):
 @pytest.mark.slow  # starts the sandboxed server (TensorFlow) in its own process
 def test_validate_replays_the_golden_requests_over_rest_and_grpc(conversion):
     _, _, base = conversion
-    result = run_cli("validate", base, "--json", "-")
+    result = run_cli("validate", base, "--json")
     report = json.loads(result.stdout)
     assert result.exit_code == 0, report
     (version,) = report["versions"]

@@ -112,15 +112,16 @@ def grpc_stubs(server: ServerProcess):
 
 
 class LaneReader:
-    """How the transport's lanes read a predict body (_http.c, _dense_json.c), through its own interface:
-    an `_http.Server` on loopback with one lane. `read(body)` is the (rows, signature_name, alias,
-    values, shape) the lane hands over, or None for a body it leaves to the general path."""
+    """How the transport's lanes read a predict body (_http.c, _dense_json.c, or their pure-Python
+    twins: the transport http_server uses), through its own interface: an `_http.Server` on loopback
+    with one lane. `read(body)` is the (rows, signature_name, alias, values, shape) the lane hands
+    over, or None for a body it leaves to the general path."""
 
     TARGET = "/v1/models/m:predict"
     _ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
     def __init__(self) -> None:
-        from tfsconvert.server import _http
+        from tfsconvert.server.http_server import _http
 
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._read: tuple | None = None

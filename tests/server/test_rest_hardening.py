@@ -17,6 +17,8 @@ import pytest
 from tfsconvert.server import http_server, rest, rest_json
 from tfsconvert.server.status import ServingError
 
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
+
 
 def test_bodies_nested_beyond_pythons_parser_are_read_as_rapidjson_reads_them():
     """rapidjson parses iteratively (no depth limit): so does the fallback past ~1000 levels."""
@@ -193,8 +195,9 @@ def test_out_of_file_descriptors_pauses_accepting_instead_of_spinning(tmp_path):
     must stop listening until a connection closes, not wake up for them again and again."""
     script = tmp_path / "serve.py"
     script.write_text(_LIMITED_SERVER)
+    repo = Path(__file__).resolve().parents[2]  # the child imports this checkout's tfsconvert
     child = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             text=True, cwd=Path(__file__).parents[2])
+                             text=True, cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)))
     clients = []
     try:
         port = int(child.stdout.readline())

@@ -15,8 +15,10 @@ import pytest
 
 from tfsconvert.dtypes import numpy_dtype
 from tfsconvert.rest_codec import decode_tensor, encode_tensor
-from tfsconvert.server import _rest_json, rest_json
+from tfsconvert.server import rest_json
 from tfsconvert.server.status import ServingError, invalid
+
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,9 +246,9 @@ def test_the_usual_request_takes_the_fast_paths():
     """The 600-float bodies are read by orjson, as are a float64's 20 digits after the point, and
     converted without decode_tensor."""
     for body in (BODIES[0], BODIES[1], b'{"instances": [[0.00012345678901234567]]}'):
-        closing_brackets, long_integer, members = _rest_json.scan(body)
+        closing_brackets, long_integer, members = rest_json._rest_json.scan(body)
         assert closing_brackets <= rest_json._MAX_NESTING and not long_integer
-        assert _rest_json.members(orjson.loads(body)) == members
+        assert rest_json._rest_json.members(orjson.loads(body)) == members
     assert rest_json._numbers([_ROW], [1, 600], "DT_FLOAT") is not None
 
 

@@ -20,12 +20,14 @@ from tfsconvert.server import backends, http_server, rest
 from tfsconvert.server.config import ModelConfig
 from tfsconvert.server.manager import Manager
 
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
+
 # ---------------------------------------------------------------------------------------------
 # Reading bodies
 
 
 @pytest.fixture(scope="module")
-def lane():
+def lane(pure):
     reader = LaneReader()
     yield reader
     reader.close()
@@ -122,7 +124,7 @@ class _CountingApi(rest.RestApi):
 
 
 @pytest.fixture(scope="module")
-def lane_server(fixture_path, tmp_path_factory):
+def lane_server(fixture_path, tmp_path_factory, pure):
     """mlp_onnx (features: float [-1, 4]) in ONNX Runtime behind the real transport and API."""
     base = converted(fixture_path, tmp_path_factory, "onnx", "frozen_mlp_pb")[1]
     manager = Manager([ModelConfig("mlp", str(base))], lambda path: backends.load(path, ("serve",)), 0, 0,

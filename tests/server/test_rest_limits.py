@@ -16,6 +16,8 @@ import pytest
 from tfsconvert.server import http_server
 from tfsconvert.server.flags import Limits, parse
 
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
+
 OK_HEAD = b"HTTP/1.1 200 OK\r\n"
 TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"

@@ -20,6 +20,8 @@ from tfsconvert.compare import compare
 from tfsconvert.model import TensorSpec
 from tfsconvert.rest_codec import response_tensors
 
+pytestmark = pytest.mark.usefixtures("pure")  # the C transport and its pure-Python twin
+
 MLP_SPECS = {"probabilities": TensorSpec("DT_FLOAT", [-1, 3])}
 FEATURES = [[1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 0.0, 2.0]]
 
@@ -39,7 +41,7 @@ def models(fixture_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(models, tmp_path_factory):
+def server(models, tmp_path_factory, pure):
     config = config_file(tmp_path_factory.mktemp("config") / "models.config", models)
     # `versions` keeps both of its versions: an `all {}` policy for that model only.
     text = config.read_text().replace('name: "versions" base_path', 'name: "versions" model_version_policy '

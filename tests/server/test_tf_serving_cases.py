@@ -400,7 +400,7 @@ def test_classify_checks_the_context_before_the_examples():
 
 
 @pytest.fixture(scope="module")
-def server(fixture_path, tmp_path_factory):
+def server(fixture_path, tmp_path_factory, pure):
     config = config_file(tmp_path_factory.mktemp("config") / "models.config",
                          {"versions": fixture_path("savedmodel_base"), "examples": fixture_path("serving_examples")})
     text = config.read_text().replace('name: "versions" base_path', 'name: "versions" model_version_policy '

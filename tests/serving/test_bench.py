@@ -55,8 +55,9 @@ class _Stub(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def stub():
-    """A threaded stub server on a free loopback port; yields the handler class to configure."""
+def stub(pure):
+    """A threaded stub server on a free loopback port; yields the handler class to configure. The load
+    generator's children use the C clients or their pure-Python twin (`pure`)."""
     _Stub.count, _Stub.fail_every, _Stub.close_every, _Stub.stall_every = 0, 0, 0, 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     server.daemon_threads = True

@@ -121,7 +121,7 @@ def test_commands_mount_each_base_path_where_the_docker_config_points(written):
 
 def test_validate_accepts_the_generated_config(written):
     _, out = written
-    result = run_cli("validate", out / "models.config", "--static-only", "--json", "-")
+    result = run_cli("validate", out / "models.config", "--static-only", "--json")
     assert result.exit_code == 0, result.stdout
     report = result.json()
     assert (report["kind"], report["ok"], report["summary"]["error"], report["summary"]["warning"]) == \

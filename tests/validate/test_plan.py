@@ -53,7 +53,7 @@ def test_fewer_jobs_when_memory_is_short_and_it_says_so(tmp_path, available_mb, 
 
 
 def test_jobs_below_one_is_a_bad_option(cli, tmp_path):
-    result = cli("validate", tmp_path, "--jobs", "0", "--json", "-")
+    result = cli("validate", tmp_path, "--jobs", "0", "--json")
     error = result.json()["error"]
     assert result.exit_code == 2 and error["code"] == "bad-option"
     assert error["message"] == "--jobs 0: must be at least 1" and error["hint"] == "e.g. --jobs 2"

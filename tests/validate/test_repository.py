@@ -34,7 +34,7 @@ def repository(fixture_path, tmp_path_factory) -> Path:
 
 def validate(*args) -> tuple[int, dict, list[str]]:
     """(exit code, JSON report, the progress lines that started a server)."""
-    result = run_cli("validate", *args, "--json", "-")
+    result = run_cli("validate", *args, "--json")
     assert result.stdout.strip(), result.stderr
     return result.exit_code, json.loads(result.stdout), [line for line in result.stderr.splitlines()
                                                          if STARTED in line]

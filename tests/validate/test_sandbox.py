@@ -42,8 +42,7 @@ def _validate(base: Path, *flags, layout: str = "alone") -> tuple[int, dict, str
         repository.mkdir()
         base = Path(shutil.move(base, repository / base.name))
         hostile_models.doubles(repository / "companion")
-    result = run_cli("validate", base.parent if layout == "shared" else base, "--timeout", "120", *flags,
-                     "--json", "-")
+    result = run_cli("validate", base.parent if layout == "shared" else base, "--timeout", "120", *flags, "--json")
     assert result.stdout.strip(), result.stderr
     report = json.loads(result.stdout)
     if layout == "shared":
@@ -204,7 +203,7 @@ def _cli(*args, path: str) -> subprocess.CompletedProcess:
 
 def test_without_bwrap_it_runs_weak_or_refuses(tmp_path):
     base = hostile_models.doubles(tmp_path / "m")
-    weak = _cli("validate", base, "--json", "-", path=str(tmp_path))  # no bwrap on this PATH
+    weak = _cli("validate", base, "--json", path=str(tmp_path))  # no bwrap on this PATH
     report = json.loads(weak.stdout)
     assert weak.returncode == 0, weak.stderr
     [found] = [f for f in _findings(report, weak=True) if f["code"] != "values-not-checked"]

@@ -44,8 +44,8 @@ def no_orphans(tmp_path_factory, monkeypatch):
 
 
 def validate(*args) -> tuple[int, dict]:
-    """Run `tfsconvert validate ARGS --json -`; (exit code, report)."""
-    result = run_cli("validate", *args, "--json", "-")
+    """Run `tfsconvert validate ARGS --json`; (exit code, report)."""
+    result = run_cli("validate", *args, "--json")
     assert result.stdout.strip(), result.stderr
     return result.exit_code, json.loads(result.stdout)
 
@@ -283,7 +283,7 @@ def test_strict_makes_warnings_fail(fixture_path, tmp_path_factory):
 
 def test_json_report_to_a_file(mlp, tmp_path):
     out = tmp_path / "report.json"
-    result = run_cli("validate", mlp, "--static-only", "--json", out)
+    result = run_cli("validate", mlp, "--static-only", "--json-file", out)
     assert result.exit_code == 0
     assert "PASSED" in result.stdout
     report = json.loads(out.read_text())

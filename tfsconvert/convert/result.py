@@ -47,6 +47,12 @@ class ConversionResult:
             "files": self.files, "findings": [f.to_json() for f in self.findings], "notes": self.notes,
         }
 
+    def to_dict(self) -> dict:
+        """The JSON document `--json` prints for this result."""
+        from tfsconvert.documents import document
+
+        return document(self.to_json())
+
 
 def check_parity(expected: list[dict], actual: list[dict], atol: float, rtol: float, *, what: str,
                  hint: str) -> list[OutputDiff]:

@@ -1,5 +1,6 @@
 """The REST front end: HTTP/1.1 with keep-alive and pipelining, served by the C transport in
-`_http.c` (one epoll loop in its own thread), requests routed here in Python.
+`_http.c` (one epoll loop in its own thread), or its pure-Python twin `_http_py.py` where the C module
+is not built or TFSCONVERT_PURE_PYTHON=1 (tfsconvert/accel.py), requests routed here in Python.
 
 A request never waits in a thread of its own: the loop hands it over (`_request`), it is routed
 (RestApi) and its model run started, and the loop serves other connections until the run's
@@ -27,14 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from http.client import responses
 
+from tfsconvert import accel
 from tfsconvert.server.hardware import schedulable_cpus
-from tfsconvert.server import _http, core, logs, monitoring
+from tfsconvert.server import core, logs, monitoring
 from tfsconvert.server.flags import Limits
 from tfsconvert.server.rest import JSON_TYPE, Reply, RestApi, model_and_api
 from tfsconvert.server.status import HTTP_STATUS
 
 _LISTEN_BACKLOG = 128  # clients that connect all at once must not be reset
 _MAX_LANES = 64  # as _http.c keeps
+_http = accel.load("tfsconvert.server", "_http")
 
 
 def default_workers() -> int:

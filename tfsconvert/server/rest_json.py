@@ -12,9 +12,9 @@ import re
 import numpy as np
 import orjson
 
+from tfsconvert import accel
 from tfsconvert.dtypes import numpy_dtype
 from tfsconvert.rest_codec import decode_tensor, encode_tensor
-from tfsconvert.server import _rest_json
 from tfsconvert.server.core import type_name
 from tfsconvert.server.examples import debug, json_type
 from tfsconvert.server.status import ServingError, invalid
@@ -27,6 +27,7 @@ _INT_RANGES = {
 _JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
 _MAX_DIMS = 254  # TensorShape::MaxDimensions()
 _DOUBLE_LIMIT = 2 ** 1024 - 2 ** 970  # the integers from here on round to infinity as doubles
+_rest_json = accel.load("tfsconvert.server", "_rest_json")  # or its pure-Python twin, _rest_json_py
 _MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {

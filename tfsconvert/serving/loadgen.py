@@ -179,8 +179,11 @@ def _measurement(data: dict) -> Measurement:
 
 
 def _rest(job: dict) -> None:
-    """The child's REST clients (C): one warm-up request per connection, `ready`, then the run."""
-    from tfsconvert.serving import _loadgen
+    """The child's REST clients (C, or their pure-Python twin): one warm-up request per connection,
+    `ready`, then the run."""
+    from tfsconvert import accel
+
+    _loadgen = accel.load("tfsconvert.serving", "_loadgen")
 
     payloads = [base64.b64decode(p) for p in job["payloads"]]
     client = _loadgen.Client(job["host"], job["port"], job["connections"])

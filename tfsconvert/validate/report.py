@@ -91,6 +91,12 @@ class ValidationReport:
                 "findings": [f.to_json() for f in self.findings],
                 "versions": [v.to_json() for v in self.versions]}
 
+    def to_dict(self) -> dict:
+        """The JSON document `--json` prints for this report."""
+        from tfsconvert.documents import document
+
+        return document(self.to_json())
+
 
 def _testcase(suite: ET.Element, classname: str, name: str, seconds: float, problems: list[Finding],
               strict: bool, note: str | None = None) -> None:

@@ -190,14 +190,13 @@ class _Pass:
 
     def __init__(self, options: ValidateOptions, program: list[str], progress: Callable[[str], None]) -> None:
         self.options, self.program = options, program
-        self.started = time.monotonic()
         self.servers = 0
         self._lock = threading.Lock()
         self._progress = progress
 
     def progress(self, message: str) -> None:
         with self._lock:
-            self._progress(f"[{time.monotonic() - self.started:6.1f} s] {message}")
+            self._progress(message)
 
     def count_server(self) -> None:
         with self._lock:
