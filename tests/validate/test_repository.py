@@ -15,7 +15,7 @@ from conftest import converted, run_cli
 from test_validate import no_orphans  # noqa: F401 - every test here leaves no server behind
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow in server processes
-STARTED = "starting a sandboxed server for "
+STARTED = "] starting a sandboxed server for "  # not the "still starting ..." lines of a slow start
 
 
 @pytest.fixture(scope="module")
