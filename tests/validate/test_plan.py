@@ -60,3 +60,12 @@ def test_jobs_below_one_is_a_bad_option(cli, tmp_path):
     plain = cli("validate", tmp_path, "--jobs", "-1")
     assert plain.exit_code == 2 and plain.stderr.startswith("error [bad-option]: --jobs -1: must be at least 1")
     assert "Traceback" not in plain.stderr
+
+
+def test_the_api_takes_jobs_too(tmp_path):
+    import tfsconvert
+    from tfsconvert.errors import InputError
+
+    with pytest.raises(InputError) as refused:
+        tfsconvert.validate(tmp_path, jobs=0, server_per_version=True)
+    assert refused.value.code == "bad-option" and refused.value.message == "--jobs 0: must be at least 1"
