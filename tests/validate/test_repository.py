@@ -36,8 +36,7 @@ def validate(*args) -> tuple[int, dict, list[str]]:
     """(exit code, JSON report, the progress lines that started a server)."""
     result = run_cli("validate", *args, "--json")
     assert result.stdout.strip(), result.stderr
-    return result.exit_code, json.loads(result.stdout), [line for line in result.stderr.splitlines()
-                                                         if STARTED in line]
+    return result.exit_code, json.loads(result.stdout), [line for line in result.progress if STARTED in line]
 
 
 def by_name(report: dict) -> dict[str, dict]:

@@ -46,7 +46,7 @@ def _validate(base: Path, *flags, layout: str = "alone") -> tuple[int, dict, str
     assert result.stdout.strip(), result.stderr
     report = json.loads(result.stdout)
     if layout == "shared":
-        assert "starting a sandboxed server for 2 versions" in result.stderr, result.stderr
+        assert any("] starting a sandboxed server for 2 versions" in line for line in result.progress), result.progress
         [companion] = [v for v in report["versions"] if v["model"] == "companion"]
         assert companion["served"] and companion["golden_failed"] == 0 and companion["golden_passed"] > 0
         report["versions"] = [v for v in report["versions"] if v["model"] == base.name]
