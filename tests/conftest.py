@@ -65,7 +65,10 @@ class CliResult:
         self.stderr = PROGRESS_LINE.sub("", stderr)
 
     def json(self) -> dict:
-        return json.loads(self.stdout)
+        """The JSON document on stdout; every one starts with schema_version and tfsconvert_version."""
+        document = json.loads(self.stdout)
+        assert list(document)[:2] == ["schema_version", "tfsconvert_version"], list(document)[:3]
+        return document
 
 
 def run_cli(*args) -> CliResult:

@@ -43,3 +43,25 @@ def test_the_c_modules_or_their_twins(case, env, expected):
                           env={**environment, **env, "PYTHONPATH": str(REPO)}, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == expected.split()
+
+
+REST_FRONT_END = ["tests/server/test_server_rest.py", "tests/server/test_rest_lanes.py",
+                  "tests/server/test_rest_hardening.py", "tests/server/test_rest_limits.py",
+                  "tests/server/test_rest_json_fast.py", "tests/server/test_tf_serving_cases.py"]
+
+
+def test_every_rest_front_end_test_runs_on_both_paths():
+    """Each REST front-end test is collected twice, once per path: its id with `c` and with `pure`."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           *REST_FRONT_END], capture_output=True, text=True, timeout=300, cwd=REPO)
+    ids = [line for line in proc.stdout.splitlines() if "::" in line]
+    assert proc.returncode == 0 and len(ids) > 1000, proc.stdout[-2000:]
+    variants = {}
+    for test_id in ids:
+        name, _, params = test_id.partition("[")
+        parts = params.rstrip("]").split("-")
+        path = "pure" if "pure" in parts else "c" if "c" in parts else None
+        assert path is not None, f"{test_id} is not run on both paths"
+        variants.setdefault((name, "-".join(part for part in parts if part != path)), set()).add(path)
+    assert all(found == {"c", "pure"} for found in variants.values())
+    assert {path.split("::")[0] for path in ids} == set(REST_FRONT_END)

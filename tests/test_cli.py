@@ -70,27 +70,42 @@ def test_shell_completion_is_offered(cli):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_json_is_a_flag_and_quiet_is_q(command):
     options = _options(command)
-    if command == "serve":  # a server in the foreground: no document to print
-        assert "--json" not in options
-        return
     assert options["--json"].is_flag
+    if command == "serve":  # a server in the foreground: no progress to quieten
+        return
     if command != "inspect":  # inspect shows no progress
         assert options["-q"].is_flag and "--quiet" in options["-q"].opts
     assert ("--json-file" in options) == (command == "validate")
 
 
 def test_every_json_document_carries_its_versions(cli, fixture_path, tmp_path):
-    documents = [cli("inspect", fixture_path("frozen_mlp_pb"), "--json").json(),
-                 cli("inspect", tmp_path / "nope", "--json").json(),  # an error object too
-                 cli("validate", fixture_path("savedmodel_base"), "--static-only", "--json").json()]
-    assert cli("validate", fixture_path("savedmodel_base"), "--static-only", "--json-file",
-               tmp_path / "report.json").exit_code == 0
-    documents.append(json.loads((tmp_path / "report.json").read_text()))
-    for document in documents:
-        assert list(document)[:2] == ["schema_version", "tfsconvert_version"]
+    """One document per command with --json (results where they are quick to get, errors else; every
+    `CliResult.json()` in the suite checks the same of the results of conversions and bench runs)."""
+    missing = tmp_path / "nope"
+    base = fixture_path("savedmodel_base")
+    documents = {
+        "inspect": cli("inspect", fixture_path("frozen_mlp_pb"), "--json"),
+        "inspect error": cli("inspect", missing, "--json"),
+        "validate": cli("validate", base, "--static-only", "--json"),
+        "saved-model error": cli("saved-model", missing, "--base-path", tmp_path / "m", "--json"),
+        "onnx error": cli("onnx", missing, "--base-path", tmp_path / "m", "--json"),
+        "pmml error": cli("pmml", missing, "--base-path", tmp_path / "m", "--json"),
+        "serving-config": cli("serving-config", base, "--out", tmp_path / "serving", "--json"),
+        "bench error": cli("bench", "http://127.0.0.1:1", "--json"),
+    }
+    assert {name.split()[0] for name in documents} == set(COMMANDS) - {"serve"}  # serve's: test_serve_cli.py
+    assert cli("validate", base, "--static-only", "--json-file", tmp_path / "report.json").exit_code == 0
+    documents = {name: result.json() for name, result in documents.items()}
+    documents["validate --json-file"] = json.loads((tmp_path / "report.json").read_text())
+    for name, document in documents.items():
+        assert list(document)[:2] == ["schema_version", "tfsconvert_version"], name
         assert document["schema_version"] == 1 and document["tfsconvert_version"] == __version__
-    assert documents[1]["error"]["code"] == "path-not-found"
-    assert documents[2]["ok"] and documents[3]["versions"] == documents[2]["versions"]
+        assert ("error" in document) == name.endswith(" error"), name
+    assert documents["inspect error"]["error"]["code"] == "path-not-found"
+    assert documents["saved-model error"]["error"]["code"] == "path-not-found"
+    assert documents["validate"]["ok"] and documents["validate --json-file"] == {**documents["validate"], "seconds": documents[
+        "validate --json-file"]["seconds"]}
+    assert documents["serving-config"]["ok"]
 
 
 def test_progress_lines_on_a_piped_stderr_and_none_with_quiet(cli, fixture_path, tmp_path):

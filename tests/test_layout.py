@@ -24,7 +24,7 @@ def test_canonical_versions_are_positive_plain_decimal(name, canonical):
 
 
 def test_duplicates_keep_the_last_in_byte_order(tmp_path):
-    # Spec §1.3: "Version 1 will be loaded from 1, 01 will be ignored."
+    # docs/tf-serving.md §1.3: "Version 1 will be loaded from 1, 01 will be ignored."
     for name in ("1", "01", "001", "v2"):
         (tmp_path / name).mkdir()
     grouped = versions_by_number(scan_children(tmp_path))

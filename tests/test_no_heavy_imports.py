@@ -81,3 +81,17 @@ def test_the_python_api_imports_nothing_heavy_until_used(fixture_path):
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_help_leaves_the_rendering_unloaded():
+    """`tfsconvert --help` starts fast (docs/benchmarks.md): rich and the renderer load when a command runs."""
+    code = ("import runpy, sys\n"
+            "sys.argv = ['tfsconvert', '--help']\n"
+            "try:\n    runpy.run_module('tfsconvert', run_name='__main__')\n"
+            "except SystemExit as done:\n    assert done.code in (0, None)\n"
+            "print(','.join(sorted(m for m in ('rich', 'tfsconvert.output', 'tfsconvert.model') if m in sys.modules)),"
+            " file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0 and "Usage:" in proc.stdout, proc.stderr
+    assert proc.stderr.strip() == ""

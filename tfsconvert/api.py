@@ -56,12 +56,12 @@ def onnx(source: Any, base_path: PathLike, *, version: int | str | None = None, 
     """`tfsconvert onnx`: a TensorFlow, scikit-learn or Spark ML source (a path or an in-memory model)
     into `model.onnx` in version `version` of the base path. `sample_data` may be a path or a pandas
     DataFrame."""
-    with _source_file(source) as (src, in_memory), _sample_data(sample_data) as data:
+    with _source_file(source) as (src, trusted), _sample_data(sample_data) as data:
         return _convert(source, src, "onnx", base_path, version=version, name=name, inputs=_pairs(inputs),
                         outputs=_pairs(outputs), opset=opset, source_signature=source_signature, samples=samples,
                         sample_inputs=_path(sample_inputs), sample_data=data,
                         feature_names=_names(feature_names), target_name=target_name, atol=atol, rtol=rtol,
-                        allow_flips=allow_flips, force=force, trust_pickle=trust_pickle or in_memory,
+                        allow_flips=allow_flips, force=force, trust_pickle=trust_pickle or trusted,
                         schema=_schema(schema), spark_master=spark_master)
 
 
@@ -76,10 +76,10 @@ def pmml(source: Any, base_path: PathLike, *, version: int | str | None = None, 
     if pmml_evaluator not in ("jpmml", "pypmml", "both"):
         raise InputError("bad-option", f"pmml_evaluator={pmml_evaluator!r} is not one of jpmml, pypmml, both",
                          "use pmml_evaluator='both'")
-    with _source_file(source) as (src, in_memory), _sample_data(sample_data) as data:
+    with _source_file(source) as (src, trusted), _sample_data(sample_data) as data:
         return _convert(source, src, "pmml", base_path, version=version, name=name, sample_data=data,
                         feature_names=_names(feature_names), target_name=target_name, samples=samples, atol=atol,
-                        rtol=rtol, allow_flips=allow_flips, force=force, trust_pickle=trust_pickle or in_memory,
+                        rtol=rtol, allow_flips=allow_flips, force=force, trust_pickle=trust_pickle or trusted,
                         schema=_schema(schema), spark_master=spark_master, pmml_evaluator=pmml_evaluator)
 
 
@@ -143,8 +143,9 @@ def _framework(model: Any) -> str | None:
 
 @contextlib.contextmanager
 def _source_file(source: Any) -> Iterator[tuple[Path, bool]]:
-    """(path, in memory): a path as given, or an in-memory model saved by its framework into a temporary
-    directory that is removed afterwards."""
+    """(path, trusted pickle): a path as given, or an in-memory model saved by its framework into a
+    temporary directory that is removed afterwards (a scikit-learn model's pickle is trusted: it is the
+    caller's own object)."""
     if isinstance(source, (str, Path)):
         yield Path(source), False
         return
@@ -154,7 +155,7 @@ def _source_file(source: Any) -> Iterator[tuple[Path, bool]]:
                          "converts", "pass a path, a keras.Model, a tf.Module, a fitted scikit-learn estimator or "
                          "a Spark ML PipelineModel")
     with tempfile.TemporaryDirectory(prefix="tfsconvert-api-") as folder:
-        yield _save(source, framework, Path(folder)), True
+        yield _save(source, framework, Path(folder)), framework == "sklearn"
 
 
 def _save(model: Any, framework: str, folder: Path) -> Path:

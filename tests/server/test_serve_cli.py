@@ -3,6 +3,8 @@ and an unknown flag refused (exit 2) rather than ignored with the server started
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import requests
 import typer
@@ -62,6 +64,34 @@ def test_model_config_file_with_pass_through_flags_serves(fixture_path, tmp_path
         assert status["model_version_status"][0]["state"] == "AVAILABLE"
     finally:
         assert server.terminate() == 0
+
+
+def test_json_prints_one_document_once_serving(fixture_path):
+    base = fixture_path("savedmodel_base")
+    server = started(str(base), "--json", cli=True)
+    try:
+        lines = [server.proc.stdout.readline()]
+        while lines[-1] not in ("}\n", ""):  # the indented document ends with a lone closing brace
+            lines.append(server.proc.stdout.readline())
+        document = json.loads("".join(lines))
+        status = requests.get(server.url(f"/v1/models/{base.name}"), timeout=10).json()
+    finally:
+        assert server.terminate() == 0
+    assert list(document)[:2] == ["schema_version", "tfsconvert_version"] and document["serving"]
+    assert document["grpc_address"] == f"127.0.0.1:{server.port}"
+    assert document["rest_url"] == f"http://127.0.0.1:{server.rest_port}"
+    assert document["models"] == {base.name: [int(v["version"]) for v in status["model_version_status"]
+                                              if v["state"] == "AVAILABLE"]} and document["models"][base.name]
+
+
+def test_json_prints_the_error_document_when_start_up_fails(tmp_path):
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    process = ServerProcess(str(tmp_path / "m"), "--json", "--max_num_load_retries=0", cli=True)
+    code, stdout = process.finish(timeout=120)
+    error = json.loads(stdout)["error"]
+    assert code == 1 and error["code"] == "serve-failed" and error["hint"]
+    assert error["message"].startswith("Failed to start server. Error: ") and "m" in error["message"]
 
 
 def test_model_name_serves_under_that_name(fixture_path):

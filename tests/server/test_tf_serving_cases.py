@@ -22,6 +22,8 @@ from tfsconvert import tfproto
 from tfsconvert.server import examples, rest, rest_json
 from tfsconvert.server.status import ServingError
 
+pytestmark = pytest.mark.usefixtures("pure")  # the C accelerators and their pure-Python twins
+
 # ---------------------------------------------------------------------------------------------
 # json_tensor_test.cc: predict requests (FillPredictRequestFromJson)
 

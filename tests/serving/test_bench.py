@@ -102,7 +102,7 @@ def test_loadgen_duration_bound(stub):
     assert 0.5 <= measured.seconds < 2 and len(measured.latencies) > 10 and measured.errors == 0
 
 
-def test_loadgen_unreachable_server():
+def test_loadgen_unreachable_server(pure):
     with pytest.raises(loadgen.LoadError, match="cannot reach 127.0.0.1"):
         loadgen.run(_job(free_port(), 1, 10))
 

@@ -9,7 +9,7 @@ from typing import Callable, TypeVar
 
 import typer
 
-from tfsconvert import __version__, output
+from tfsconvert import __version__
 from tfsconvert.errors import TfsConvertError
 from tfsconvert.quiet import DEBUG_ENV
 
@@ -48,6 +48,8 @@ def _main(
 
 def run(action: Callable[[], T], as_json: bool) -> T:
     """Run a library call; render a TfsConvertError as one line and exit with its code."""
+    from tfsconvert import output
+
     try:
         return action()
     except TfsConvertError as error:

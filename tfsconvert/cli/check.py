@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert import output
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
 
@@ -20,6 +19,7 @@ def inspect(
         help="Allow a pickle to load classes outside scikit-learn/numpy/scipy (this runs its code)."),
 ) -> None:
     """Show what a model artifact is, its signatures, and what will break when it is deployed."""
+    from tfsconvert import output
     from tfsconvert.inspect import inspect_path
 
     description = run(lambda: inspect_path(path, trust_pickle=trust_pickle), as_json)
@@ -69,6 +69,7 @@ def validate(
     quiet: bool = QUIET,
 ) -> None:
     """Check that a model will serve: static checks, then a sandboxed server with golden requests replayed."""
+    from tfsconvert import output
     from tfsconvert.validate import report as reports
     from tfsconvert.validate.runner import ValidateOptions, validate as run_validation
     from tfsconvert.server.sandbox import Limits

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert import output
 from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
@@ -68,6 +67,7 @@ _PMML_EVALUATOR = typer.Option("both", "--pmml-evaluator", help="Parity: evaluat
 
 def _convert(src: Path, target: str, as_json: bool, quiet: bool, **given) -> None:
     """Run the conversion of `src` with the command's options (tfsconvert.convert.options.ConvertOptions)."""
+    from tfsconvert import output
     from tfsconvert.convert.dispatch import convert
     from tfsconvert.convert.options import ConvertOptions
 

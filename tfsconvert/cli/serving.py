@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
-from tfsconvert import output
 from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
 
 
@@ -29,12 +29,17 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
                                                              "--enable-batching)."),
           pmml_evaluator: str = typer.Option("jpmml", "--pmml-evaluator",
                                              help="Engine for PMML versions: jpmml (JPMML-Evaluator, default) or "
-                                                  "pypmml.")) -> None:
+                                                  "pypmml."),
+          as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout once serving (the "
+                                                             "addresses and the models' versions), or the error "
+                                                             "document if start-up fails.")) -> None:
     """Serve SavedModel, ONNX and PMML versions over TF Serving's REST and gRPC APIs (docs/serve.md).
 
     Other --flag=value arguments go to the server as tensorflow_model_server flags; an unknown one is an error."""
     from tfsconvert.server.main import FAILED_EXIT
     from tfsconvert.server.main import main as serve_main
+
+    reports = _json_reports() if as_json else {}
 
     def start() -> int:
         source, server_flags = _served_models(arguments or [], model_name, model_config_file)
@@ -43,10 +48,29 @@ def serve(arguments: list[str] = typer.Argument(None, metavar="[BASE_PATH] [--se
         if batching_parameters_file is not None:  # refused without --enable-batching (docs/tf-serving.md §7 case 27)
             batching.append(f"--batching_parameters_file={batching_parameters_file.resolve()}")
         return serve_main([*source, f"--port={port}", f"--rest_api_port={rest_api_port}", f"--host={host}",
-                           *batching, f"--pmml_evaluator={evaluator}", *server_flags])
+                           *batching, f"--pmml_evaluator={evaluator}", *server_flags], **reports)
 
-    code = run(start, False)
+    code = run(start, as_json)
     raise typer.Exit(1 if code == FAILED_EXIT else code)  # a model that does not load is a deployment error
+
+
+def _json_reports() -> dict:
+    """serve_main's on_ready and on_failure for `serve --json`: one document on stdout either way."""
+    from tfsconvert import output
+
+    def ready(options, models: dict[str, list[int]]) -> None:
+        rest = options.rest_api_port and options.rest_api_port != options.port
+        output.print_json({"serving": True, "grpc_address": f"{options.host}:{options.port}",
+                           "rest_url": f"http://{options.host}:{options.rest_api_port}" if rest else None,
+                           "models": models})
+        sys.stdout.flush()
+
+    def failed(error) -> None:
+        output.print_json({"error": {"code": "serve-failed", "message": f"Failed to start server. Error: {error}",
+                                     "hint": "the server's log lines on stderr name the model and the cause; "
+                                             "tfsconvert validate BASE_PATH checks a model before serving it"}})
+
+    return {"on_ready": ready, "on_failure": failed}
 
 
 def _served_models(arguments: list[str], model_name: str | None,
@@ -92,6 +116,7 @@ def serving_config(
     quiet: bool = QUIET,
 ) -> None:
     """Write a TF Serving model config, batching parameters and the commands to serve checked base paths."""
+    from tfsconvert import output
     from tfsconvert.serving.config_writer import serving_config as write_config
 
     output.set_quiet(quiet)
@@ -152,6 +177,7 @@ def bench(
     quiet: bool = QUIET,
 ) -> None:
     """Measure throughput and latency of a served model with and without batching (docs/bench.md)."""
+    from tfsconvert import output
     from tfsconvert.serving.bench import BenchOptions, bench as run_bench
 
     output.set_quiet(quiet)

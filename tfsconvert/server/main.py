@@ -1,7 +1,8 @@
 """The process: flags, load every model with ports closed, then gRPC, then REST, until SIGTERM (docs/tf-serving.md §0).
 
 Exit codes: 0 after SIGTERM/SIGINT or `--version`; 255 with `Failed to start server. Error:
-<status>` on stdout when start-up fails, as `tensorflow_model_server` does.
+<status>` on stdout when start-up fails, as `tensorflow_model_server` does. A caller may take the
+start-up's outcome instead (`on_ready`, `on_failure`: `tfsconvert serve --json`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from tfsconvert import __version__
 from tfsconvert.server import backends, config, flags, logs, monitoring
@@ -34,7 +36,7 @@ def _models(options: Options) -> list[config.ModelConfig]:
 
 
 def _batching(options: Options) -> Batching | None:
-    """Spec §6.1, §6.4: TF Serving's defaults without a file (its binary names the pool
+    """docs/tf-serving.md §6.1, §6.4: TF Serving's defaults without a file (its binary names the pool
     `model_server_batch_threads` then); a file it cannot parse, or a thread count its scheduler
     refuses, stops start-up; other refused values fail every load (§7 cases 27, 28)."""
     path = options.batching_parameters_file
@@ -126,7 +128,10 @@ def _print_version() -> None:
     print(f"TensorFlow Library: {tf_version}")
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], on_ready: Callable[[Options, dict[str, list[int]]], None] | None = None,
+         on_failure: Callable[[ServingError], None] | None = None) -> int:
+    """Serve until SIGTERM/SIGINT. `on_ready(options, {model: available versions})` runs once the ports
+    are open; `on_failure(error)` replaces the `Failed to start server` line."""
     options = flags.parse(argv)
     if options.version:
         _print_version()
@@ -150,11 +155,17 @@ def main(argv: list[str]) -> int:
         if failures:
             raise startup_error(failures)
         stoppers = _serve(options, manager, metrics_path)
+        if on_ready is not None:
+            on_ready(options, {model.name: [version for version, state in manager.status(model.name)
+                                            if state.state == "AVAILABLE"] for model in models})
         while not stop.wait(0.5):
             pass
         return 0
     except ServingError as error:
-        print(f"Failed to start server. Error: {error}", flush=True)
+        if on_failure is None:
+            print(f"Failed to start server. Error: {error}", flush=True)
+        else:
+            on_failure(error)
         return FAILED_EXIT
     finally:
         for stop_server in stoppers:

@@ -100,7 +100,7 @@ class RestApi:
         return self._classify_or_regress(verb, name, version, label, signature_name, document)
 
     def _predict(self, name, version, label, signature_name: str, document: dict) -> core.Run:
-        """Spec §4.5 order: model, then signature, then the body's tensors, then the run."""
+        """docs/tf-serving.md §4.5 order: model, then signature, then the body's tensors, then the run."""
         _, servable = self.manager.resolve(name, version, label)
         resolved = signature_name or DEFAULT_SIGNATURE
         signature = servable.signatures.get(resolved)

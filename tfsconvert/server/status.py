@@ -15,7 +15,7 @@ CODES = {
 }
 CODE_NAMES = {number: name for name, number in CODES.items()}
 
-# Spec §4.9: model_servers/http_server.cc ToHTTPStatusCode.
+# docs/tf-serving.md §4.9: model_servers/http_server.cc ToHTTPStatusCode.
 HTTP_STATUS = {
     "OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400, "DEADLINE_EXCEEDED": 504,
     "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429,

@@ -25,7 +25,7 @@ def tf_error(error) -> ServingError:
 
 
 def check_bundle(export_dir: Path, tags: tuple[str, ...]) -> None:
-    """Spec §2.1 steps 3-5: session bundle, missing saved_model.pb, unparsable proto, tag set."""
+    """docs/tf-serving.md §2.1 steps 3-5: session bundle, missing saved_model.pb, unparsable proto, tag set."""
     if (export_dir / "export.meta").exists():
         raise ServingError("UNIMPLEMENTED", "Session Bundle is deprecated and removed.")
     binary, text = export_dir / "saved_model.pb", export_dir / "saved_model.pbtxt"
