@@ -1,21 +1,35 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up first.
+# Another Python: `make test-fast PYTHON=/path/to/python3.12 VENV=.venv-3.12` (.ci/run does 3.12 and 3.13).
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# uv installs the locked stack (uv.lock). uv itself is installed once per user and version with
+# $(PYTHON)'s pip, next to uv's own cache (a fresh clone then sets up in seconds), and found by the tests.
+UV_VERSION := 0.13.8
+TOOLS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tfsconvert/uv-$(UV_VERSION)
+export TFSCONVERT_UV := $(TOOLS)/bin/uv
+UV := $(TFSCONVERT_UV)
+export UV_PYTHON_DOWNLOADS := never
 export TFSCONVERT_FIXTURES ?= $(CURDIR)/.cache/fixtures
 # Quieter TensorFlow start-up in demos and tests.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test setup java sandbox bench clean
+.PHONY: demo test test-fast setup java sandbox bench dist lock clean
 
 setup: $(STAMP) java sandbox
 
-# Re-installs (and rebuilds the C transport) only when these change.
-$(STAMP): pyproject.toml setup.py $(wildcard tfsconvert/server/*.[ch] tfsconvert/serving/*.c)
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all]'
+# Built aside and moved into place, so two clones setting up at once do not share a half-made venv.
+$(UV):
+	mkdir -p $(dir $(TOOLS))
+	rm -rf $(TOOLS).$$PPID && $(PYTHON) -m venv $(TOOLS).$$PPID
+	$(TOOLS).$$PPID/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	mv -T $(TOOLS).$$PPID $(TOOLS) 2>/dev/null || rm -rf $(TOOLS).$$PPID
+
+# Re-installs (and rebuilds the C modules: an editable install of this project) only when these change.
+# Every package at its uv.lock version, all extras and the dev group (pytest, requests, build, pre-commit).
+$(STAMP): pyproject.toml uv.lock setup.py $(wildcard tfsconvert/server/*.[ch] tfsconvert/serving/*.c) | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --python $(PYTHON) --quiet
 	touch $@
 
 java:
@@ -31,12 +45,28 @@ test: setup
 	$(PY) -m fixtures build
 	$(PY) -m pytest
 
+# The suite without the slow tests (JVM conversions, Spark, installs into fresh venvs).
+test-fast: setup
+	$(PY) -m fixtures build
+	$(PY) -m pytest -m "not slow"
+
+# An sdist and a wheel in dist/ (the C sources and headers in the sdist, compiled modules in the wheel);
+# `uv build` is `python -m build` (the wheel built from the sdist) with uv's cached build environment.
+dist: setup
+	rm -rf dist
+	$(UV) build --quiet --python $(PY) --out-dir dist .
+
+# After editing dependencies in pyproject.toml: re-resolve uv.lock (keeps every version it can).
+lock: $(UV)
+	$(UV) lock
+
 bench: setup
 	$(PY) bench/inspect_speed.py
 	$(PY) bench/convert_speed.py
 	$(PY) bench/graph_memory.py
 	$(PY) bench/validate_speed.py
 	$(PY) bench/serve_load.py
+	$(PY) bench/setup_speed.py
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .venv-3.* .cache .pytest_cache dist build

@@ -13,5 +13,5 @@ def _extension(package: str, name: str, *parts: str) -> Extension:
 
 
 _SERVER = "tfsconvert.server"
-setup(ext_modules=[_extension(_SERVER, "_http", "_dense_json"), _extension(_SERVER, "_rest_json"),
+setup(ext_modules=[_extension(_SERVER, "_http", "_dense_json"), _extension(_SERVER, "_rest_json", "_predict_json", "_dense_json"),
                    _extension("tfsconvert.serving", "_loadgen")])

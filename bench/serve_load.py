@@ -94,12 +94,13 @@ def convert(scratch: Path) -> Path:
 class Server:
     """`tfsconvert serve BASE --port P --rest-api-port R` in its own process group."""
 
-    def __init__(self, base: Path, scratch: Path, batching: bool) -> None:
+    def __init__(self, base: Path, scratch: Path, batching: bool, name: str = MODEL) -> None:
+        self.name = name
         self.grpc_port, self.rest_port = free_port(), free_port()
         while self.rest_port == self.grpc_port:
             self.rest_port = free_port()
         self.log = scratch / "server.log"
-        cmd = [sys.executable, "-m", "tfsconvert", "serve", str(base), "--name", MODEL, "--port",
+        cmd = [sys.executable, "-m", "tfsconvert", "serve", str(base), "--name", name, "--port",
                str(self.grpc_port), "--rest-api-port", str(self.rest_port)]
         if batching:
             cmd.append("--enable-batching")
@@ -116,7 +117,7 @@ class Server:
     def _ready(self) -> bool:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", self.rest_port, timeout=2)
-            connection.request("GET", f"/v1/models/{MODEL}")
+            connection.request("GET", f"/v1/models/{self.name}")
             return connection.getresponse().status == 200
         except OSError:
             return False

@@ -40,7 +40,7 @@ def pure(request):
     transport and JSON helpers) and in the server and load generator child processes it starts
     (TFSCONVERT_PURE_PYTHON)."""
     from tfsconvert import accel
-    from tfsconvert.server import http_server, rest_json
+    from tfsconvert.server import http_server, rest_json, rest_json_fast, rest_outputs
 
     with pytest.MonkeyPatch.context() as patch:
         if request.param:
@@ -48,7 +48,8 @@ def pure(request):
         else:
             patch.delenv(accel.ENV, raising=False)
         patch.setattr(http_server, "_http", accel.load("tfsconvert.server", "_http"))
-        patch.setattr(rest_json, "_rest_json", accel.load("tfsconvert.server", "_rest_json"))
+        for module in (rest_json, rest_json_fast, rest_outputs):
+            patch.setattr(module, "_rest_json", accel.load("tfsconvert.server", "_rest_json"))
         assert accel.is_c(http_server._http) != request.param
         yield request.param
 

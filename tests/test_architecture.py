@@ -18,7 +18,8 @@ ALLOWED = {
     "server": {"core", "runtimes", "inspect"},
     "validate": {"core", "runtimes", "inspect", "convert", "server"},
     "serving": {"core", "runtimes", "inspect", "server", "validate"},
-    "cli": {"core", "runtimes", "inspect", "convert", "server", "validate", "serving"},
+    "parity": {"core", "runtimes", "inspect", "convert", "validate"},
+    "cli": {"core", "runtimes", "inspect", "convert", "server", "validate", "serving", "parity"},
 }
 CLI_MODULES = {"cli", "__main__", "output", "api"}  # top-level modules of the cli layer; the others are core
 REEXPORTS = {("tfsconvert", "tfsconvert.api")}  # the package root hands out the Python API, loaded on first use
@@ -104,7 +105,8 @@ def test_every_module_is_in_a_layer_of_the_table():
 
 @pytest.mark.parametrize("rule", [("server", "validate"), ("server", "serving"), ("server", "convert"),
                                   ("server", "cli"), ("runtimes", "inspect"), ("runtimes", "server"),
-                                  ("inspect", "runtimes"), ("validate", "serving"), ("convert", "server")])
+                                  ("inspect", "runtimes"), ("validate", "serving"), ("convert", "server"),
+                                  ("parity", "server"), ("validate", "parity"), ("serving", "parity")])
 def test_forbidden_directions_stay_forbidden(rule):
     """The directions docs/architecture.md promises never to take (a guard on the table itself)."""
     importer, imported = rule

@@ -140,3 +140,35 @@ def test_bench_progress_is_plain_lines_when_piped(capsys):
     finally:
         output.set_quiet(False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("module", "extra"), [("pandas", "sklearn"), ("onnxruntime.capi", "onnx"),
+                                               ("tensorflow", "tensorflow"), ("jpype", "pmml")])
+def test_a_missing_optional_package_exits_3_naming_its_extra(module, extra, capsys):
+    """A code path that imports an optional package unchecked still ends in the extra's pip line."""
+    import typer
+
+    from tfsconvert.cli.app import run
+
+    def needs():
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    with pytest.raises(typer.Exit) as exited:
+        run(needs, as_json=True)
+    assert exited.value.exit_code == 3
+    error = json.loads(capsys.readouterr().out)["error"]
+    assert error["code"] == "missing-dependency" and f"pip install 'tfsconvert[{extra}]'" in error["hint"]
+
+
+def test_a_missing_module_of_our_own_is_still_a_bug(capsys):
+    import typer
+
+    from tfsconvert.cli.app import BUG_EXIT_CODE, run
+
+    def broken():
+        raise ModuleNotFoundError("No module named 'tfsconvert.nothing'", name="tfsconvert.nothing")
+
+    with pytest.raises(typer.Exit) as exited:
+        run(broken, as_json=True)
+    assert exited.value.exit_code == BUG_EXIT_CODE
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "internal-error"

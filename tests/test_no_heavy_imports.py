@@ -1,5 +1,5 @@
 """`--help`, inspect of SavedModel/GraphDef/ONNX/PMML and converter usage errors must not import
-TensorFlow (docs/architecture.md "Conventions"): they answer in a fraction of a second."""
+TensorFlow, nor `onnx` (docs/architecture.md "Conventions"): they answer in a fraction of a second."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 
-HEAVY = ("tensorflow", "keras", "pyspark", "sklearn", "onnxruntime", "torch")
+HEAVY = ("tensorflow", "keras", "pyspark", "sklearn", "onnxruntime", "onnx", "torch")  # onnx: tfsconvert.onnxproto reads
 
 PROBE = """
 import sys

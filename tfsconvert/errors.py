@@ -53,6 +53,22 @@ def missing_dependency(module: str, extra: str) -> EnvironmentProblem:
     )
 
 
+# The extra (pyproject.toml) that installs each optional top-level module.
+_EXTRAS = {
+    "tensorflow": "tensorflow", "tf2onnx": "tensorflow", "tensorflow_serving": "tensorflow",
+    "onnxruntime": "onnx", "skl2onnx": "onnx", "onnxmltools": "onnx",
+    "pypmml": "pmml", "jpmml_evaluator": "pmml", "jpype": "pmml",
+    "sklearn": "sklearn", "sklearn2pmml": "sklearn", "joblib": "sklearn", "pandas": "sklearn", "pyarrow": "sklearn",
+    "pyspark": "spark", "pyspark2pmml": "spark", "xgboost": "xgboost", "lightgbm": "lightgbm",
+}
+
+
+def for_missing_module(error: ModuleNotFoundError) -> EnvironmentProblem | None:
+    """`missing-dependency` naming the extra when `error` is an optional package that is not installed."""
+    extra = _EXTRAS.get((error.name or "").partition(".")[0])
+    return missing_dependency(error.name, extra) if extra else None
+
+
 def unreadable(path, error: OSError) -> InputError:
     """The error for a model file the OS will not let us read."""
     return InputError("corrupt-model-file", f"{path} cannot be read: {error.strerror or error}",

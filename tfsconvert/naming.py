@@ -14,6 +14,14 @@ DEFAULT_SIGNATURE = "serving_default"  # the key a request without signature_nam
 SERVE_TAGS = ("serve",)  # the exact tag set TF Serving loads (--saved_model_tags)
 PREDICT_METHOD = "tensorflow/serving/predict"
 
+# TF Serving's status codes (tensorflow.error.Code = the gRPC code numbers), by name.
+STATUS_CODES = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+    "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
+    "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}
+
 # Default names frameworks hand out when nobody chose one.
 _GENERIC = re.compile(
     r"""^(

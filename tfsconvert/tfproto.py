@@ -1,5 +1,5 @@
-"""TensorFlow's and TF Serving's on-disk protobuf messages, declared here so reading them never
-imports TensorFlow (`tensorflow_serving.apis` imports it too).
+"""TensorFlow's and TF Serving's protobuf messages (on disk and on the wire), declared here so reading
+them, and serving TF Serving's gRPC API, never imports TensorFlow (`tensorflow_serving.apis` imports it too).
 
 Only the fields a deployer needs are declared (field numbers from tensorflow/core/protobuf,
 tensorflow/core/framework and tensorflow_serving/{apis,config}), but each declared field is
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from google.protobuf.message import DecodeError, Message
+
+from tfsconvert.naming import STATUS_CODES
 
 F = descriptor_pb2.FieldDescriptorProto
 ParseError = text_format.ParseError
@@ -109,12 +111,14 @@ _MESSAGES: dict[str, list[tuple]] = {
     # TF Serving: warmup records (apis/prediction_log.proto, predict.proto, model.proto). Every
     # log_type is declared so "which one is set" is decided as TF Serving decides it (docs/tf-serving.md §2.6).
     "PredictionLog": [
-        ("classify_log", 2, "RequestLog", False), ("regress_log", 3, "RequestLog", False),
+        ("classify_log", 2, "ClassifyLog", False), ("regress_log", 3, "RegressLog", False),
         ("multi_inference_log", 4, "RequestLog", False), ("session_run_log", 5, "RequestLog", False),
         ("predict_log", 6, "PredictLog", False), ("predict_streamed_log", 7, "RequestLog", False),
     ],
     "RequestLog": [],  # the logs whose request a static check does not look into
-    "PredictLog": [("request", 1, "PredictRequest", False)],
+    "PredictLog": [("request", 1, "PredictRequest", False), ("response", 2, "PredictResponse", False)],
+    "ClassifyLog": [("request", 1, "ClassificationRequest", False), ("response", 2, "ClassificationResponse", False)],
+    "RegressLog": [("request", 1, "RegressionRequest", False), ("response", 2, "RegressionResponse", False)],
     "PredictRequest": [
         ("model_spec", 1, "ModelSpec", False), ("inputs", 2, "map:string,TensorProto", False),
         ("output_filter", 3, "string", True),
@@ -144,6 +148,16 @@ _MESSAGES: dict[str, list[tuple]] = {
     "RegressionResponse": [("result", 1, "RegressionResult", False), ("model_spec", 2, "ModelSpec", False)],
     "RegressionResult": [("regressions", 1, "Regression", True)],
     "Regression": [("value", 1, "float", False)],
+    # TF Serving's metadata and status RPCs (apis/get_model_metadata.proto, get_model_status.proto,
+    # status.proto), for the embedded server's front ends.
+    "GetModelMetadataRequest": [("model_spec", 1, "ModelSpec", False), ("metadata_field", 2, "string", True)],
+    "GetModelMetadataResponse": [("model_spec", 1, "ModelSpec", False), ("metadata", 2, "map:string,Any", False)],
+    "SignatureDefMap": [("signature_def", 1, "map:string,SignatureDef", False)],
+    "GetModelStatusRequest": [("model_spec", 1, "ModelSpec", False)],
+    "GetModelStatusResponse": [("model_version_status", 1, "ModelVersionStatus", True)],
+    "ModelVersionStatus": [("version", 1, "int64", False), ("state", 2, "ModelVersionStatus.State", False),
+                           ("status", 3, "StatusProto", False)],
+    "StatusProto": [("error_code", 1, "ErrorCode", False), ("error_message", 2, "string", False)],
     # TF Serving: the --model_config_file (config/model_server_config.proto and the protos it
     # imports), complete, because TF Serving rejects a field it does not know (docs/tf-serving.md §6.2).
     "ModelServerConfig": [
@@ -176,8 +190,7 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("dc", 1, "string", False), ("task_index", 2, "int32", False), ("sampling_rate", 3, "double", False),
     ],
     "Any": [("type_url", 1, "string", False), ("value", 2, "bytes", False)],
-    # TF Serving: the --batching_parameters_file (servables/tensorflow/session_bundle_config.proto);
-    # the google.protobuf wrappers are declared here too (same wire and text format).
+    # TF Serving: the --batching_parameters_file (servables/tensorflow/session_bundle_config.proto).
     "BatchingParameters": [
         ("max_batch_size", 1, "Int64Value", False), ("batch_timeout_micros", 2, "Int64Value", False),
         ("max_enqueued_batches", 3, "Int64Value", False), ("num_batch_threads", 4, "Int64Value", False),
@@ -185,9 +198,6 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("pad_variable_length_inputs", 7, "bool", False), ("enable_large_batch_splitting", 8, "BoolValue", False),
         ("max_execution_batch_size", 9, "Int64Value", False),
     ],
-    "Int64Value": [("value", 1, "int64", False)],
-    "BoolValue": [("value", 1, "bool", False)],
-    "StringValue": [("value", 1, "string", False)],
 }
 
 # oneof groups per message: group name -> its member fields (members have presence in proto3).
@@ -207,6 +217,9 @@ _ONEOFS: dict[str, dict[str, tuple[str, ...]]] = {
 _ENUMS = {
     "DataType": DTYPE_NAMES,
     "ModelType": {0: "MODEL_TYPE_UNSPECIFIED", 1: "TENSORFLOW", 2: "OTHER"},  # deprecated ModelConfig field
+    # ModelVersionStatus.State (get_model_status.proto) and tensorflow.error.Code (the gRPC codes).
+    "ModelVersionStatus.State": {0: "UNKNOWN", 10: "START", 20: "LOADING", 30: "AVAILABLE", 40: "UNLOADING", 50: "END"},
+    "ErrorCode": {number: name for name, number in STATUS_CODES.items()},
 }
 
 _SCALARS = {
@@ -214,16 +227,20 @@ _SCALARS = {
     "int64": F.TYPE_INT64, "uint32": F.TYPE_UINT32, "uint64": F.TYPE_UINT64,
     "float": F.TYPE_FLOAT, "double": F.TYPE_DOUBLE,
 }
-_PACKAGE = "tfsconvert.tf"
+# google.protobuf's wrappers are the real ones (ModelSpec.version prints as `"version": "3"` in JSON).
+_WRAPPERS = ("Int64Value", "BoolValue", "StringValue")
+PACKAGE = "tfsconvert.tf"  # the proto package of these declarations (TF's are tensorflow[.serving])
 
 
 def _set_type(fd: descriptor_pb2.FieldDescriptorProto, type_name: str) -> None:
     if type_name in _SCALARS:
         fd.type = _SCALARS[type_name]
+    elif type_name in _WRAPPERS:
+        fd.type, fd.type_name = F.TYPE_MESSAGE, f".google.protobuf.{type_name}"
     elif type_name in _ENUMS:
-        fd.type, fd.type_name = F.TYPE_ENUM, f".{_PACKAGE}.{type_name}"
+        fd.type, fd.type_name = F.TYPE_ENUM, f".{PACKAGE}.{type_name}"
     else:
-        fd.type, fd.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{type_name}"
+        fd.type, fd.type_name = F.TYPE_MESSAGE, f".{PACKAGE}.{type_name}"
 
 
 def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple],
@@ -243,32 +260,41 @@ def _add_fields(msg: descriptor_pb2.DescriptorProto, fields: list[tuple],
             entry.options.map_entry = True
             _add_fields(entry, [("key", 1, key, False), ("value", 2, value, False)])
             fd.label = F.LABEL_REPEATED
-            fd.type, fd.type_name = F.TYPE_MESSAGE, f".{_PACKAGE}.{msg.name}.{entry.name}"
+            fd.type, fd.type_name = F.TYPE_MESSAGE, f".{PACKAGE}.{msg.name}.{entry.name}"
         else:
             _set_type(fd, type_name)
 
 
 @cache
 def _pool() -> descriptor_pool.DescriptorPool:
-    fdp = descriptor_pb2.FileDescriptorProto(name="tfsconvert_tf.proto", package=_PACKAGE, syntax="proto3")
-    for enum_name, values in _ENUMS.items():
-        enum = fdp.enum_type.add(name=enum_name)
-        for number, name in sorted(values.items()):
-            enum.value.add(name=name, number=number)
+    fdp = descriptor_pb2.FileDescriptorProto(name="tfsconvert_tf.proto", package=PACKAGE, syntax="proto3",
+                                             dependency=[wrappers_pb2.DESCRIPTOR.name])
     top: dict[str, descriptor_pb2.DescriptorProto] = {}
     for full_name, fields in _MESSAGES.items():
         parent, _, child = full_name.rpartition(".")
         msg = top[parent].nested_type.add(name=child) if parent else fdp.message_type.add(name=child)
         top[full_name] = msg
         _add_fields(msg, fields, _ONEOFS.get(full_name))  # map fields only occur on top-level messages
+    for full_name, values in _ENUMS.items():  # "Message.Enum" is nested (its value names are scoped there)
+        parent, _, child = full_name.rpartition(".")
+        enum = (top[parent] if parent else fdp).enum_type.add(name=child)
+        for number, name in sorted(values.items()):
+            enum.value.add(name=name, number=number)
     pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
     pool.Add(fdp)
     return pool
 
 
+@cache
 def message_class(name: str) -> type[Message]:
     """The generated class for one of the declared messages, e.g. `message_class("SavedModel")`."""
-    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))
+    return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{PACKAGE}.{name}"))
+
+
+def enum_value(message: str, field: str, name: str) -> int:
+    """The number of enum value `name` of a declared message's enum field (`"AVAILABLE"` -> 30)."""
+    return message_class(message).DESCRIPTOR.fields_by_name[field].enum_type.values_by_name[name].number
 
 
 def parse_binary(name: str, data: bytes) -> Message:
@@ -299,4 +325,5 @@ def shape_list(shape: Message) -> list[int] | None:
     return [d.size if d.size >= 0 else -1 for d in shape.dim]
 
 
-__all__ = ["DecodeError", "ParseError", "message_class", "parse_binary", "parse_text", "dtype_name", "shape_list"]
+__all__ = ["DecodeError", "ParseError", "message_class", "enum_value", "parse_binary", "parse_text", "dtype_name",
+           "shape_list"]

@@ -19,7 +19,7 @@ import requests
 
 from harness import config_file, started
 from tfsconvert import tfproto
-from tfsconvert.server import examples, rest, rest_json
+from tfsconvert.server import examples, rest, rest_outputs
 from tfsconvert.server.status import ServingError
 
 pytestmark = pytest.mark.usefixtures("pure")  # the C accelerators and their pure-Python twins
@@ -190,42 +190,42 @@ INT_2x3x2 = np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.in
 
 def test_from_json_single_tensor():  # JsontensorTest.FromJsonSingleTensor
     expected = INT_2x3x2.tolist()
-    assert json.loads(rest_json.row_response({"int_tensor": INT_2x3x2}, {"int_tensor": "DT_INT32"})) == {
+    assert json.loads(rest_outputs.row_response({"int_tensor": INT_2x3x2}, {"int_tensor": "DT_INT32"})) == {
         "predictions": expected}
-    assert json.loads(rest_json.columnar_response({"int_tensor": INT_2x3x2}, {"int_tensor": "DT_INT32"})) == {
+    assert json.loads(rest_outputs.columnar_response({"int_tensor": INT_2x3x2}, {"int_tensor": "DT_INT32"})) == {
         "outputs": expected}
 
 
 def test_from_json_single_scalar_tensor():  # JsontensorTest.FromJsonSingleScalarTensor
     tensor = {"int_tensor": np.arange(1, 6, dtype=np.int32)}
-    assert json.loads(rest_json.row_response(tensor, {"int_tensor": "DT_INT32"})) == {"predictions": [1, 2, 3, 4, 5]}
-    assert json.loads(rest_json.columnar_response(tensor, {"int_tensor": "DT_INT32"})) == {"outputs": [1, 2, 3, 4, 5]}
+    assert json.loads(rest_outputs.row_response(tensor, {"int_tensor": "DT_INT32"})) == {"predictions": [1, 2, 3, 4, 5]}
+    assert json.loads(rest_outputs.columnar_response(tensor, {"int_tensor": "DT_INT32"})) == {"outputs": [1, 2, 3, 4, 5]}
 
 
 def test_from_json_single_bytes_tensor():  # JsontensorTest.FromJsonSingleBytesTensor
     tensor = np.array([[b"hello", b"world"], [b"tf", b"serving"]], dtype=object)
-    assert json.loads(rest_json.row_response({"str_tensor_bytes": tensor}, {"str_tensor_bytes": "DT_STRING"})) == {
+    assert json.loads(rest_outputs.row_response({"str_tensor_bytes": tensor}, {"str_tensor_bytes": "DT_STRING"})) == {
         "predictions": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]}
 
 
 # JsontensorTest.FromJsonSingleFloatTensorSixDigitPrecision
 def test_from_json_single_float_tensor_six_digit_precision():
     tensor = np.array([[9000000, 999999, 0.50000], [.0003, .00003, 555557.5]], np.float32)
-    assert numbers_as_text(rest_json.row_response({"float_tensor": tensor}, {"float_tensor": "DT_FLOAT"})) == {
+    assert numbers_as_text(rest_outputs.row_response({"float_tensor": tensor}, {"float_tensor": "DT_FLOAT"})) == {
         "predictions": [["9e+06", "999999.0", "0.5"], ["0.0003", "3e-05", "555557.5"]]}
 
 
 def test_from_json_single_float_tensor_non_finite():  # JsontensorTest.FromJsonSingleFloatTensorNonFinite
     tensor = np.array([[np.nan, np.inf], [3, -np.inf]], np.float32)
-    assert numbers_as_text(rest_json.row_response({"float_tensor": tensor}, {"float_tensor": "DT_FLOAT"})) == {
+    assert numbers_as_text(rest_outputs.row_response({"float_tensor": tensor}, {"float_tensor": "DT_FLOAT"})) == {
         "predictions": [["NaN", "Infinity"], ["3.0", "-Infinity"]]}
 
 
 def test_from_json_single_tensor_errors():  # JsontensorTest.FromJsonSingleTensorErrors (bar the empty map)
     with pytest.raises(ServingError, match="tensor type: complex64"):
-        rest_json.row_response({"tensor": np.array([1 + 2j], np.complex64)}, {"tensor": "DT_COMPLEX64"})
+        rest_outputs.row_response({"tensor": np.array([1 + 2j], np.complex64)}, {"tensor": "DT_COMPLEX64"})
     with pytest.raises(ServingError, match="no shape information"):
-        rest_json.row_response({"tensor": np.int32(1)}, {"tensor": "DT_INT32"})
+        rest_outputs.row_response({"tensor": np.int32(1)}, {"tensor": "DT_INT32"})
 
 
 def test_from_json_multiple_named_tensors():  # JsontensorTest.FromJsonMultipleNamedTensors
@@ -235,37 +235,37 @@ def test_from_json_multiple_named_tensors():  # JsontensorTest.FromJsonMultipleN
     dtypes = {"double_scalar_tensor": "DT_DOUBLE", "float_tensor": "DT_FLOAT", "int_tensor": "DT_INT32",
               "str_tensor": "DT_STRING", "str_tensor_bytes": "DT_STRING"}
     b64 = [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]
-    assert json.loads(rest_json.row_response(arrays, dtypes)) == {"predictions": [
+    assert json.loads(rest_outputs.row_response(arrays, dtypes)) == {"predictions": [
         {"double_scalar_tensor": 8.0, "float_tensor": [1.0], "int_tensor": [[1, 2], [3, 4], [5, 6]],
          "str_tensor": ["foo", "bar"], "str_tensor_bytes": b64[0]},
         {"double_scalar_tensor": 9.0, "float_tensor": [2.0], "int_tensor": [[7, 8], [9, 0], [1, 2]],
          "str_tensor": ["baz", "bat"], "str_tensor_bytes": b64[1]}]}
-    assert json.loads(rest_json.columnar_response(arrays, dtypes)) == {"outputs": {
+    assert json.loads(rest_outputs.columnar_response(arrays, dtypes)) == {"outputs": {
         "double_scalar_tensor": [8.0, 9.0], "float_tensor": [[1.0], [2.0]], "int_tensor": INT_2x3x2.tolist(),
         "str_tensor": [["foo", "bar"], ["baz", "bat"]], "str_tensor_bytes": b64}}
 
 
 def test_from_json_multiple_named_tensors_errors():  # JsontensorTest.FromJsonMultipleNamedTensorsErrors
     with pytest.raises(ServingError, match="inconsistent batch size"):
-        rest_json.row_response({"int_tensor": np.zeros((2, 3), np.int32),
+        rest_outputs.row_response({"int_tensor": np.zeros((2, 3), np.int32),
                                 "str_tensor": np.array([["foo", "bar", "baz"]], dtype=object)},
                                {"int_tensor": "DT_INT32", "str_tensor": "DT_STRING"})
 
 
 def test_from_json_single_zero_batch_tensor():  # JsontensorTest.FromJsonSingleZeroBatchTensor
-    assert json.loads(rest_json.row_response({"int_tensor": np.zeros((0, 2), np.int32)},
+    assert json.loads(rest_outputs.row_response({"int_tensor": np.zeros((0, 2), np.int32)},
                                              {"int_tensor": "DT_INT32"})) == {"predictions": []}
 
 
 def test_from_json_multiple_zero_batch_tensors():  # JsontensorTest.FromJsonMultipleZeroBatchTensors
     arrays = {"str_tensor": np.zeros((0, 1, 2), dtype=object), "float_tensor": np.zeros((0, 3, 4), np.float32)}
-    assert json.loads(rest_json.row_response(arrays, {"str_tensor": "DT_STRING", "float_tensor": "DT_FLOAT"})) == {
+    assert json.loads(rest_outputs.row_response(arrays, {"str_tensor": "DT_STRING", "float_tensor": "DT_FLOAT"})) == {
         "predictions": []}
 
 
 def test_from_json_multiple_zero_batch_tensors_errors():  # JsontensorTest.FromJsonMultipleZeroBatchTensorsErrors
     with pytest.raises(ServingError, match="inconsistent batch size"):
-        rest_json.row_response({"int_tensor": np.zeros((0, 2), np.int32),
+        rest_outputs.row_response({"int_tensor": np.zeros((0, 2), np.int32),
                                 "str_tensor": np.array([["foo", "bar"]], dtype=object)},
                                {"int_tensor": "DT_INT32", "str_tensor": "DT_STRING"})
 
@@ -333,19 +333,19 @@ def test_json_errors(body, expected):  # ClassifyRegressRequestTest.JsonErrors
 def test_json_from_classification_result():  # ClassifyRegressnResultTest.JsonFromClassificationResult
     scores = np.array([[0.2, 0.7, 0.1], [0.7, 0.1, 0.2]], np.float32).tolist()
     results = [list(zip(["car", "bike", "bus"], row)) for row in scores]
-    assert numbers_as_text(rest_json.classify_response(results)) == {"results": [
+    assert numbers_as_text(rest_outputs.classify_response(results)) == {"results": [
         [["car", "0.2"], ["bike", "0.7"], ["bus", "0.1"]], [["car", "0.7"], ["bike", "0.1"], ["bus", "0.2"]]]}
 
 
 def test_json_from_regression_result():  # ClassifyRegressnResultTest.JsonFromRegressionResult
     values = np.array([0.2, 0.9, 1.0], np.float32).tolist()
-    assert numbers_as_text(rest_json.regress_response(values)) == {"results": ["0.2", "0.9", "1.0"]}
+    assert numbers_as_text(rest_outputs.regress_response(values)) == {"results": ["0.2", "0.9", "1.0"]}
 
 
 # ClassifyRegressnResultTest.JsonFromRegressionResultWithNonFinite
 def test_json_from_regression_result_with_non_finite():
     values = [float(np.float32(0.2)), math.inf, 1.0, -math.inf, math.nan]
-    assert numbers_as_text(rest_json.regress_response(values)) == {
+    assert numbers_as_text(rest_outputs.regress_response(values)) == {
         "results": ["0.2", "Infinity", "1.0", "-Infinity", "NaN"]}
 
 
@@ -513,9 +513,10 @@ def test_parse_model_info_for_post(server):  # HttpRestApiUtilTest.TestParseMode
 
 
 def test_regress_rest_answers_at_float_precision(server):  # tensorflow_model_server_test.testRegressREST (form)
-    status, text = 200, requests.post(server.url("/v1/models/examples:regress"), timeout=30,
-                                      data=b'{"signature_name": "regress", "examples": [{"x": [0.1, 0.2]}]}').text
-    for token in json.loads(text, parse_float=str)["results"]:
+    response = requests.post(server.url("/v1/models/examples:regress"), timeout=30,
+                             data=b'{"signature_name": "regress", "examples": [{"x": [0.1, 0.2]}]}')
+    assert response.status_code == 200
+    for token in json.loads(response.text, parse_float=str)["results"]:
         assert len(token.replace("-", "").replace(".", "").lstrip("0")) <= 9  # a float's digits, not a double's
 
 
@@ -547,7 +548,7 @@ def test_prometheus_counts_requests_and_latencies_per_model(server):
     prediction, _ = grpc_stubs(server)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "versions"
-    request.inputs["features"].CopyFrom(to_proto(np.ones((1, 4), np.float32), "DT_FLOAT"))
+    request.inputs["features"].MergeFromString(to_proto(np.ones((1, 4), np.float32), "DT_FLOAT").SerializeToString())
     prediction.Predict(request, timeout=30)
     after = _metric_values(server)
     rest_labels = 'model_name="versions",API="predict",entrypoint="REST"'

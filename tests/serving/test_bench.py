@@ -167,8 +167,9 @@ def test_bench_json_small_run(fixture_path):
     assert [(r["batching"], r["concurrency"]) for r in data["runs"]] == [(False, 1), (False, 4), (True, 1), (True, 4)]
     for run in data["runs"]:
         _check_run(run, 200)
-    recommended = tuning.recommend(hardware.detect())[0].to_json()
-    assert [r["batching_parameters"] for r in data["runs"]] == [None, None, recommended, recommended]
+    params, _, parallelism = tuning.recommend(hardware.detect())  # serving-config's measured defaults
+    assert [r["batching_parameters"] for r in data["runs"]] == [None, None, params.to_json(), params.to_json()]
+    assert [r["session_parallelism"] for r in data["runs"]] == [None, None, parallelism, parallelism]
     assert isinstance(data["limit_qps"], float) and data["limit_qps"] > 0
     assert data["limit"]["batch_requests"] == 4  # the most requests ever in flight here
     assert data["runs"][3]["vs_unbatched"] == pytest.approx(data["runs"][3]["qps"] / data["runs"][1]["qps"], 1e-2)
@@ -278,3 +279,38 @@ def test_bench_server_flags_reach_the_sandboxed_server(fixture_path):
                      "--requests", "10", *flags, "--json")
     assert result.exit_code != 0
     assert "You cannot configure all." in result.json()["error"]["message"], result.stdout
+
+
+def _candidates(rows: int, seed: int) -> dict:
+    """`rows` candidates for keras_wide_deep_candidates, as its 22 named inputs."""
+    import numpy as np
+
+    from fixtures.keras_field_models import CANDIDATE_DENSE, CANDIDATE_FIELDS, CANDIDATE_VOCAB, CANDIDATE_WIDE
+
+    rng = np.random.default_rng(seed)
+    columns = {f"c{i:02d}": rng.integers(0, CANDIDATE_VOCAB, (rows, 1)).tolist() for i in range(CANDIDATE_FIELDS)}
+    columns["dense"] = rng.standard_normal((rows, CANDIDATE_DENSE)).round(4).tolist()
+    columns["wide_ids"] = rng.integers(0, 1000, (rows, CANDIDATE_WIDE)).tolist()
+    return columns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_bench_replays_golden_requests_of_hundreds_of_rows(fixture_path, tmp_path, protocol):
+    """A golden file whose requests carry 300 and 1000 candidates of 22 named int64/float inputs, in
+    columnar and row form: every request answered, over REST and gRPC."""
+    columnar, rows = _candidates(300, 0), _candidates(1000, 1)
+    instances = [{alias: values[i] for alias, values in rows.items()} for i in range(1000)]
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text("\n".join(json.dumps({"id": name, "model_spec": {"signature_name": "serving_default"},
+                                            "request": request, "response": {}})
+                                for name, request in (("columnar-300", {"inputs": columnar}),
+                                                      ("rows-1000", {"instances": instances}))) + "\n")
+    result = run_cli("bench", fixture_path("keras_wide_deep_candidates"), "--golden", golden, "--batching", "off",
+                     "--concurrency", "1,2", "--requests", "6", "--protocol", protocol, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    data = result.json()
+    assert data["requests_from"] == str(golden) and data["ok"] is True
+    assert [run["concurrency"] for run in data["runs"]] == [1, 2]
+    for run in data["runs"]:
+        _check_run(run, 6)

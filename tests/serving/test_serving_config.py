@@ -3,6 +3,7 @@ validate and the embedded server accept them, and layouts TF Serving would refus
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def test_batching_parameters_parse_with_the_official_message(written):
     official = _official_batching_parameters()
     text_format.Parse((out / "batching_parameters.txt").read_text(), official)  # unknown fields would raise
     assert (official.max_batch_size.value, official.batch_timeout_micros.value, official.max_enqueued_batches.value,
-            official.num_batch_threads.value) == (128, 0, 1_000_000, 9)  # 2 x 4 CPUs + 1
+            official.num_batch_threads.value) == (128, 0, 1_000_000, 2)  # the measured defaults: 4 CPUs / 2
     assert list(official.allowed_batch_sizes) == [8, 16, 32, 64, 128]
     assert official.pad_variable_length_inputs is False
     assert not official.HasField("thread_pool_name")
@@ -94,15 +95,33 @@ def test_batching_parameters_parse_with_the_official_message(written):
 def test_batching_parameters_read_back_and_explain_every_field(written):
     data, out = written
     params = read_batching_parameters(out / "batching_parameters.txt")
-    assert params == BatchingParameters(128, 0, 1_000_000, 9, "batch_threads", (8, 16, 32, 64, 128), False)
+    assert params == BatchingParameters(128, 0, 1_000_000, 2, "batch_threads", (8, 16, 32, 64, 128), False)
     assert data["batching_parameters"] == params.to_json()
+    assert (data["batching_from"], data["session_parallelism"], data["calibration"]) == ("measured", 1, None)
     lines = (out / "batching_parameters.txt").read_text().splitlines()
     fields = [line for line in lines if not line.startswith("#")]
     for field in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads",
                   "pad_variable_length_inputs"):
         (line,) = [f for f in fields if f.startswith(field)]
         assert lines[lines.index(line) - 1].startswith("# "), field  # the reason right above the field
-    assert "# 9 = 2 x 4 CPUs (--cpus) + 1: batches run in parallel, one per thread." in lines
+    assert "# 2 = 4 CPUs (--cpus) / 2, with --tensorflow_session_parallelism=1: Best worst case across our fixtures " \
+           "at 32 concurrent requests on 2 cores (docs/benchmarks.md);" in lines
+    assert "# Start the server with --tensorflow_session_parallelism=1 (in the commands serving-config prints)." \
+        in lines
+
+
+def test_field_rule_is_the_documented_alternative(fixture_path, tmp_path):
+    base = _base(fixture_path, tmp_path, "mlp")
+    result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--cpus", 4, "--batching-defaults",
+                     "field-rule", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    data = result.json()
+    params = read_batching_parameters(tmp_path / "serving" / "batching_parameters.txt")
+    assert params == BatchingParameters(128, 0, 1_000_000, 9, "batch_threads", (8, 16, 32, 64, 128), False)
+    assert (data["batching_from"], data["session_parallelism"]) == ("field-rule", 0)
+    assert "# 9 = 2 x 4 CPUs (--cpus) + 1: batches run in parallel, one per thread." in \
+        (tmp_path / "serving" / "batching_parameters.txt").read_text().splitlines()
+    assert all("parallelism" not in command for command in data["commands"].values())
 
 
 def test_commands_mount_each_base_path_where_the_docker_config_points(written):
@@ -111,12 +130,15 @@ def test_commands_mount_each_base_path_where_the_docker_config_points(written):
     assert data["commands"] == {
         "docker": f"docker run --rm -p 8500:8500 -p 8501:8501 -v {base}:/models/mlp:ro -v {out}:/config:ro "
                   f"tensorflow/serving --model_config_file=/config/models.docker.config --enable_batching "
-                  f"--batching_parameters_file=/config/batching_parameters.txt --enable_model_warmup",
+                  f"--batching_parameters_file=/config/batching_parameters.txt --enable_model_warmup "
+                  f"--tensorflow_session_parallelism=1",
         "tensorflow_model_server": f"tensorflow_model_server --port=8500 --rest_api_port=8501 "
                                    f"--model_config_file={out}/models.config --enable_batching "
-                                   f"--batching_parameters_file={out}/batching_parameters.txt --enable_model_warmup",
+                                   f"--batching_parameters_file={out}/batching_parameters.txt --enable_model_warmup "
+                                   f"--tensorflow_session_parallelism=1",
         "tfsconvert_serve": f"tfsconvert serve --model-config-file {out}/models.config --enable-batching "
-                            f"--batching-parameters-file {out}/batching_parameters.txt"}
+                            f"--batching-parameters-file {out}/batching_parameters.txt "
+                            f"--tensorflow_session_parallelism=1"}
 
 
 def test_validate_accepts_the_generated_config(written):
@@ -133,7 +155,8 @@ def test_validate_accepts_the_generated_config(written):
 def test_embedded_server_serves_the_generated_config(written):
     _, out = written
     server = started(f"--model_config_file={out / 'models.config'}", "--enable_batching",
-                     f"--batching_parameters_file={out / 'batching_parameters.txt'}")
+                     f"--batching_parameters_file={out / 'batching_parameters.txt'}",
+                     "--tensorflow_session_parallelism=1")
     try:
         status = requests.get(server.url("/v1/models/mlp"), timeout=30).json()
     finally:
@@ -146,13 +169,13 @@ def test_human_output_lists_files_models_and_commands(fixture_path, tmp_path):
     result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--cpus", 2)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == f"wrote {tmp_path / 'serving'}  (tuned for 2 CPU(s) [--cpus], 0 GPU(s))"
+    assert lines[0] == f"wrote {tmp_path / 'serving'}  (tuned for 2 CPU(s) [--cpus], 0 GPU(s); batching: measured)"
     assert f"  model mlp: {base} -> /models/mlp in Docker; latest {{num_versions: 1}}, serving version 2" in lines
     assert lines[-6:-4] == ["# serve with Docker (the tensorflow/serving image)",
                             f"docker run --rm -p 8500:8500 -p 8501:8501 -v {base}:/models/mlp:ro -v "
                             f"{tmp_path / 'serving'}:/config:ro tensorflow/serving --model_config_file=/config/"
                             f"models.docker.config --enable_batching --batching_parameters_file=/config/"
-                            f"batching_parameters.txt --enable_model_warmup"]
+                            f"batching_parameters.txt --enable_model_warmup --tensorflow_session_parallelism=1"]
 
 
 def test_gpus_switch_the_recipe_and_the_image(fixture_path, tmp_path):
@@ -243,10 +266,16 @@ def test_existing_files_need_force(fixture_path, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model-name", "m", "a", "b"], "--model-name names one model, but 2 paths were given"),
     (["--cpus", "0", "a"], "--cpus must be at least 1 and --gpus at least 0 (got 0, 0)"),
+    (["--batching-defaults", "fast", "a"], "--batching-defaults fast: measured or field-rule"),
+    (["--calibrate", "--cpus", "4", "a"], "--calibrate measures this machine's CPUs with the embedded server: it does "
+                                          "not combine with --cpus, --gpus or --batching-defaults"),
+    (["--calibrate", "--calibrate-seconds", "0", "a"], "--calibrate-seconds must be positive and "
+                                                       "--calibrate-concurrency at least 1 (got 0, 32)"),
 ])
 def test_bad_options(tmp_path, args, message):
     result = run_cli("serving-config", *args, "--out", tmp_path / "serving")
     assert result.exit_code == 2 and result.stderr.splitlines()[0] == f"error [bad-option]: {message}"
+    assert not (tmp_path / "serving").exists()
 
 
 def test_a_config_file_is_not_a_path_to_write_a_config_for(written, tmp_path):
@@ -254,6 +283,116 @@ def test_a_config_file_is_not_a_path_to_write_a_config_for(written, tmp_path):
     result = run_cli("serving-config", out / "models.config", "--out", tmp_path / "serving")
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error [bad-option]: {out / 'models.config'} is a model config file already")
+
+
+# --calibrate: a short sweep against the embedded server (a few trials on the small MLP)
+
+CALIBRATE_SECONDS = 30  # the start and two or three trials on this machine when idle; the start alone when busy
+
+
+@pytest.fixture(scope="module")
+def mlp_with_golden(fixture_path, tmp_path_factory) -> Path:
+    """The frozen MLP converted to a SavedModel base path, with golden requests."""
+    base = tmp_path_factory.mktemp("converted") / "mlp"
+    converted = run_cli("saved-model", fixture_path("frozen_mlp_pb"), "--base-path", base, "--version", 1, "--json")
+    assert converted.exit_code == 0, converted.stdout + converted.stderr
+    return base
+
+
+@pytest.fixture(scope="module")
+def calibrated(mlp_with_golden, tmp_path_factory):
+    """serving-config --calibrate on the frozen MLP converted with golden requests: (JSON, out dir, progress lines)."""
+    root = tmp_path_factory.mktemp("calibrate")
+    result = run_cli("serving-config", mlp_with_golden, "--out", root / "serving", "--calibrate", "--calibrate-seconds",
+                     CALIBRATE_SECONDS, "--calibrate-concurrency", 8, "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return result.json(), root / "serving", result.progress
+
+
+def test_calibrated_file_parses_and_is_the_best_swept_setting(calibrated):
+    data, out, _ = calibrated
+    params = read_batching_parameters(out / "batching_parameters.txt")
+    calibration = data["calibration"]
+    assert data["batching_from"] == "calibrated" and data["batching_parameters"] == params.to_json()
+    best = calibration["best"]
+    assert best["batching_parameters"] == params.to_json()
+    assert best["session_parallelism"] == data["session_parallelism"]
+    swept = [(t["batching_parameters"], t["session_parallelism"]) for t in calibration["trials"]]
+    assert (best["batching_parameters"], best["session_parallelism"]) in swept
+    assert calibration["trials"][0]["best_after"] is None  # the start: the measured defaults
+    assert all(t["best_after"] is not None for t in calibration["trials"][1:])
+    assert calibration["concurrency"] == 8 and calibration["requests_from"].endswith("golden.jsonl")
+    assert best["errors"] == 0 and 0 < best["p99_ms"] <= calibration["latency_budget_ms"]
+    assert calibration["seconds"] <= CALIBRATE_SECONDS + 15  # the last trial may start just before the budget ends
+    assert calibration["not_measured"] or len(swept) >= 5  # the start and every other value of the four axes
+    flag = f"--tensorflow_session_parallelism={best['session_parallelism']}"
+    assert all((flag in command) == (best["session_parallelism"] > 0) for command in data["commands"].values())
+
+
+def test_calibrated_file_comments_carry_the_measured_figures(calibrated):
+    data, out, progress = calibrated
+    text = (out / "batching_parameters.txt").read_text()
+    best = data["calibration"]["best"]
+    (qps, p99), = re.findall(r"^# best: (\d+) QPS, p99 ([0-9.]+) ms \(num_batch_threads ", text, re.M)
+    assert abs(int(qps) - best["qps"]) <= 1 and abs(float(p99) - best["p99_ms"]) <= 0.06  # JSON rounds too
+    assert "# model mlp version 1 in the embedded server, its golden requests over REST," in text
+    trials = re.findall(r"^# +(\d+) +([0-9.]+) (?:\(start\)|vs \d+)", text, re.M)
+    assert len(trials) == len(data["calibration"]["trials"])
+    for (qps, p99), trial in zip(trials, data["calibration"]["trials"]):
+        assert abs(int(qps) - trial["qps"]) <= 1 and abs(float(p99) - trial["p99_ms"]) <= 0.06
+    lines = [line for line in progress if "] calibrate: " in line]
+    assert len(lines) >= len(data["calibration"]["trials"]) + 1 and "best after" in lines[-1]
+
+
+def test_calibration_axes_and_the_measured_defaults_per_machine():
+    from tfsconvert.serving import tuning
+    from tfsconvert.serving.calibrate import Setting, axes, with_value
+
+    assert axes(2, 32) == [("num_batch_threads", [1, 2, 5]), ("session_parallelism", [0, 1]),
+                           ("max_batch_size", [8, 16, 32]), ("batch_timeout_micros", [0, 2000])]
+    assert axes(1, 12)[0] == ("num_batch_threads", [1, 3]) and axes(1, 12)[2] == ("max_batch_size", [8, 12])
+    params, _, parallelism = tuning.recommend(hardware.Hardware(8, 0, "--cpus"))
+    assert (params.num_batch_threads, params.max_batch_size, params.allowed_batch_sizes, parallelism) == \
+        (4, 128, (8, 16, 32, 64, 128), 1)
+    wider = with_value(Setting(params, parallelism), "max_batch_size", 32)
+    assert (wider.params.max_batch_size, wider.params.allowed_batch_sizes) == (32, (8, 16, 32))
+    assert with_value(wider, "session_parallelism", 0) == Setting(wider.params, 0)
+
+
+def test_calibrate_needs_golden_requests(fixture_path, tmp_path):
+    base = _base(fixture_path, tmp_path, "mlp")  # no assets.extra/golden.jsonl
+    result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--calibrate")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        f"error [no-golden-requests]: {base / '2'} has no golden requests (assets.extra/golden.jsonl): calibration "
+        f"replays them against the server")
+    assert "Traceback" not in result.stderr and not (tmp_path / "serving").exists()
+
+
+def test_calibrate_names_a_version_that_does_not_load(mlp_with_golden, tmp_path):
+    """A graph that passes the static checks but that TensorFlow refuses to load: exit 1, one line naming it."""
+    base = tmp_path / "broken"
+    shutil.copytree(mlp_with_golden, base)
+    saved_model = base / "1" / "saved_model.pb"
+    message = tfproto.parse_binary("SavedModel", saved_model.read_bytes())
+    node = next(n for n in message.meta_graphs[0].graph_def.node if n.op == "AddV2")
+    node.input[1] = "missing_node"
+    saved_model.write_bytes(message.SerializeToString())
+    result = run_cli("serving-config", base, "--out", tmp_path / "serving", "--calibrate", "--calibrate-seconds", 10)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    error = result.stderr.splitlines()
+    assert error[0].startswith(f"error [load-failed]: {base / '1'}: the model does not serve")
+    assert "Unknown input node 'missing_node'" in error[0] and "Traceback" not in result.stderr
+    assert error[1] == f"  fix: run tfsconvert validate {base / '1'} for the finding and its fix"
+    assert not (tmp_path / "serving").exists()
+
+
+def test_calibrate_measures_one_model(fixture_path, tmp_path):
+    repo = tmp_path / "repo"
+    _base(fixture_path, repo, "a")
+    _base(fixture_path, repo, "b")
+    result = run_cli("serving-config", repo, "--out", tmp_path / "serving", "--calibrate")
+    assert result.exit_code == 2 and result.stderr.startswith("error [bad-option]: --calibrate measures one model")
 
 
 # read_batching_parameters: what the server's --batching_parameters_file reader relies on (docs/tf-serving.md §6.4, §7 case 28)

@@ -10,7 +10,7 @@ from typing import Callable, TypeVar
 import typer
 
 from tfsconvert import __version__
-from tfsconvert.errors import TfsConvertError
+from tfsconvert.errors import TfsConvertError, for_missing_module
 from tfsconvert.quiet import DEBUG_ENV
 
 T = TypeVar("T")
@@ -51,7 +51,13 @@ def run(action: Callable[[], T], as_json: bool) -> T:
     from tfsconvert import output
 
     try:
-        return action()
+        try:
+            return action()
+        except ModuleNotFoundError as error:  # an optional package a code path imports without checking first
+            problem = for_missing_module(error)
+            if problem is None:
+                raise
+            raise problem from error
     except TfsConvertError as error:
         if _state["debug"]:
             raise

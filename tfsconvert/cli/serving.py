@@ -112,16 +112,26 @@ def serving_config(
     model_name: str = typer.Option(None, "--model-name", "--name",
                                    help="Name of the one model (default: its directory)."),
     force: bool = typer.Option(False, "--force", help="Replace existing files in --out."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Measure a short sweep of batching settings on this "
+                                                             "machine with the model's golden requests and write the "
+                                                             "best (docs/serving.md)."),
+    calibrate_seconds: float = typer.Option(60.0, "--calibrate-seconds", help="Time budget of --calibrate."),
+    calibrate_concurrency: int = typer.Option(32, "--calibrate-concurrency",
+                                              help="Concurrent requests --calibrate measures at."),
+    batching_defaults: str = typer.Option("measured", "--batching-defaults",
+                                          help="Without --calibrate: measured (best across our fixtures on small "
+                                               "machines) or field-rule (2 x CPUs + 1 batch threads)."),
     as_json: bool = JSON,
     quiet: bool = QUIET,
 ) -> None:
     """Write a TF Serving model config, batching parameters and the commands to serve checked base paths."""
     from tfsconvert import output
-    from tfsconvert.serving.config_writer import serving_config as write_config
+    from tfsconvert.serving.config_writer import BatchingChoice, serving_config as write_config
 
     output.set_quiet(quiet)
-    with output.status(f"checking {len(paths)} path(s) and writing {out}"):
-        result = run(lambda: write_config(paths, out, cpus, gpus, model_name, force), as_json)
+    with output.status(f"checking {len(paths)} path(s) and writing {out}") as say:
+        choice = BatchingChoice(batching_defaults, calibrate, calibrate_seconds, calibrate_concurrency, say)
+        result = run(lambda: write_config(paths, out, cpus, gpus, model_name, force, choice), as_json)
     if as_json:
         output.print_json(result.to_json())
     else:

@@ -31,7 +31,7 @@ SPARK_SUPPORT = {
 }
 _PYSPARK2PMML_SKEW = re.compile(r"Apache Spark version (\S+) is not supported")
 
-_state: dict = {"session": None, "master": None, "log": None}
+_state: dict = {"session": None, "master": None, "log": None, "conf": {}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def _conf(master: str):
+def _conf(master: str, extra: dict[str, str] | None = None):
     from pyspark import SparkConf
 
     conf = (SparkConf().setMaster(master).setAppName("tfsconvert")
@@ -111,6 +111,8 @@ def _conf(master: str):
     if master.startswith("local"):
         # Loopback only; also lets the driver serve the jars when the host name resolves elsewhere.
         conf.set("spark.driver.host", "127.0.0.1").set("spark.driver.bindAddress", "127.0.0.1")
+    for key, value in (extra or {}).items():  # --spark-conf k=v (tfsconvert parity)
+        conf.set(key, value)
     return conf
 
 
@@ -127,12 +129,12 @@ def jvm_log_tail(lines: int = 1) -> str:
     return "\n".join(found[-lines:])
 
 
-def _start(master: str):
+def _start(master: str, extra: dict[str, str] | None = None):
     from pyspark import SparkContext
     from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
-    conf = _conf(master)
+    conf = _conf(master, extra)
     popen = {}
     if not os.environ.get(DEBUG_ENV):
         _state["log"] = _state["log"] or tempfile.TemporaryFile(prefix="tfsconvert-spark-")
@@ -156,24 +158,26 @@ def _start(master: str):
     return SparkSession(context)
 
 
-def session(master: str | None = None, progress: Progress = lambda _: None):
-    """This process's SparkSession on `master` (default local[*]), started on first use (about 20 s)."""
+def session(master: str | None = None, progress: Progress = lambda _: None, conf: dict[str, str] | None = None):
+    """This process's SparkSession on `master` (default local[*]), started on first use (about 20 s).
+    `conf`: extra Spark settings; a running session started with other ones is restarted (None: any)."""
     master = master or LOCAL_MASTER
     with quiet():
         from pyspark import SparkContext
 
         active = SparkContext._active_spark_context
-        if _state["session"] is not None and active is not None and _state["master"] == master:
+        same_conf = conf is None or conf == _state["conf"]
+        if _state["session"] is not None and active is not None and _state["master"] == master and same_conf:
             return _state["session"]
         if active is not None:
-            if active.master == master:  # started by someone else in this process: use it
+            if active.master == master and not conf:  # started by someone else in this process: use it
                 from pyspark.sql import SparkSession
 
                 _state["session"], _state["master"] = SparkSession.builder.getOrCreate(), master
                 return _state["session"]
             active.stop()
         progress(f"starting Spark ({master}; about 20 s the first time)")
-        _state["session"], _state["master"] = _start(master), master
+        _state["session"], _state["master"], _state["conf"] = _start(master, conf), master, dict(conf or {})
     return _state["session"]
 
 

@@ -78,7 +78,9 @@ def _check_target(src: Path, kind: str, target: Path) -> None:
                          f"publish outside it, e.g. --base-path {source_dir.parent / (source_dir.name + '-serving')}")
 
 
-def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
+def load_source(src: Path, kind: str, source_signature: str | None = None) -> TfSource:
+    """The source loaded by TensorFlow itself from the original file (Keras, graph import, checkpoint restore,
+    SavedModel loader); nothing of it is rewritten."""
     if kind == "frozen-graph":
         from tfsconvert.convert import frozen_graph
         return frozen_graph.load(src)
@@ -89,7 +91,7 @@ def _load(src: Path, kind: str, options: ConvertOptions) -> TfSource:
         from tfsconvert.convert import keras
         return keras.load(src)
     from tfsconvert.convert import savedmodel
-    return savedmodel.load(src, options.source_signature)
+    return savedmodel.load(src, source_signature)
 
 
 def _samples(signature: Signature, options: ConvertOptions,
@@ -284,7 +286,7 @@ def convert(src: Path, kind: str, target: str, options: ConvertOptions,
     plan = pipeline.plan(src, kind, target, options, TOLERANCES[target], *_defaults(src, kind))
     _check_target(src, kind, plan.dest)
     progress(f"loading TensorFlow and {src}")
-    source = _load(src, kind, options)
+    source = load_source(src, kind, options.source_signature)
     try:
         signature = source.resolve(inputs, outputs)
         makers = {} if options.sample_inputs is not None else source.value_makers()

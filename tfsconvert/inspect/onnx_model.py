@@ -1,13 +1,15 @@
 """Reader for ONNX models: graph inputs/outputs as a serving_default signature, opsets, producer.
 
-Imports `onnx` only (protobuf definitions), never onnxruntime or a training framework.
+Reads the ModelProto with tfsconvert.onnxproto (the protobuf runtime only): never imports `onnx`,
+onnxruntime or a training framework.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tfsconvert.errors import InputError, missing_dependency, unreadable
+from tfsconvert import onnxproto
+from tfsconvert.errors import InputError, unreadable
 from tfsconvert.findings import finding
 from tfsconvert.model import ModelDescription, Signature, TensorSpec
 from tfsconvert.naming import DEFAULT_SIGNATURE, is_generic
@@ -22,46 +24,38 @@ _TF_DTYPES = {
 }
 
 
-def _elem_name(onnx, elem_type: int) -> str:
-    try:
-        return onnx.TensorProto.DataType.Name(elem_type)
-    except ValueError:
-        return f"UNKNOWN{elem_type}"
-
-
-def _native(onnx, type_proto) -> str:
+def _native(type_proto) -> str:
     """onnxruntime-style type text: `tensor(float)`, `seq(map(int64,tensor(float)))`."""
     kind = type_proto.WhichOneof("value")
     if kind in ("tensor_type", "sparse_tensor_type"):
         prefix = "tensor" if kind == "tensor_type" else "sparse_tensor"
-        return f"{prefix}({_elem_name(onnx, getattr(type_proto, kind).elem_type).lower()})"
+        return f"{prefix}({onnxproto.elem_type_name(getattr(type_proto, kind).elem_type).lower()})"
     if kind == "sequence_type":
-        return f"seq({_native(onnx, type_proto.sequence_type.elem_type)})"
+        return f"seq({_native(type_proto.sequence_type.elem_type)})"
     if kind == "map_type":
-        key = _elem_name(onnx, type_proto.map_type.key_type).lower()
-        return f"map({key},{_native(onnx, type_proto.map_type.value_type)})"
+        key = onnxproto.elem_type_name(type_proto.map_type.key_type).lower()
+        return f"map({key},{_native(type_proto.map_type.value_type)})"
     if kind == "optional_type":
-        return f"optional({_native(onnx, type_proto.optional_type.elem_type)})"
+        return f"optional({_native(type_proto.optional_type.elem_type)})"
     return "unknown"
 
 
-def _spec(onnx, value_info) -> TensorSpec:
-    type_proto = value_info.type
+def _spec(name: str, type_proto) -> TensorSpec:
     kind = type_proto.WhichOneof("value")
     if kind == "optional_type":  # an optional tensor is served like the tensor it wraps
-        inner = _spec(onnx, onnx.helper.make_value_info(value_info.name, type_proto.optional_type.elem_type))
-        return TensorSpec(inner.dtype, inner.shape, value_info.name, _native(onnx, type_proto))
+        inner = _spec(name, type_proto.optional_type.elem_type)
+        return TensorSpec(inner.dtype, inner.shape, name, _native(type_proto))
     if kind in ("tensor_type", "sparse_tensor_type"):
         tensor = getattr(type_proto, kind)
         shape = None
         if tensor.HasField("shape"):
             # dim_param ("batch") and empty dims are unknown sizes.
             shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
-        dtype = _TF_DTYPES.get(_elem_name(onnx, tensor.elem_type), "DT_INVALID")
-        return TensorSpec(dtype, shape, value_info.name, _native(onnx, type_proto))
+        dtype = _TF_DTYPES.get(onnxproto.elem_type_name(tensor.elem_type), "DT_INVALID")
+        return TensorSpec(dtype, shape, name, _native(type_proto))
     # Sequences (one element per batch row, e.g. skl2onnx's ZipMap) and maps are not tensors.
     shape = [-1] if kind == "sequence_type" else None
-    return TensorSpec("DT_VARIANT", shape, value_info.name, _native(onnx, type_proto))
+    return TensorSpec("DT_VARIANT", shape, name, _native(type_proto))
 
 
 def _looks_like_text(data: bytes) -> bool:
@@ -69,14 +63,16 @@ def _looks_like_text(data: bytes) -> bool:
     return sum(not (ch.isprintable() or ch in "\r\n\t") for ch in text) <= 1
 
 
-def _load(onnx, path: Path):
+def load(path: Path):
+    """The file's ModelProto (tfsconvert.onnxproto's declarations); InputError if it is not an ONNX model."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(512)
-        model = onnx.load(str(path), load_external_data=False)
+        data = Path(path).read_bytes()
     except OSError as error:
         raise unreadable(path, error) from None
-    except Exception:  # protobuf's DecodeError and friends
+    head = data[:512]
+    try:
+        model = onnxproto.parse_model(data)
+    except (onnxproto.DecodeError, RuntimeError, ValueError):  # corrupt, truncated, or not a protobuf
         model = None
     if model is None or not model.HasField("graph") or model.ir_version == 0:
         if not head:
@@ -98,16 +94,12 @@ def _load(onnx, path: Path):
 def describe(path: Path) -> ModelDescription:
     """Describe an ONNX model; its graph inputs/outputs become the serving_default signature."""
     path = Path(path)
-    try:
-        import onnx
-    except ImportError:
-        raise missing_dependency("onnx", "onnx") from None
-    model = _load(onnx, path)
+    model = load(path)
     graph = model.graph
 
     initializers = {init.name for init in graph.initializer}
-    inputs = {vi.name: _spec(onnx, vi) for vi in graph.input if vi.name not in initializers}
-    outputs = {vi.name: _spec(onnx, vi) for vi in graph.output}
+    inputs = {vi.name: _spec(vi.name, vi.type) for vi in graph.input if vi.name not in initializers}
+    outputs = {vi.name: _spec(vi.name, vi.type) for vi in graph.output}
 
     op_types = sorted({node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
                        for node in graph.node})
@@ -125,7 +117,7 @@ def describe(path: Path) -> ModelDescription:
 
     diagnostics = []
     external = sorted({entry.value for init in graph.initializer
-                       if init.data_location == onnx.TensorProto.EXTERNAL
+                       if init.data_location == onnxproto.EXTERNAL
                        for entry in init.external_data if entry.key == "location"})
     if external:
         details["external_data"] = external

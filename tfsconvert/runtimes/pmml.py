@@ -53,7 +53,7 @@ def check_installed(engine: str) -> None:
     if importlib.util.find_spec(module) is None:
         raise EnvironmentProblem("missing-dependency", f"--pmml-evaluator {engine} needs the Python package "
                                  f"'{module}', which is not installed",
-                                 f"pip install {pip}  (or pip install 'tfsconvert[sklearn]'), or choose another "
+                                 f"pip install {pip}  (or pip install 'tfsconvert[pmml]'), or choose another "
                                  f"--pmml-evaluator ({', '.join(CHOICES)})")
 
 

@@ -213,3 +213,10 @@ int dense_body(const char *data, size_t len, DenseBody *b) {
     skip_space(&ps);
     return ps.p == ps.end;
 }
+
+int json_number(const char **p, const char *end, double *out) {
+    Parser ps = {*p, end, NULL, -1};
+    if (!number(&ps, out)) return 0;
+    *p = ps.p;
+    return 1;
+}

@@ -26,4 +26,8 @@ typedef struct {
  * exact fast conversions cannot do are converted by Python's float(). */
 int dense_body(const char *data, size_t len, DenseBody *body);
 
+/* A JSON number at *p (the strict grammar) as dense_body reads it, *p moved past it: 1, or 0 if
+ * there is none or dense_body would leave it to the general path. Needs the GIL. */
+int json_number(const char **p, const char *end, double *out);
+
 #endif

@@ -8,18 +8,27 @@ import re
 import struct
 from array import array
 
+import numpy as np
+
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.S)  # a string, or an unterminated one to the end
 _LONG_RUN = re.compile(rb"(?<![.0-9])[0-9]{19}")  # 19 digits in a row, not a fraction's
 
 
 def scan(data) -> tuple[int, bool, int]:
-    """(closing_brackets, long_integer, members): how many `]` and `}` the body has, whether it has 19
-    or more digits in a row not after a `.` (closing brackets deleted first), and how many `:` are
-    outside strings."""
+    """(depth, long_integer, members): how deeply arrays and objects nest outside strings, whether the
+    body has 19 or more digits in a row not after a `.` (closing brackets deleted first), and how
+    many `:` are outside strings."""
     data = bytes(data)
-    closing = data.count(b"]") + data.count(b"}")
     long_integer = _LONG_RUN.search(data.translate(None, b"]}")) is not None
-    return closing, long_integer, _STRING.sub(b"", data).count(b":")
+    outside = _STRING.sub(b"", data)
+    brackets = outside.translate(_BRACKETS, _NOT_BRACKETS)  # 1 opens, 0 closes
+    steps = np.frombuffer(brackets, np.uint8).astype(np.int64) * 2 - 1
+    depth = int(np.cumsum(steps).max()) if steps.size else 0
+    return max(depth, 0), long_integer, outside.count(b":")
+
+
+_BRACKETS = bytes.maketrans(b"[{]}", b"\x01\x01\x00\x00")
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[{]}"))
 
 
 def members(value) -> int:
@@ -69,7 +78,7 @@ _FLOAT32 = struct.Struct("f")
 
 
 def _decimal(value: float, single: bool) -> str:
-    """rest_json.decimal_text, with the float32 round trip done by struct (numpy scalars cost more)."""
+    """rest_outputs.decimal_text, with the float32 round trip done by struct (numpy scalars cost more)."""
     if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):
@@ -87,7 +96,7 @@ def _decimal(value: float, single: bool) -> str:
 
 
 def decimals(values) -> str:
-    """The JSON text of a float32 or float64 array, each value as rest_json.decimal_text writes it (`%g`,
+    """The JSON text of a float32 or float64 array, each value as rest_outputs.decimal_text writes it (`%g`,
     or 9 / 17 significant digits when `%g` does not give the value back; `.0` added to a whole number
     not in exponent form; NaN, Infinity, -Infinity)."""
     import numpy as np

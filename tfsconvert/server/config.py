@@ -1,7 +1,7 @@
 """Which models to serve: single-model flags or a text `ModelServerConfig` file (docs/tf-serving.md §1.1, §6.2).
 
-Only what start-up needs is validated here, with TF Serving's messages; richer static checks of a
-config file live in `tfsconvert.validate.model_config`.
+Only what start-up needs is validated here, with TF Serving's messages (as declared in tfsconvert.tfproto);
+richer static checks of a config file live in `tfsconvert.validate.model_config`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfsconvert import tfproto
 from tfsconvert.server import logs
 from tfsconvert.server.status import ServingError, invalid
 
@@ -42,14 +43,11 @@ def single_model(name: str, base_path: str) -> list[ModelConfig]:
 
 def read_file(path: str) -> list[ModelConfig]:
     """Parse a text ModelServerConfig; ServingError with TF Serving's start-up message if it is bad."""
-    from google.protobuf import text_format
-    from tensorflow_serving.config import model_server_config_pb2
-
-    config = model_server_config_pb2.ModelServerConfig()
     try:
-        text_format.Parse(Path(path).read_text(encoding="utf-8"), config)
-    except (OSError, UnicodeDecodeError, text_format.ParseError) as error:
-        sys.stderr.write(f"Error parsing text-format tensorflow.serving.ModelServerConfig: {error}\n")
+        config = tfproto.parse_text("ModelServerConfig", Path(path).read_text(encoding="utf-8"), strict=True)
+    except (OSError, UnicodeDecodeError, tfproto.ParseError) as error:
+        detail = str(error).replace(f"{tfproto.PACKAGE}.", "tensorflow.serving.")  # TF Serving's message names
+        sys.stderr.write(f"Error parsing text-format tensorflow.serving.ModelServerConfig: {detail}\n")
         raise invalid(f"Invalid protobuf file: '{path}'") from None
     if config.WhichOneof("config") == "custom_model_config":
         raise ServingError("UNIMPLEMENTED", "ModelServer does not yet support custom model config.")

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert import dtypes
-from tfsconvert.server import core, examples, responses, rest_json
+from tfsconvert.server import core, examples, responses, rest_json, rest_json_fast, rest_outputs
 from tfsconvert.server.manager import Manager
 from tfsconvert.naming import DEFAULT_SIGNATURE
 from tfsconvert.server.signatures import dtype_name
@@ -94,6 +94,11 @@ class RestApi:
         verb = match.group(4)
         if verb not in ("classify", "regress", "predict"):  # the regex ignores case, the comparison does not
             raise malformed
+        if verb == "predict":
+            reading = rest_json_fast.predict_body(body)
+            run = self._read_predict(name, version, label, reading) if reading is not None else None
+            if run is not None:
+                return run
         document, signature_name = request_document(body)
         if verb == "predict":
             return self._predict(name, version, label, signature_name, document)
@@ -110,6 +115,19 @@ class RestApi:
         if not inputs:
             raise invalid(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
         return _predict_run(servable, resolved, predict_tensors(document, inputs), "instances" in document)
+
+    def _read_predict(self, name, version, label, reading: tuple) -> core.Run | None:
+        """The run of a predict body C read whole (rest_json_fast.predict_body); None where the general
+        path has to decide, errors included."""
+        try:
+            _, servable = self.manager.resolve(name, version, label)
+        except ServingError:
+            return None
+        resolved = reading[0] or DEFAULT_SIGNATURE
+        signature = servable.signatures.get(resolved)
+        inputs = {alias: dtype_name(info) for alias, info in signature.inputs.items()} if signature else None
+        tensors = rest_json_fast.body_tensors(reading, inputs) if inputs else None
+        return None if tensors is None else _predict_run(servable, resolved, tensors, reading[1])
 
     def predict_target(self, target: str) -> tuple[str, int | None, str | None] | None:
         """(name, version, label) of a request target that is a plain predict path (a lane's key)."""
@@ -144,9 +162,9 @@ class RestApi:
         _, servable = self.manager.resolve(name, version, label)
         if verb == "classify":
             return core.classify_run(servable, signature_name, batch).then(
-                lambda result: (200, rest_json.classify_response(result[1]), JSON_TYPE))
+                lambda result: (200, rest_outputs.classify_response(result[1]), JSON_TYPE))
         return core.regress_run(servable, signature_name, batch).then(
-            lambda result: (200, rest_json.regress_response(result[1]), JSON_TYPE))
+            lambda result: (200, rest_outputs.regress_response(result[1]), JSON_TYPE))
 
 
 def model_and_api(method: str, target: str) -> tuple[str, str]:
@@ -201,7 +219,7 @@ def _dense_input(servable, signature_name: str | None, alias: str | None, rows: 
 
 def _predict_run(servable, signature_name: str, tensors: dict[str, np.ndarray], rows: bool) -> core.Run:
     """The Predict run whose result is the reply: predictions for the row form, outputs for the columnar."""
-    encode = rest_json.row_response if rows else rest_json.columnar_response
+    encode = rest_outputs.row_response if rows else rest_outputs.columnar_response
     return core.predict_run(servable, signature_name, tensors).then(
         lambda outputs: (200, encode(outputs.arrays, outputs.dtypes), JSON_TYPE))
 

@@ -1,5 +1,5 @@
 """TF Serving's JSON <-> tensor layer (util/json_tensor.cc): parsing with its checks and messages,
-values via tfsconvert.golden (docs/tf-serving.md §4.5, §4.6, §4.8)."""
+values via tfsconvert.rest_codec (docs/tf-serving.md §4.5, §4.6, §4.8)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import orjson
 
 from tfsconvert import accel
-from tfsconvert.dtypes import numpy_dtype
-from tfsconvert.rest_codec import decode_tensor, encode_tensor
+from tfsconvert.rest_codec import decode_tensor
+from tfsconvert.server import rest_json_fast
 from tfsconvert.server.core import type_name
 from tfsconvert.server.examples import debug, json_type
 from tfsconvert.server.status import ServingError, invalid
@@ -24,11 +24,11 @@ _INT_RANGES = {
     "DT_INT32": (-(2 ** 31), 2 ** 31 - 1), "DT_INT64": (-(2 ** 63), 2 ** 63 - 1), "DT_UINT32": (0, 2 ** 32 - 1),
     "DT_UINT64": (0, 2 ** 64 - 1),
 }
-_JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
-_MAX_DIMS = 254  # TensorShape::MaxDimensions()
+JSON_DTYPES = {"DT_FLOAT", "DT_DOUBLE", "DT_BOOL", "DT_STRING", *_INT_RANGES}
+_MAX_DIMS = rest_json_fast.MAX_DIMS
 _DOUBLE_LIMIT = 2 ** 1024 - 2 ** 970  # the integers from here on round to infinity as doubles
 _rest_json = accel.load("tfsconvert.server", "_rest_json")  # or its pure-Python twin, _rest_json_py
-_MAX_NESTING = 500  # closing brackets orjson may see: json's recursion fails near 1000 levels minus the stack
+_MAX_NESTING = 500  # levels orjson may see: json's recursion fails near 1000 levels minus the stack
 # rapidjson's messages for the errors Python's json module reports.
 _PARSE_ERRORS = {
     "Expecting value": "Invalid value.",
@@ -47,11 +47,11 @@ def parse_body(data: bytes):
     refused. orjson, ~4x faster, reads the bodies it reads as the json module does; what it rejects
     (trailing bytes, NaN, 1e400, invalid UTF-8, lone surrogates, ...) json decides, and so it does
     for a document with duplicate keys."""
-    closing_brackets, long_integer, members = _rest_json.scan(data)
+    depth, long_integer, members = _rest_json.scan(data)
     # orjson might read these unlike the json module: an integer beyond 64 bits (orjson returns a
     # float, json an int), deep nesting (orjson's limit is 1024 levels, json's RecursionError near
-    # 1000 minus the caller's stack). Closing brackets: at least one per level.
-    if closing_brackets <= _MAX_NESTING and not long_integer:
+    # 1000 minus the caller's stack).
+    if depth <= _MAX_NESTING and not long_integer:
         try:
             document = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -204,17 +204,6 @@ def is_b64(value) -> bool:
 # Request values
 
 
-def _shape(value) -> list[int]:
-    """The dense shape implied by the first element at every level."""
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return shape
-
-
 def _check(value, shape: list[int], level: int, dtype: str) -> None:
     """Every list has the size of its level's first list; every leaf fits `dtype`."""
     if isinstance(value, list):
@@ -233,7 +222,7 @@ def _check(value, shape: list[int], level: int, dtype: str) -> None:
 
 
 def _check_leaf(value, dtype: str) -> None:
-    if dtype not in _JSON_DTYPES:
+    if dtype not in JSON_DTYPES:
         raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {debug(value)} to type: {type_name(dtype)}")
     if dtype == "DT_STRING" and isinstance(value, dict):
         if not (is_b64(value) and isinstance(value["b64"], str)):
@@ -261,11 +250,11 @@ def _fits(value, dtype: str) -> bool:
 
 def tensor(value, dtype: str) -> np.ndarray:
     """One tensor from a JSON value (scalar or nested list), checked as TF Serving checks it."""
-    shape = _shape(value)
+    shape = rest_json_fast.shape_of(value)
     if len(shape) > _MAX_DIMS:  # before the recursive checks below
         raise invalid(f"JSON Value: lists nested {len(shape)} levels deep; a tensor has at most {_MAX_DIMS} "
                       "dimensions")
-    fast = _numbers(value, shape, dtype)
+    fast = rest_json_fast.tensor(value, shape, dtype)
     if fast is not None:
         return fast
     _check(value, shape, 0, dtype)
@@ -273,22 +262,6 @@ def tensor(value, dtype: str) -> np.ndarray:
         return decode_tensor(value, dtype)
     except ValueError as error:  # more dimensions than numpy allows, a value out of the dtype's range
         raise invalid(str(error)) from None
-
-
-def _numbers(value, shape: list[int], dtype: str) -> np.ndarray | None:
-    """A dense list of JSON numbers for a float input, checked and converted in C (_rest_json.c): the
-    common request, which checked element by element in Python costs ~0.5 ms per 600 values. None
-    for anything else (bools, strings, ragged lists, an integer beyond a double), which the checks
-    above then report."""
-    if dtype not in ("DT_FLOAT", "DT_DOUBLE") or not shape:
-        return None
-    doubles = _rest_json.doubles(value, shape)  # ints converted as numpy does, through float()
-    if doubles is None:
-        return None
-    try:
-        return np.frombuffer(doubles).reshape(shape).astype(numpy_dtype(dtype))
-    except ValueError:  # more dimensions than numpy allows
-        return None
 
 
 def _wrapped(index: int, error: ServingError, key: str | None = None) -> ServingError:
@@ -302,6 +275,9 @@ def instances(rows, inputs: dict[str, str]) -> dict[str, np.ndarray]:
         raise invalid(f"JSON Value: {debug(rows)} Expecting 'instances' to be an list/array")
     if not rows:
         raise invalid(f"JSON Value: {debug(rows)} No values in 'instances' array")
+    fast = rest_json_fast.columns(rows, inputs)
+    if fast is not None:
+        return fast
     named = isinstance(rows[0], dict) and not is_b64(rows[0])
     if not named and len(inputs) != 1:
         raise invalid("instances is a plain list, but expecting list of objects as multiple input tensors required "
@@ -354,75 +330,3 @@ def columns(value, inputs: dict[str, str]) -> dict[str, np.ndarray]:
         if alias not in value:
             raise invalid(f"Missing named input: {alias} in 'inputs' object.")
     return {alias: tensor(value[alias], dtype) for alias, dtype in inputs.items()}
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses (docs/tf-serving.md §4.6)
-
-
-def decimal_text(value: float, single: bool) -> str:
-    """A float as TF Serving's WriteDecimal writes it: `%g` if that reads back as the same float32
-    (`single`) or double, else 9 or 17 significant digits; `.0` added to whole numbers not in
-    exponent form. `9e+06`, `1.43577434e+09`, `0.2`, `100000.0`, `NaN`, `-Infinity`."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    text = "%g" % value
-    back = float(text)
-    if (float(np.float32(back)) if single else back) != value:
-        text = "%.*g" % (9 if single else 17, value)
-    return text if "." in text or "e" in text else text + ".0"
-
-
-def classify_response(results: list[list[tuple[str, float]]]) -> bytes:
-    """`{"results": [[[label, score], ...], ...]}`, scores at float precision (ClassificationResult's)."""
-    texts = ("[" + ", ".join(f"[{json.dumps(label, ensure_ascii=False)}, {_float32_text(score)}]"
-                             for label, score in labels) + "]" for labels in results)
-    return f'{{"results": [{", ".join(texts)}]}}'.encode()
-
-
-def regress_response(values: list[float]) -> bytes:
-    """`{"results": [value, ...]}` at float precision (RegressionResult's)."""
-    return f'{{"results": [{", ".join(map(_float32_text, values))}]}}'.encode()
-
-
-def _float32_text(value: float) -> str:
-    with np.errstate(over="ignore"):
-        return decimal_text(float(np.float32(value)), True)
-
-
-def _tensor_json(array, dtype: str, alias: str) -> str:
-    """A tensor's JSON text: floats as decimal_text writes them (in C), other values as json.dumps
-    writes encode_tensor's."""
-    if dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        return _rest_json.decimals(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
-    if dtype not in _JSON_DTYPES:
-        raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
-    return json.dumps(encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
-
-
-def _object(texts: dict[str, str]) -> str:
-    return "{" + ", ".join(f"{json.dumps(alias)}: {text}" for alias, text in texts.items()) + "}"
-
-
-def columnar_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes:
-    """`{"outputs": tensor}` for one output, else `{"outputs": {alias: tensor}}`."""
-    texts = {alias: _tensor_json(array, dtypes[alias], alias) for alias, array in arrays.items()}
-    return f'{{"outputs": {next(iter(texts.values())) if len(texts) == 1 else _object(texts)}}}'.encode()
-
-
-def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes:
-    """`{"predictions": [row, ...]}`: slices along dim 0, objects by alias for several outputs."""
-    batch = None
-    for alias, array in arrays.items():
-        array = np.asarray(array)
-        if array.ndim == 0:
-            raise invalid(f"Tensor name: {alias} has no shape information ")
-        if batch is not None and array.shape[0] != batch:
-            raise invalid(f"Tensor name: {alias} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
-        batch = array.shape[0]
-    rows = [{alias: _tensor_json(np.asarray(array)[i], dtypes[alias], alias) for alias, array in arrays.items()}
-            for i in range(batch or 0)]
-    texts = [next(iter(row.values())) if len(arrays) == 1 else _object(row) for row in rows]
-    return f'{{"predictions": [{", ".join(texts)}]}}'.encode()

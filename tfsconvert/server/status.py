@@ -6,13 +6,8 @@ prints onto finding codes with `finding_code`.
 
 from __future__ import annotations
 
-# tensorflow.error.Code (= absl/gRPC status code numbers).
-CODES = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
-    "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
-    "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
+from tfsconvert.naming import STATUS_CODES as CODES
+
 CODE_NAMES = {number: name for name, number in CODES.items()}
 
 # docs/tf-serving.md §4.9: model_servers/http_server.cc ToHTTPStatusCode.

@@ -1,4 +1,8 @@
-"""The server's side of tfsconvert.tensor_codec: request tensors with TF Serving's error, answers in typed fields."""
+"""The server's side of tfsconvert.tensor_codec: request tensors with TF Serving's error, answers in typed fields.
+
+The gRPC front end speaks tfsconvert.tfproto's messages, so the dtypes numpy carries are read and
+written without TensorFlow; only the others (bfloat16, quantized, ...) need it.
+"""
 
 from __future__ import annotations
 
@@ -18,18 +22,23 @@ def to_array(proto, alias: str) -> np.ndarray:
         if tfproto.DTYPE_NAMES.get(proto.dtype) not in NUMPY_DTYPES:
             import tensorflow as tf
 
-            return tf.make_ndarray(proto)
+            return tf.make_ndarray(_converted(proto, tf.make_tensor_proto(0)))
         return tensor_codec.from_proto(proto)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ImportError):  # ImportError: an exotic dtype without TensorFlow installed
         raise invalid(f"tensor parsing error: {alias}") from None
 
 
 def to_proto(array: np.ndarray, dtype: str):
-    """A response TensorProto (TensorFlow's own message) of `dtype`, the values in the typed repeated field."""
+    """A response TensorProto (tfproto's message) of `dtype`, the values in the typed repeated field."""
     if dtype not in NUMPY_DTYPES:  # bfloat16, ...: TensorFlow knows how to pack these
         import tensorflow as tf
 
-        return tf.make_tensor_proto(array)
-    from tensorflow.core.framework import tensor_pb2
+        return _converted(tf.make_tensor_proto(array), tfproto.message_class("TensorProto")())
+    return tensor_codec.to_proto(array, dtype, typed=True)
 
-    return tensor_codec.to_proto(array, dtype, typed=True, message=tensor_pb2.TensorProto)
+
+def _converted(proto, into):
+    """`proto` as the TensorProto class of `into` (TensorFlow's or ours), through its bytes."""
+    into.Clear()
+    into.ParseFromString(proto.SerializeToString())
+    return into

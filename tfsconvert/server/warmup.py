@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from tfsconvert import tfproto
 from tfsconvert.naming import WARMUP_FILE
 from tfsconvert.server import core, examples, logs
 from tfsconvert.server.backends import Servable
@@ -26,15 +27,13 @@ def run_warmup(version_dir: Path, servable: Servable, iterations: int) -> None:
     if not path.is_file():
         logs.info(_WHERE + ":78", f"No warmup data file found at {path}")
         return
-    from tensorflow_serving.apis import prediction_log_pb2
-
     logs.info(_WHERE + ":101", f"Starting to read warmup data for model at {path} with model-warmup-options ")
     started, count = time.monotonic(), 0
     try:
         for data in read_records(path):
             try:
-                log = prediction_log_pb2.PredictionLog.FromString(data)
-            except Exception:  # noqa: BLE001 - protobuf's DecodeError
+                log = tfproto.parse_binary("PredictionLog", data)
+            except tfproto.DecodeError:
                 raise invalid(f"Failed to parse warmup record: {data[:64]!r} from {path}") from None
             for _ in range(max(iterations, 1)):
                 _run_record(servable, log)

@@ -24,11 +24,11 @@ from tfsconvert.server import hardware
 from tfsconvert.serving import limit, loadgen, tuning, workload
 from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
     read_batching_parameters
+from tfsconvert.serving.commands import SESSION_FLAG
 from tfsconvert.serving.bench_target import Target, grpc_signatures, parse_url, rest_signatures
 from tfsconvert.server.sandbox import Limits, Sandbox, ServerStartFailed
 
 BATCHING_MODES = {"on": (True,), "off": (False,), "both": (False, True)}
-SESSION_FLAG = "--tensorflow_session_parallelism"  # TF Serving's: both of TensorFlow's thread pools
 Progress = Callable[[str, int, "int | None"], None]
 # A server's setting: (batching: None against a URL, its parameters, its session parallelism if bench set it).
 Mode = tuple["bool | None", "BatchingParameters | None", "int | None"]
@@ -197,17 +197,16 @@ def _bench_url(url: str, options: BenchOptions, progress: Progress) -> BenchResu
                   else rest_signatures(found, options.timeout))
     records, source = workload.records(signatures, options.golden)
     result = BenchResult(url, found.model, found.protocol, source, [], options.latency_budget_ms)
-    job = _job(found, records, signatures)
+    job = load_job(found, records, signatures)
     for concurrency in options.concurrency:
-        result.runs.append(_measure(job, (None, None, None), concurrency, options, progress, url_mode=True))
+        result.runs.append(measure(job, (None, None, None), concurrency, options, progress, url_mode=True))
     return result
 
 
 def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchResult:
-    model, served = _served_version(path, options.model_name)
-    base = (read_batching_parameters(options.batching_parameters_file) if options.batching_parameters_file
-            else tuning.recommend(hardware.detect())[0])
-    candidates = _candidates(base, options)
+    model, served = served_version(path, options.model_name)
+    base, parallelism = _base(options)
+    candidates = _candidates(base, options, parallelism)
     modes = [(batching, *candidate) for batching in BATCHING_MODES[options.batching or "both"]
              for candidate in (candidates if batching else [(None, None)])]
     golden_file = options.golden or Path(served.path) / GOLDEN_FILE
@@ -217,7 +216,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
         boxes = []
         for index, mode in enumerate(modes):
             progress(f"starting a sandboxed server ({_label(mode, options)})", 0, None)
-            boxes.append(stack.enter_context(_sandbox(served, model, mode, work / f"batching{index}.txt", options)))
+            boxes.append(stack.enter_context(sandboxed_server(served, model, mode, work / f"batching{index}.txt", options)))
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
                        model, None)
         signatures = rest_signatures(replace(first, protocol="rest", port=boxes[0].rest_port), options.timeout)
@@ -226,11 +225,11 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
                              server_flags=options.server_flags)
         progress("measuring the in-process batched limit (no server)", 0, None)
         result.limit = _limit(served.path, records, signatures, base, max(options.concurrency), options)
-        jobs = [_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
+        jobs = [load_job(replace(first, port=box.grpc_port if protocol == "grpc" else box.rest_port), records, signatures)
                 for box in boxes]
         for concurrency in options.concurrency:
             for mode, job, box in zip(modes, jobs, boxes):
-                result.runs.append(_measure(job, mode, concurrency, options, progress, box=box))
+                result.runs.append(measure(job, mode, concurrency, options, progress, box=box))
         result.notes += [f"the server ({_label(mode, options)}) exited: {problem.message}"
                          for mode, box in zip(modes, boxes) if (problem := box.exit_problem()) is not None]
     result.runs.sort(key=lambda r: (r.batching is True, _swept(r), r.concurrency))
@@ -238,7 +237,7 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
     return result
 
 
-def _served_version(path: Path, model_name: str | None):
+def served_version(path: Path, model_name: str | None):
     """(model name, the ServedVersion TF Serving would serve: the latest) of one model's PATH."""
     from tfsconvert.validate.checks import static_check
 
@@ -258,7 +257,7 @@ def _served_version(path: Path, model_name: str | None):
 
 
 @contextlib.contextmanager
-def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
+def sandboxed_server(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
     """The server of one mode, with every --server-flag."""
     _, params, parallelism = mode
     flags: tuple[str, ...] = options.server_flags
@@ -280,13 +279,25 @@ def _sandbox(served, model: str, mode: Mode, params_file: Path, options: BenchOp
                           "run tfsconvert validate PATH for the finding and its fix") from None
 
 
-def _candidates(base: BatchingParameters, options: BenchOptions) -> list[tuple[BatchingParameters, int | None]]:
+def _base(options: BenchOptions) -> tuple[BatchingParameters, int | None]:
+    """The batched servers' parameters and session parallelism: --batching-parameters-file (TF Serving's pools),
+    else serving-config's defaults for this machine with their session parallelism (unless a --server-flag
+    sets TensorFlow's pools)."""
+    if options.batching_parameters_file:
+        return read_batching_parameters(options.batching_parameters_file), None
+    params, _, parallelism = tuning.recommend(hardware.detect())
+    pools_set = any("_parallelism=" in flag for flag in options.server_flags)
+    return params, None if pools_set or not parallelism else parallelism
+
+
+def _candidates(base: BatchingParameters, options: BenchOptions,
+                parallelism: int | None) -> list[tuple[BatchingParameters, int | None]]:
     """(parameters, session parallelism) per (--batch-timeout-micros, --batch-threads, --session-parallelism);
-    `base` fills the rest, and no session parallelism leaves TF Serving's default."""
-    return [(replace(base, batch_timeout_micros=timeout, num_batch_threads=threads), parallelism)
+    `base` and `parallelism` fill the rest (None leaves TF Serving's default)."""
+    return [(replace(base, batch_timeout_micros=timeout, num_batch_threads=threads), candidate)
             for timeout in options.batch_timeouts or (base.batch_timeout_micros,)
             for threads in options.batch_threads or (base.num_batch_threads,)
-            for parallelism in options.session_parallelism or (None,)]
+            for candidate in options.session_parallelism or (parallelism,)]
 
 
 def _swept(run: Run) -> tuple[int, int, int]:
@@ -307,13 +318,13 @@ def _label(mode: Mode, options: BenchOptions) -> str:
     return ", ".join(["batching on", *swept])
 
 
-def _job(target: Target, records, signatures) -> loadgen.Job:
+def load_job(target: Target, records, signatures) -> loadgen.Job:
     payloads = (workload.grpc_payloads(records, signatures, target.model) if target.protocol == "grpc" else
                 workload.rest_payloads(records, target.host, target.port, target.model, target.version))
     return loadgen.Job(target.protocol, target.host, target.port, payloads, 1, None, None)
 
 
-def _measure(job: loadgen.Job, mode: Mode, concurrency: int, options: BenchOptions, progress: Progress,
+def measure(job: loadgen.Job, mode: Mode, concurrency: int, options: BenchOptions, progress: Progress,
              box: Sandbox | None = None, url_mode: bool = False) -> Run:
     label = f"{_label(mode, options)}, {concurrency} concurrent"
     job = replace(job, connections=concurrency, requests=options.requests, duration=options.duration,

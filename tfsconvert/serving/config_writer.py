@@ -7,7 +7,9 @@ back with TF Serving's rules (docs/tf-serving.md §6.2, §6.4) and renamed into 
 - `models.config`: `model_config_list` with the absolute host base paths (tensorflow_model_server,
   `tfsconvert serve`, `tfsconvert validate`);
 - `models.docker.config`: the same models at `/models/<name>`, where the Docker command mounts them;
-- `batching_parameters.txt`: starting-point batching parameters (tfsconvert.serving.tuning).
+- `batching_parameters.txt`: batching parameters: the measured defaults or the field's rule
+  (tfsconvert.serving.tuning), or with `calibrate` the best of a short sweep on this machine
+  (tfsconvert.serving.calibrate), its figures in the file's comments.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from google.protobuf import text_format
 
@@ -26,10 +29,13 @@ from tfsconvert.model import Finding
 from tfsconvert.server import hardware as hw
 from tfsconvert.server.batching_config import BatchingParameters, format_batching_parameters, \
     parse_batching_parameters
-from tfsconvert.serving.commands import command_lines, docker_base_path
-from tfsconvert.serving.tuning import recommend
+from tfsconvert.serving.commands import SESSION_FLAG, command_lines, docker_base_path
+from tfsconvert.serving.tuning import CALIBRATE_CONCURRENCY, CALIBRATE_SECONDS, RULES, recommend
 from tfsconvert.validate.checks import ServedModel, static_check
 from tfsconvert.validate.model_config import PLATFORM, read_model_config
+
+if TYPE_CHECKING:  # the sweep's module imports the load generator and sandbox: only with --calibrate
+    from tfsconvert.serving.calibrate import Calibration
 
 FILES = {"model_config": "models.config", "docker_model_config": "models.docker.config",
          "batching_parameters": "batching_parameters.txt"}
@@ -48,6 +54,9 @@ class ServingConfigResult:
     models: list[ServedModel]
     findings: list[Finding]
     batching: BatchingParameters | None = None
+    session_parallelism: int = 0
+    batching_from: str = ""  # calibrated | measured | field-rule
+    calibration: Calibration | None = None
     files: dict[str, str] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +74,8 @@ class ServingConfigResult:
                 "models": [dict(m.to_json(), docker_base_path=docker_base_path(m.name)) for m in self.models],
                 "tf_serving_compatible": self.tf_serving_compatible,
                 "batching_parameters": self.batching.to_json() if self.batching else None,
+                "session_parallelism": self.session_parallelism, "batching_from": self.batching_from or None,
+                "calibration": self.calibration.to_json() if self.calibration else None,
                 "commands": self.commands, "findings": [f.to_json() for f in self.findings]}
 
     def summary(self) -> list[str]:
@@ -73,7 +84,7 @@ class ServingConfigResult:
             return ["nothing written: TF Serving would not serve these models (errors below)"]
         hardware = self.hardware
         lines = [f"wrote {self.out}  (tuned for {hardware.cpus} CPU(s) [{hardware.cpus_source}], "
-                 f"{hardware.gpus} GPU(s))"]
+                 f"{hardware.gpus} GPU(s); batching: {self.batching_from})"]
         lines += [f"  {path}" for path in self.files.values()]
         for model in self.models:
             served = ", ".join(str(v.version) for v in model.versions) or "none yet"
@@ -84,10 +95,23 @@ class ServingConfigResult:
         return lines
 
 
+@dataclass(frozen=True)
+class BatchingChoice:
+    """How the batching parameters are chosen: `calibrate` (a sweep of at most `seconds`) or a tuning rule."""
+
+    defaults: str = "measured"
+    calibrate: bool = False
+    seconds: float = CALIBRATE_SECONDS
+    concurrency: int = CALIBRATE_CONCURRENCY
+    say: Callable[[str], None] = lambda line: None
+
+
 def serving_config(paths: list[Path], out: Path = Path("serving"), cpus: int | None = None, gpus: int = 0,
-                   model_name: str | None = None, force: bool = False) -> ServingConfigResult:
+                   model_name: str | None = None, force: bool = False,
+                   batching: BatchingChoice = BatchingChoice()) -> ServingConfigResult:
     """Check PATHS, then write the three files into `out`. InputError (exit 2) for bad options or outputs."""
     _check_options(paths, cpus, gpus, model_name)
+    _check_batching(batching, cpus, gpus)
     reports = [static_check(path, model_name) for path in paths]
     for report in reports:
         if report.kind == "model-config":
@@ -97,7 +121,7 @@ def serving_config(paths: list[Path], out: Path = Path("serving"), cpus: int | N
     findings = [f for report in reports for f in report.findings] + _not_servable_by_tf_serving(models)
     result = ServingConfigResult(os.path.abspath(out), hw.detect(cpus, gpus), models, findings)
     if result.ok:
-        _write(result, Path(result.out), force)
+        _write(result, Path(result.out), force, batching)
     return result
 
 
@@ -110,6 +134,19 @@ def _check_options(paths: list[Path], cpus: int | None, gpus: int, model_name: s
     if (cpus is not None and cpus < 1) or gpus < 0:
         raise InputError("bad-option", f"--cpus must be at least 1 and --gpus at least 0 (got {cpus}, {gpus})",
                          "--cpus 8, or --gpus 2 for the GPU recipe")
+
+
+def _check_batching(batching: BatchingChoice, cpus: int | None, gpus: int) -> None:
+    if batching.defaults not in RULES:
+        raise InputError("bad-option", f"--batching-defaults {batching.defaults}: {' or '.join(RULES)}",
+                         "--batching-defaults measured (the default) or --batching-defaults field-rule")
+    if batching.calibrate and (cpus is not None or gpus or batching.defaults != "measured"):
+        raise InputError("bad-option", "--calibrate measures this machine's CPUs with the embedded server: it does "
+                         "not combine with --cpus, --gpus or --batching-defaults",
+                         "leave --calibrate out to write the defaults for other hardware")
+    if batching.seconds <= 0 or batching.concurrency < 1:
+        raise InputError("bad-option", f"--calibrate-seconds must be positive and --calibrate-concurrency at least "
+                         f"1 (got {batching.seconds:g}, {batching.concurrency})", "--calibrate-seconds 60")
 
 
 def _unique(models: list[tuple[ServedModel, str]]) -> list[ServedModel]:
@@ -141,23 +178,36 @@ def _not_servable_by_tf_serving(models: list[ServedModel]) -> list[Finding]:
         for model in models for version in model.versions if version.format != "savedmodel"]
 
 
-def _write(result: ServingConfigResult, out: Path, force: bool) -> None:
+def _write(result: ServingConfigResult, out: Path, force: bool, batching: BatchingChoice) -> None:
     targets = {role: out / name for role, name in FILES.items()}
     existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not force:
         raise InputError("output-exists", f"{', '.join(existing)} already exist(s)",
                          "pass --force to replace them, or --out ANOTHER_DIR")
+    params, reasons, parallelism = recommend(result.hardware, batching.defaults)
+    what = f"TF Serving --batching_parameters_file for {result.hardware.cpus} CPU(s), {result.hardware.gpus} GPU(s)"
+    if batching.calibrate:
+        result.calibration = _calibrate(result, batching)
+        best = result.calibration.best.setting
+        params, parallelism = best.params, best.session_parallelism
+        reasons = _calibrated_reasons(result.calibration, reasons)
+        intro = result.calibration.comment()
+        result.batching_from = "calibrated"
+    else:
+        rule = "GPU" if result.hardware.gpus else batching.defaults
+        intro = (f"The {rule} defaults (docs/serving.md): the reason is above each field."
+                 + (f"\nStart the server with {SESSION_FLAG}={parallelism} (in the commands serving-config prints)."
+                    if parallelism else "")
+                 + "\nMeasure this machine with `tfsconvert serving-config PATH --calibrate`.")
+        result.batching_from = rule
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InputError("bad-option", f"cannot create the output directory {out}: {error.strerror}",
                          "--out a writable directory") from None
-    params, reasons = recommend(result.hardware)
     texts = {"model_config": _model_config(result.models, docker=False),
              "docker_model_config": _model_config(result.models, docker=True),
-             "batching_parameters": _HEADER.format(what=f"TF Serving --batching_parameters_file for "
-                                                        f"{result.hardware.cpus} CPU(s), {result.hardware.gpus} GPU(s)")
-             + "# Starting points to measure (the reason is above each field), not truths.\n"
+             "batching_parameters": _HEADER.format(what=what) + "".join(f"# {line}\n" for line in intro.splitlines())
              + format_batching_parameters(params, reasons)}
     temps = {role: _temp_file(out, FILES[role], text) for role, text in texts.items()}
     try:
@@ -167,10 +217,42 @@ def _write(result: ServingConfigResult, out: Path, force: bool) -> None:
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
-    result.batching = params
+    result.batching, result.session_parallelism = params, parallelism
     result.files = {role: str(path) for role, path in targets.items()}
     result.commands = command_lines(out, FILES, {m.base_path: docker_base_path(m.name) for m in result.models},
-                                    result.hardware.gpus)
+                                    result.hardware.gpus, parallelism)
+
+
+def _calibrate(result: ServingConfigResult, batching: BatchingChoice) -> Calibration:
+    """The sweep on the one model's served version (a batching file is shared by every model of a server)."""
+    from tfsconvert.serving.calibrate import calibrate
+
+    served = [m for m in result.models if m.versions]
+    if len(result.models) != 1 or not served:
+        raise InputError("bad-option", f"--calibrate measures one model with a version to serve; got "
+                         f"{len(result.models)} model(s), {len(served)} with a version",
+                         "calibrate on the model that matters most: tfsconvert serving-config BASE_PATH --calibrate")
+    model = served[0]
+    return calibrate(Path(model.base_path), result.hardware, model.name, batching.seconds,
+                                 batching.concurrency, say=batching.say)
+
+
+def _calibrated_reasons(found: Calibration, reasons: dict[str, str]) -> dict[str, str]:
+    """The swept fields say which values were measured; the others keep the defaults' reasons."""
+    from tfsconvert.serving.calibrate import axes
+
+    best = found.best.setting.params
+    out = dict(reasons)
+    for axis, _ in axes(found.hardware.cpus, found.concurrency):
+        if axis == "session_parallelism":
+            continue
+        tried = sorted({getattr(s.params, axis) for s in found.swept()})
+        out[axis] = (f"{getattr(best, axis)}: the best of {', '.join(map(str, tried))} measured (above)."
+                     if len(tried) > 1 else f"{getattr(best, axis)}: the defaults' value (no other value measured "
+                                            f"within the time budget).")
+    sizes = ", ".join(map(str, best.allowed_batch_sizes))
+    out["allowed_batch_sizes"] = f"{sizes}: powers of two up to max_batch_size, which TF Serving requires last."
+    return out
 
 
 def _model_config(models: list[ServedModel], docker: bool) -> str:

@@ -1,7 +1,9 @@
-"""Starting-point batching parameters for some hardware, with the reason for every value.
+"""Batching parameters for some hardware when nothing was measured, with the reason for every value.
 
-The values are the field's usual starting points (TF Serving's batching guide, docs/tf-serving.md §6.4): things
-to measure from, not truths.
+Two rules: `measured` (the default), the values that measured best across our fixtures on a 2-core machine
+(docs/benchmarks.md "serving-config --calibrate"), and `field-rule`, the field's usual starting points (TF
+Serving's batching guide, docs/tf-serving.md §6.4). Both come with the --tensorflow_session_parallelism the
+server should run with (0: TensorFlow's choice). `serving-config --calibrate` measures instead.
 """
 
 from __future__ import annotations
@@ -12,10 +14,19 @@ from tfsconvert.server.hardware import Hardware
 MAX_BATCH_SIZE = 128
 MAX_ENQUEUED_BATCHES = 1_000_000
 SMALLEST_ALLOWED_BATCH = 8
+MEASURED_MAX_BATCH_SIZE = 128
+MEASURED_SESSION_PARALLELISM = 1
+RULES = ("measured", "field-rule")
+CALIBRATE_SECONDS, CALIBRATE_CONCURRENCY = 60.0, 32  # serving-config --calibrate's defaults
 
 
-def recommend(hardware: Hardware) -> tuple[BatchingParameters, dict[str, str]]:
-    """(parameters, reason per field) for `hardware`: the GPU recipe if it has GPUs, else the CPU one."""
+def recommend(hardware: Hardware, rule: str = "measured") -> tuple[BatchingParameters, dict[str, str], int]:
+    """(parameters, reason per field, session parallelism) for `hardware`: the GPU recipe if it has GPUs, else
+    the CPU one of `rule`."""
+    if rule not in RULES:
+        raise ValueError(rule)
+    if rule == "measured" and not hardware.gpus:
+        return _measured(hardware)
     sizes = allowed_sizes(MAX_BATCH_SIZE)
     if hardware.gpus:
         threads = hardware.gpus
@@ -49,7 +60,38 @@ def recommend(hardware: Hardware) -> tuple[BatchingParameters, dict[str, str]]:
         "pad_variable_length_inputs": ("false: requests share a batch only if their shapes match apart from dim 0;\n"
                                        "set true for variable-length inputs (sequences) so they are padded."),
     }
-    return params, reasons
+    return params, reasons, 0
+
+
+def _measured(hardware: Hardware) -> tuple[BatchingParameters, dict[str, str], int]:
+    """The CPU values that measured best across our fixtures on 2 cores (bench/calibrate.py --fixtures)."""
+    threads = max(1, hardware.cpus // 2)
+    params = BatchingParameters(max_batch_size=MEASURED_MAX_BATCH_SIZE, batch_timeout_micros=0,
+                                max_enqueued_batches=MAX_ENQUEUED_BATCHES, num_batch_threads=threads,
+                                allowed_batch_sizes=allowed_sizes(MEASURED_MAX_BATCH_SIZE),
+                                pad_variable_length_inputs=False)
+    measured = "Best worst case across our fixtures at 32 concurrent requests on 2 cores (docs/benchmarks.md)"
+    reasons = {
+        "max_batch_size": (f"{MEASURED_MAX_BATCH_SIZE}: {measured}:\nwhile one batch runs, every request that "
+                           f"arrives joins the next one. A single request with more rows fails\n(`Task size N is "
+                           f"larger than maximum input batch size {MEASURED_MAX_BATCH_SIZE}`): raise it for such "
+                           f"clients."),
+        "batch_timeout_micros": "0: a batch runs as soon as a batch thread is free, adding no latency.",
+        "max_enqueued_batches": (f"{MAX_ENQUEUED_BATCHES}: effectively unbounded. For online serving set it near "
+                                 f"num_batch_threads ({threads})\nso overload fails fast with HTTP 503 (`The batch "
+                                 f"scheduling queue ... is full`) instead of queueing."),
+        "num_batch_threads": (f"{threads} = {hardware.cpus} CPUs ({hardware.cpus_source}) / 2, with "
+                              f"--tensorflow_session_parallelism={MEASURED_SESSION_PARALLELISM}: {measured};\n"
+                              f"each batch keeps one core and the server's HTTP threads keep the others. The "
+                              f"field's rule (2 x CPUs + 1) is\n`tfsconvert serving-config --batching-defaults "
+                              f"field-rule`; `--calibrate` measures this machine."),
+        "allowed_batch_sizes": (f"{', '.join(map(str, allowed_sizes(MEASURED_MAX_BATCH_SIZE)))}: batches are padded "
+                                f"up to the next size, so few distinct shapes run.\nTF Serving refuses a list that "
+                                f"does not end at max_batch_size."),
+        "pad_variable_length_inputs": ("false: requests share a batch only if their shapes match apart from dim 0;\n"
+                                       "set true for variable-length inputs (sequences) so they are padded."),
+    }
+    return params, reasons, MEASURED_SESSION_PARALLELISM
 
 
 def allowed_sizes(max_batch_size: int) -> tuple[int, ...]:

@@ -144,8 +144,8 @@ def junit_xml(report: ValidationReport) -> str:
             note = None if result.values_checked else "synthesized request: output names, dtypes and shapes checked"
             _testcase(suite, version.name, f"golden/{result.id}/{result.protocol}", result.seconds,
                       [result.finding] if result.finding else [], report.strict, note)
-        _count(suite)
-    _count(root)
+        count_cases(suite)
+    count_cases(root)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
@@ -154,7 +154,7 @@ def _from_golden(found: Finding, version: VersionReport) -> bool:
     return any(result.finding is found for result in version.golden)
 
 
-def _count(element: ET.Element) -> None:
+def count_cases(element: ET.Element) -> None:
     cases = list(element.iter("testcase"))
     element.set("tests", str(len(cases)))
     element.set("failures", str(sum(case.find("failure") is not None for case in cases)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from tfsconvert.errors import InfrastructureError, InputError
+from tfsconvert.errors import InfrastructureError, InputError, missing_dependency
 from tfsconvert.findings import finding
 from tfsconvert.golden import read_golden
 from tfsconvert.model import Finding
@@ -29,6 +29,8 @@ from tfsconvert.server.sandbox import (EMBEDDED, Limits, Sandbox, Served, Server
                                        server_program)
 
 PROTOCOLS = {"rest": ("rest",), "grpc": ("grpc",), "both": ("rest", "grpc")}
+# The package our server loads each format with, and the extra that installs it (PMML: runtimes.pmml, per engine).
+_RUNTIMES = {"onnx": ("onnxruntime", "onnx"), "savedmodel": ("tensorflow", "tensorflow")}
 # The fix for each cause of a load failure (the cause from server.status.finding_code).
 _LOAD_HINTS = {
     "unknown-op": "the server's TensorFlow lacks this op: export without custom ops, or serve with a build that "
@@ -125,8 +127,12 @@ def _version_report(model: ServedModel, served: ServedVersion, findings: list[Fi
 
 
 def _pmml_engines(served: ServedVersion, options: ValidateOptions) -> tuple[str | None, ...]:
-    """The PMML engines a PMML version is served with on our server (each checked installed); (None,) otherwise."""
-    if served.format != "pmml" or options.server != EMBEDDED:
+    """The PMML engines a PMML version is served with on our server (each checked installed); (None,) otherwise,
+    once the package our server loads that format with is checked installed (else exit 3 with its extra)."""
+    if options.server != EMBEDDED:
+        return (None,)
+    if served.format != "pmml":
+        _check_runtime(served.format)
         return (None,)
     from tfsconvert.runtimes.pmml import check_installed
 
@@ -134,6 +140,14 @@ def _pmml_engines(served: ServedVersion, options: ValidateOptions) -> tuple[str 
     for engine in chosen:
         check_installed(engine)
     return chosen
+
+
+def _check_runtime(kind: str) -> None:
+    """`missing-dependency` (exit 3, `pip install 'tfsconvert[extra]'`) before a server is started for nothing."""
+    import importlib.util
+
+    if kind in _RUNTIMES and importlib.util.find_spec(_RUNTIMES[kind][0]) is None:
+        raise missing_dependency(*_RUNTIMES[kind])
 
 
 def _pmml_engines_chosen(options: ValidateOptions) -> tuple[str, ...]:
