@@ -94,7 +94,8 @@ def validate(path: PathLike, *, golden: PathLike | None = None, model_name: str 
              rtol: float | None = None, atol: float | None = None, static_only: bool = False,
              protocol: str = "both", timeout: float = 60.0, request_timeout: float | None = None,
              strict: bool = False, memory_mb: int = 8192, cpu_seconds: int = 600, require_isolation: bool = False,
-             pmml_evaluator: str = "both") -> ValidationReport:
+             pmml_evaluator: str = "both", jobs: int | None = None,
+             server_per_version: bool = False) -> ValidationReport:
     """`tfsconvert validate` with the embedded server: the report (`.ok` is False where the command
     exits 1; the findings say why)."""
     from tfsconvert.server.sandbox import Limits
@@ -106,7 +107,8 @@ def validate(path: PathLike, *, golden: PathLike | None = None, model_name: str 
     options = ValidateOptions(_path(golden), model_name, rtol, atol, static_only, protocol, timeout=timeout,
                               strict=strict, limits=Limits(memory_mb, cpu_seconds),
                               require_isolation=require_isolation, request_timeout=request_timeout,
-                              pmml_evaluator=pmml_evaluator)
+                              pmml_evaluator=pmml_evaluator, server_per_version=server_per_version,
+                              **({} if jobs is None else {"jobs": jobs}))
     return run_validation(Path(path), options)
 
 

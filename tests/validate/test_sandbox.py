@@ -1,13 +1,16 @@
 """The validator's sandbox against hostile models: each attack is contained and reported, fast.
 
 The models (tests/validate/hostile_models.py) are real SavedModels; the server is ours in its
-bubblewrap namespaces; the host file, the written path and the listener are the test's own.
+bubblewrap namespaces; the host file, the written path and the listener are the test's own. Each
+attack runs twice (`layout`): the model alone in its server, and in a repository beside a harmless
+model, the two loaded by one shared server process first (as validate serves a repository).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,12 +25,32 @@ from conftest import REPO, run_cli, write_warmup
 
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow in a sandboxed server
 SECRET = b"tfsconvert-host-secret-5f1d"
+# Seconds an attack may take to be contained: one server start alone, one start of two models shared.
+QUICK = {"alone": 60, "shared": 120}
 
 
-def _validate(base: Path, *flags) -> tuple[int, dict, str]:
-    result = run_cli("validate", base, "--timeout", "120", *flags, "--json")
+@pytest.fixture(params=["alone", "shared"])
+def layout(request) -> str:
+    return request.param
+
+
+def _validate(base: Path, *flags, layout: str = "alone") -> tuple[int, dict, str]:
+    """validate of `base`, or (shared) of a repository holding it and a harmless model: then the report
+    keeps `base`'s versions only, once the harmless model is checked and the shared server seen starting."""
+    if layout == "shared":
+        repository = base.parent / f"{base.name}-repository"
+        repository.mkdir()
+        base = Path(shutil.move(base, repository / base.name))
+        hostile_models.doubles(repository / "companion")
+    result = run_cli("validate", base.parent if layout == "shared" else base, "--timeout", "120", *flags, "--json")
     assert result.stdout.strip(), result.stderr
-    return result.exit_code, json.loads(result.stdout), result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    if layout == "shared":
+        assert any("] starting a sandboxed server for 2 versions" in line for line in result.progress), result.progress
+        [companion] = [v for v in report["versions"] if v["model"] == "companion"]
+        assert companion["served"] and companion["golden_failed"] == 0 and companion["golden_passed"] > 0
+        report["versions"] = [v for v in report["versions"] if v["model"] == base.name]
+    return result.exit_code, report, result.stdout + result.stderr
 
 
 def _findings(report: dict, *, weak: bool = False) -> list[dict]:
@@ -44,23 +67,24 @@ def secret(tmp_path_factory) -> Path:
     return path
 
 
-def test_the_server_runs_as_nobody_without_network_or_host_files(tmp_path, secret):
-    """A model that reads any path it is given shows what the sandbox holds."""
+def test_the_server_runs_as_nobody_without_network_or_host_files(tmp_path, secret, layout):
+    """A model that reads any path it is given shows what the sandbox holds (shared: a config file
+    serves it beside a harmless model, whose host path it cannot read either)."""
     from tfsconvert.validate.client import RestClient
-    from tfsconvert.server.sandbox import Sandbox
+    from tfsconvert.server.sandbox import Sandbox, Served
 
     base = hostile_models.reads_any(tmp_path / "m")
-
-    def read(box: Sandbox, rest: RestClient, path: str):
-        return rest.predict("m", 1, {"instances": [path]})
-
-    with Sandbox(base / "1", "m", 1) as box:
+    servables = [Served("m", 1, base / "1")]
+    if layout == "shared":
+        servables.append(Served("companion", 1, hostile_models.doubles(tmp_path / "companion") / "1"))
+    paths = ("/proc/self/status", "/etc/passwd", "/proc/net/dev", str(secret), "/etc/shadow",
+             str(Path.home() / ".bashrc"), str(tmp_path / "companion" / "1" / "saved_model.pb"),
+             "/models/models.config")
+    with Sandbox(servables=servables) as box:
         assert box.isolated
         rest = RestClient(box.rest_port, 60)
         try:
-            answers = {path: read(box, rest, path) for path in
-                       ("/proc/self/status", "/etc/passwd", "/proc/net/dev", str(secret), "/etc/shadow",
-                        str(Path.home() / ".bashrc"))}
+            answers = {path: rest.predict("m", 1, {"instances": [path]}) for path in paths}
         finally:
             rest.close()
     assert answers["/proc/self/status"].ok, answers
@@ -71,24 +95,27 @@ def test_the_server_runs_as_nobody_without_network_or_host_files(tmp_path, secre
     interfaces = [line.split(":")[0].strip() for line in answers["/proc/net/dev"].body["predictions"][0]
                   .splitlines()[2:]]
     assert interfaces == ["lo"]
-    for path in (str(secret), "/etc/shadow", str(Path.home() / ".bashrc")):
+    config = answers.pop("/models/models.config")
+    if layout == "shared":  # the servables are named in the config file, with a specific version policy
+        assert 'name: "m"' in config.body["predictions"][0] and 'name: "companion"' in config.body["predictions"][0]
+    for path in paths[3:-1]:
         assert not answers[path].ok and "No such file or directory" in answers[path].error, answers[path]
 
 
-def test_a_model_reading_a_host_file_gets_nothing(tmp_path, secret):
+def test_a_model_reading_a_host_file_gets_nothing(tmp_path, secret, layout):
     started = time.monotonic()
-    code, report, output = _validate(hostile_models.reads(tmp_path / "reads", secret))
+    code, report, output = _validate(hostile_models.reads(tmp_path / "reads", secret), layout=layout)
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["golden-mismatch", "golden-mismatch", "values-not-checked"]
     assert all("No such file or directory" in f["message"] for f in found[:2])
     assert SECRET.decode() not in output
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < QUICK[layout]
 
 
-def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path):
+def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path, layout):
     target = tmp_path / "outside" / "written.txt"
-    code, report, _ = _validate(hostile_models.writes(tmp_path / "writes", target))
+    code, report, _ = _validate(hostile_models.writes(tmp_path / "writes", target), layout=layout)
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["golden-mismatch", "golden-mismatch", "values-not-checked"]
@@ -96,13 +123,13 @@ def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path):
     assert not target.exists() and not target.parent.exists()
 
 
-def test_a_model_connecting_to_a_host_listener_never_reaches_it(tmp_path):
+def test_a_model_connecting_to_a_host_listener_never_reaches_it(tmp_path, layout):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.setblocking(False)
         base = hostile_models.connects(tmp_path / "connects", listener.getsockname()[1])
-        code, report, _ = _validate(base, "--request-timeout", "3")
+        code, report, _ = _validate(base, "--request-timeout", "3", layout=layout)
         with pytest.raises(BlockingIOError):
             listener.accept()
     assert code == 1
@@ -111,31 +138,33 @@ def test_a_model_connecting_to_a_host_listener_never_reaches_it(tmp_path):
     assert "no answer" in found[0]["message"]
 
 
-def test_a_model_asking_for_50_gb_is_a_memory_limit(tmp_path):
+def test_a_model_asking_for_50_gb_is_a_memory_limit(tmp_path, layout):
     started = time.monotonic()
-    code, report, _ = _validate(hostile_models.allocates(tmp_path / "allocates"), "--request-timeout", "30")
+    code, report, _ = _validate(hostile_models.allocates(tmp_path / "allocates"), "--request-timeout", "30",
+                                layout=layout)
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["sandbox-limit", "sandbox-limit", "values-not-checked"]
     assert "ran out of memory" in found[0]["message"] and "OOM when allocating" in found[0]["message"]
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < QUICK[layout]
 
 
-def test_a_model_asking_for_50_gb_in_its_warmup_is_a_memory_limit(tmp_path):
+def test_a_model_asking_for_50_gb_in_its_warmup_is_a_memory_limit(tmp_path, layout):
     base = hostile_models.allocates(tmp_path / "allocates")
     (base / "1" / "assets.extra").mkdir()
     write_warmup(base / "1" / "assets.extra" / "tf_serving_warmup_requests", [{"x": np.ones(1, np.float32)}],
                  "allocates", "serving_default")
     started = time.monotonic()
-    code, report, _ = _validate(base)
+    code, report, _ = _validate(base, layout=layout)
     assert code == 1
     assert [f["code"] for f in _findings(report)] == ["sandbox-limit"]
     assert "ran out of memory under its 8192 MB address-space limit while loading" in _findings(report)[0]["message"]
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < {"alone": 60, "shared": 180}[layout]  # shared: 3 starts (together,
+    # the model alone, the companion again)
 
 
-def test_a_model_that_spins_is_a_timeout(tmp_path):
-    code, report, _ = _validate(hostile_models.spins(tmp_path / "spins"), "--request-timeout", "3")
+def test_a_model_that_spins_is_a_timeout(tmp_path, layout):
+    code, report, _ = _validate(hostile_models.spins(tmp_path / "spins"), "--request-timeout", "3", layout=layout)
     assert code == 1
     assert [f["code"] for f in _findings(report)] == ["server-timeout", "values-not-checked"]
 

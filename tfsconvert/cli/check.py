@@ -61,6 +61,11 @@ def validate(
     pmml_evaluator: str = typer.Option("both", "--pmml-evaluator", help="PMML versions: serve them with jpmml "
                                                                         "(JPMML-Evaluator), pypmml, or both "
                                                                         "(default: one server each)."),
+    jobs: int = typer.Option(None, "--jobs", "-j", help="Server processes at once (default: the CPU count; fewer "
+                                                       "if memory is short)."),
+    server_per_version: bool = typer.Option(False, "--server-per-version",
+                                            help="One server process per version instead of one for many "
+                                                 "(slower; each version isolated from the others)."),
     quiet: bool = QUIET,
 ) -> None:
     """Check that a model will serve: static checks, then a sandboxed server with golden requests replayed."""
@@ -74,7 +79,8 @@ def validate(
     def action():
         options = ValidateOptions(golden, model_name, rtol, atol, static_only, protocol, server, server_bin, timeout,
                                   strict, Limits(memory_mb, cpu_seconds), require_isolation, request_timeout,
-                                  pmml_evaluator_choice(pmml_evaluator, "both"))
+                                  pmml_evaluator_choice(pmml_evaluator, "both"), server_per_version=server_per_version,
+                                  **({} if jobs is None else {"jobs": jobs}))
         with output.status(f"validating {path}") as progress:
             return run_validation(path, options, progress)
 

@@ -1,4 +1,5 @@
-"""Serve one model version in an isolated child process, and always stop it.
+"""Serve model versions (one, or many through a model config file) in an isolated child process,
+and always stop it.
 
 The child gets a read-only staged copy of the version (regular files only), a scrubbed environment,
 no stdin, resource limits (address space, CPU time, open files), and, where bubblewrap can create
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfsconvert.errors import InfrastructureError, InputError, special_kind
-from tfsconvert.server import isolation
+from tfsconvert.server import isolation, model_list
+from tfsconvert.server.model_list import Served
 from tfsconvert.server.relay import Relay
 
 EMBEDDED = "embedded"
@@ -171,7 +173,11 @@ def _environment(home: str, limits: Limits) -> dict[str, str]:
 
 
 class Sandbox:
-    """A context manager: stage the version, start the server, wait until both ports answer.
+    """A context manager: stage the version(s), start the server, wait until both ports answer.
+
+    One version is served with `--model_name/--model_base_path`; several (`servables`) with a
+    `--model_config_file` listing each model with a `specific` version policy naming its versions.
+    Then `limits.start_timeout` applies to each load: the deadline moves on with every version loaded.
 
     With `isolate` (the default) the server runs in the namespaces of tfsconvert.server.isolation
     and its ports reach the host through relays; where they are unavailable it runs with resource
@@ -179,12 +185,13 @@ class Sandbox:
     `grpc_port` (host loopback), `load_seconds`, `model_name`, `version`, `weakness`.
     """
 
-    def __init__(self, version_dir: Path, model_name: str, version: int, *, limits: Limits = Limits(),
+    def __init__(self, version_dir: Path | None = None, model_name: str | None = None, version: int | None = None,
+                 *, servables: list[Served] | None = None, limits: Limits = Limits(),
                  program: list[str] | None = None, extra_flags: tuple[str, ...] = (), isolate: bool = True,
                  require_isolation: bool = False) -> None:
-        self.version_dir = Path(version_dir)
-        self.model_name = model_name
-        self.version = version
+        self.servables = servables or [Served(model_name, version, Path(version_dir))]
+        self.version_dir, self.model_name, self.version = (self.servables[0].path, self.servables[0].model,
+                                                           self.servables[0].version)
         self.limits = limits
         self.program = program or server_program(EMBEDDED)
         self.extra_flags = extra_flags
@@ -221,7 +228,7 @@ class Sandbox:
         work = self._root / "work"
         work.mkdir()
         try:
-            base = stage(self.version_dir, self.model_name, self.version, self._root / "models")
+            base = self._stage(self._root / "models")
         except OSError as error:
             raise InfrastructureError("sandbox-failed", f"cannot stage {self.version_dir}: {error}",
                                       "check free space in the temp dir (TMPDIR)") from None
@@ -238,13 +245,32 @@ class Sandbox:
             raise InfrastructureError("sandbox-failed", f"cannot start {self.program[0]}: {error}",
                                       "check the server binary (--server-bin) and its permissions") from None
 
+    def _stage(self, models: Path) -> Path:
+        """Stage every version; the base path (one version), or the models dir with the config file in
+        it (several). UnsafeFile names the problems of every version at once."""
+        if len(self.servables) == 1:
+            return stage(self.version_dir, self.model_name, self.version, models)
+        names = model_list.model_names(self.servables)
+        problems: list[tuple[Path, str]] = []
+        for served in self.servables:
+            try:
+                stage(served.path, str(names.index(served.model)), served.version, models)
+            except UnsafeFile as unsafe:
+                problems += unsafe.problems
+        if problems:
+            raise UnsafeFile(problems)
+        model_list.write_config(self.servables, models, isolation.MODELS_DIR if self.isolated else str(models))
+        return models
+
     def _jail(self, doors: list[str] = ()) -> list[str]:
         return [sys.executable, "-m", "tfsconvert.server.jail", str(self.limits.memory_mb),
                 str(self.limits.cpu_seconds), str(self.limits.open_files), *doors, "--"]
 
     def _server(self, grpc_port: int, rest_port: int, base: str) -> list[str]:
-        return [*self.program, f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-                f"--model_name={self.model_name}", f"--model_base_path={base}",
+        """The server's flags; `base` is the base path (one version) or the models dir as the server sees it."""
+        models = ([f"--model_name={self.model_name}", f"--model_base_path={base}"] if len(self.servables) == 1
+                  else [f"--model_config_file={base}/{model_list.CONFIG_FILE}"])
+        return [*self.program, f"--port={grpc_port}", f"--rest_api_port={rest_port}", *models,
                 "--max_num_load_retries=0", "--enable_model_warmup=true", *self.extra_flags]
 
     def _limited_command(self, base: Path) -> list[str]:
@@ -264,7 +290,7 @@ class Sandbox:
             doors += ["--expose", f"{isolation.DOOR_DIR}/{name}.sock={port}"]
             self._relays[name] = Relay(str(door / f"{name}.sock"))
         self.grpc_port, self.rest_port = self._relays["grpc"].port, self._relays["rest"].port
-        base = f"{isolation.MODELS_DIR}/{self.model_name}"
+        base = f"{isolation.MODELS_DIR}/{self.model_name}" if len(self.servables) == 1 else isolation.MODELS_DIR
         server = self._server(_INNER_PORTS["grpc"], _INNER_PORTS["rest"], base)
         return isolation.wrap([*self._jail(doors), *server], self._root / "models", door, self._root / "etc",
                               extra=[Path(self.program[0]).resolve().parent])
@@ -276,6 +302,7 @@ class Sandbox:
 
     def _wait_ready(self) -> None:
         deadline = self._started + self.limits.start_timeout
+        loaded = 0
         while True:
             code = self.process.poll()
             if code is not None:
@@ -283,6 +310,10 @@ class Sandbox:
             if self._ready():
                 self.load_seconds = time.monotonic() - self._started
                 return
+            if len(self.servables) > 1:  # each version loaded gives the next one --timeout again
+                done = sum(step == "Successfully loaded" for step, _, _ in model_list.load_steps(self.log()))
+                if done > loaded:
+                    loaded, deadline = done, time.monotonic() + self.limits.start_timeout
             if time.monotonic() > deadline:
                 raise ServerStartFailed("server-timeout", f"the server did not open its ports within "
                                         f"{self.limits.start_timeout:g} s", self.log())
@@ -323,6 +354,14 @@ class Sandbox:
     def log(self) -> str:
         """What the server wrote on stderr (its log)."""
         return self._read("stderr.log")
+
+    def load_times(self) -> dict[tuple[str, int], float]:
+        """Seconds each version took to load (with its warmup), from the server's log."""
+        return model_list.load_times(self.log())
+
+    def loading(self) -> tuple[str, int] | None:
+        """The version whose load had started but not ended when the log stops, if any."""
+        return model_list.loading(self.log())
 
     def stop(self) -> None:
         """Stop the server's whole process group (TERM, then KILL) and remove the staged copy."""

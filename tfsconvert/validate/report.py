@@ -62,6 +62,8 @@ class ValidationReport:
     findings: list[Finding] = field(default_factory=list)  # about the path as a whole
     versions: list[VersionReport] = field(default_factory=list)
     seconds: float = 0.0
+    servers: int = 0  # server processes started (versions retried alone included)
+    jobs: int = 0  # how many of them ran at once
 
     def all_findings(self) -> list[Finding]:
         return self.findings + [f for v in self.versions for f in v.findings]
@@ -82,7 +84,7 @@ class ValidationReport:
     def to_json(self) -> dict:
         golden = [r for v in self.versions for r in v.golden]
         return {"path": self.path, "kind": self.kind, "ok": self.ok, "strict": self.strict,
-                "seconds": round(self.seconds, 3),
+                "seconds": round(self.seconds, 3), "servers": self.servers, "jobs": self.jobs,
                 "summary": {**self.counts(), "versions": len(self.versions),
                             "golden_passed": sum(r.ok for r in golden),
                             "golden_failed": sum(not r.ok for r in golden)},
