@@ -523,9 +523,9 @@ def test_status_line_while_spark_starts(monkeypatch):
     from pyspark import SparkContext
 
     started = []
-    monkeypatch.setattr(spark_session, "_state", {"session": None, "master": None, "log": None})
+    monkeypatch.setattr(spark_session, "_state", {"session": None, "master": None, "log": None, "conf": {}})
     monkeypatch.setattr(SparkContext, "_active_spark_context", None)
-    monkeypatch.setattr(spark_session, "_start", lambda master: started.append(master) or "session")
+    monkeypatch.setattr(spark_session, "_start", lambda master, conf=None: started.append(master) or "session")
     lines = []
     assert spark_session.session("local[2]", lines.append) == "session"
     assert lines == ["starting Spark (local[2]; about 20 s the first time)"] and started == ["local[2]"]
