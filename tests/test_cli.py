@@ -1,6 +1,9 @@
 """The CLI's contracts: exit codes, one-line errors, JSON errors, --debug tracebacks."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,9 +65,12 @@ def test_h_is_help(cli, command):
 
 
 def test_shell_completion_is_offered(cli):
+    """The script is for the shell the command runs in (detected from the parent processes)."""
     assert "--install-completion" in cli("--help").stdout
-    script = cli("--show-completion", "bash")
-    assert script.exit_code == 0 and "complete" in script.stdout
+    command = Path(sys.executable).with_name("tfsconvert")  # the console script pip or uv installed
+    in_bash = subprocess.run(["bash", "-c", f"{command} --show-completion; true"],
+                             capture_output=True, text=True, timeout=60)
+    assert "complete -o default -F _tfsconvert_completion tfsconvert" in in_bash.stdout, in_bash.stderr
 
 
 @pytest.mark.parametrize("command", COMMANDS)
