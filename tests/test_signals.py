@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, write_warmup
+from conftest import PROGRESS_LINE, REPO, write_warmup
 from tfsconvert.layout import TEMP_PREFIX
 
 pytestmark = pytest.mark.slow  # TensorFlow start-ups in subprocesses
@@ -93,9 +93,11 @@ def test_serve_stops_while_a_warmup_hangs(signum, fixture_path, tmp_path):
 
 
 def _one_line_error(result: subprocess.CompletedProcess, code: str) -> str:
+    """The error after the progress lines (stderr is not a terminal here)."""
     assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith(f"error [{code}]: ") and "Traceback" not in result.stderr, result.stderr
-    return result.stderr
+    error = PROGRESS_LINE.sub("", result.stderr)
+    assert error.startswith(f"error [{code}]: ") and "Traceback" not in error, result.stderr
+    return error
 
 
 @pytest.mark.parametrize("make", [lambda p: os.mkfifo(p) or p, lambda p: Path("/dev/zero")],
