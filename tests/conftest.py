@@ -31,7 +31,17 @@ def spark():
     (about 20 s) and shared with every in-process `tfsconvert pmml/onnx` of a Spark source."""
     from tfsconvert.convert import spark_session
 
-    return spark_session.session()
+    spark_session.session()
+    return _CurrentSpark()
+
+
+class _CurrentSpark:
+    """The session in use when a test calls it: `parity --spark-master` restarts the process's session."""
+
+    def __getattr__(self, name: str):
+        from tfsconvert.convert import spark_session
+
+        return getattr(spark_session.session(), name)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["c", "pure"])

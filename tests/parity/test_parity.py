@@ -147,7 +147,7 @@ def test_sklearn_to_pmml_and_golden_rows(spark_ready, gbt, gbt_data, gbt_pmml):
         assert prediction["label"] == int(model.predict(pd.DataFrame([instance]))[0])
         assert prediction["probability(1)"] == pytest.approx(proba[1], abs=1e-12)
     # The file serves: validate replays it through the embedded server.
-    result = run_cli("validate", gbt_pmml, "--json", "-", "--pmml-evaluator", "jpmml")
+    result = run_cli("validate", gbt_pmml, "--json", "--pmml-evaluator", "jpmml")
     assert result.exit_code == 0, result.stdout
     assert json.loads(result.stdout)["versions"][0]["golden_passed"] == 2 * len(records)
 

@@ -220,7 +220,7 @@ def test_spark_master_and_conf(spark, fixture_path, tmp_path):
     report = json.loads(result.stdout)
     assert result.exit_code == 0 and report["ok"] and report["rows"] == ROWS, report
     assert report["spark_master"] == "local[1]"
-    assert f"scored {ROWS:,} rows (all {report['partitions']} partitions done), " in result.stderr
+    assert f"scored {ROWS:,} rows (all {report['partitions']} partitions done), " in "\n".join(result.progress)
     assert "rows/s" not in result.stdout  # progress on stderr, the report alone on stdout
     from tfsconvert.convert import spark_session
 

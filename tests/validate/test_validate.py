@@ -263,7 +263,7 @@ def test_start_up_timeout(mlp):
 
 
 def test_model_that_hangs_on_predict(fixture_path):
-    code, report = validate(fixture_path("validate_hanging_model"), "--timeout", "15")
+    code, report = validate(fixture_path("validate_hanging_model"), "--timeout", "30")  # TF loads in 10 s or more
     assert code == 1
     [found] = findings(report, "server-timeout")
     assert "no answer" in found["message"]
