@@ -70,9 +70,13 @@ def parse_with_json_module(data: bytes):
         raise invalid("JSON Parse error: The document is empty")
     decoder = json.JSONDecoder(object_pairs_hook=_first_wins, parse_float=_double, parse_int=_integer)
     try:
+        if _rest_json.scan(data)[0] > _MAX_NESTING:
+            # rapidjson parses iteratively. json's C scanner recurses once per level: on Python 3.13
+            # it may exhaust the thread's C stack before its RecursionError (thousands of levels).
+            return _parse_deep(text, start)
         try:
             return decoder.raw_decode(text, start)[0]
-        except RecursionError:  # Python's parser stops near 1000 levels; rapidjson parses iteratively
+        except RecursionError:  # raised near 1000 levels on Python 3.11 and 3.12
             return _parse_deep(text, start)
     except _TooBig as error:
         raise invalid(f"JSON Parse error: Number too big to be stored in double. at offset: "
