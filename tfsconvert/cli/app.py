@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable, TypeVar
+from pathlib import Path
+from typing import Callable, NoReturn, TypeVar
 
 import typer
 
@@ -75,6 +76,23 @@ def run(action: Callable[[], T], as_json: bool) -> T:
             output.stderr.print(f"[bold red]internal error[/]: {type(error).__name__}: {error} (run with --debug "
                                 "for the traceback)", markup=True, highlight=False)
         raise typer.Exit(BUG_EXIT_CODE) from None
+
+
+def gate_exit(result, as_json: bool, json_file: Path | None, junit: Path | None,
+              write_junit: Callable, render: Callable) -> NoReturn:
+    """A gate's report where it was asked for (JUnit, a JSON file, JSON or the tables on stdout), then
+    exit 0 when it passed, 1 when not."""
+    from tfsconvert import output
+
+    if junit is not None:
+        write_junit(result, junit)
+    if json_file is not None:
+        output.write_json(result.to_json(), json_file)
+    if as_json:
+        output.print_json(result.to_json())
+    else:
+        render(result)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def pmml_evaluator_choice(value: str, default: str) -> str:

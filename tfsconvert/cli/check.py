@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
+from tfsconvert.cli.app import JSON, QUIET, app, gate_exit, pmml_evaluator_choice, run
 
 
 @app.command()
@@ -84,13 +84,4 @@ def validate(
         with output.status(f"validating {path}") as progress:
             return run_validation(path, options, progress)
 
-    result = run(action, as_json)
-    if junit is not None:
-        reports.write_junit(result, junit)
-    if json_file is not None:
-        output.write_json(result.to_json(), json_file)
-    if as_json:
-        output.print_json(result.to_json())
-    else:
-        output.render_validation(result)
-    raise typer.Exit(0 if result.ok else 1)
+    gate_exit(run(action, as_json), as_json, json_file, junit, reports.write_junit, output.render_validation)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tfsconvert.cli.app import JSON, QUIET, app, pmml_evaluator_choice, run
+from tfsconvert.cli.app import JSON, QUIET, app, gate_exit, pmml_evaluator_choice, run
 
 
 @app.command("parity")
@@ -54,14 +54,8 @@ def parity(
         with output.status(f"parity {src} vs {artifact}") as progress:
             return run_parity(src, artifact, options, progress)
 
-    result = run(action, as_json)
-    if junit is not None:
-        reports.write_junit(result, junit)
-    if json_file is not None:
-        output.write_json(result.to_json(), json_file)
-    if as_json:
-        output.print_json(result.to_json())
-    else:
+    def render(result) -> None:
         for line in result.lines():
             output.stdout.print(line, markup=False)
-    raise typer.Exit(0 if result.ok else 1)
+
+    gate_exit(run(action, as_json), as_json, json_file, junit, reports.write_junit, render)
