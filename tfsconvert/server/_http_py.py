@@ -41,7 +41,7 @@ PAUSE_BYTES = 4 * 1024 * 1024  # a client pipelining this much waits for its ans
 MAX_LANES = 64
 
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-ENTITYTOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+ENTITY_TOO_LARGE = b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -249,7 +249,7 @@ class Server:
             whole = parse(conn, r, self._max_body)
             head_done = r.head_done and whole == 0
             if whole < 0:
-                self._refuse(conn, ENTITYTOO_LARGE if whole == TOO_LARGE else BAD_REQUEST)
+                self._refuse(conn, ENTITY_TOO_LARGE if whole == TOO_LARGE else BAD_REQUEST)
             elif whole == 0:
                 if r.head_done and r.expect_continue and not conn.continued:
                     conn.out += CONTINUE

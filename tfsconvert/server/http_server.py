@@ -37,6 +37,10 @@ from tfsconvert.server.status import HTTP_STATUS
 
 _LISTEN_BACKLOG = 128  # clients that connect all at once must not be reset
 _MAX_LANES = 64  # as _http.c keeps
+# Reason phrases as TF Serving's HTTP server (libevent) and our C transport write them, on every
+# Python: 3.13 renamed these four after RFC 9110 ("Content Too Large", ...).
+_REASONS = {**responses, 413: "Request Entity Too Large", 414: "Request-URI Too Long",
+            416: "Requested Range Not Satisfiable", 422: "Unprocessable Entity"}
 _http = accel.load("tfsconvert.server", "_http")
 
 
@@ -188,7 +192,7 @@ def _answer(reply: Reply, method: str, keep_alive: bool) -> bytes:
     """The whole HTTP answer: head, and the body unless the request was HEAD."""
     status, payload, content_type = reply
     closing = "" if keep_alive else "Connection: close\r\n"
-    head = (f"HTTP/1.1 {status} {responses.get(status, '')}\r\nContent-Type: {content_type}\r\n"
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(payload)}\r\n{closing}\r\n")
     return head.encode("latin-1") + (b"" if method == "HEAD" else payload)
 
