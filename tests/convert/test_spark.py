@@ -320,7 +320,8 @@ def test_onnx_one_hot_settings_are_refused_before_spark_starts(cli, fixture_path
 def test_one_spark_session_serves_every_conversion(lr_pmml, rf_onnx, spark):
     from pyspark import SparkContext
 
-    assert spark_session.session() is spark and SparkContext._active_spark_context is spark.sparkContext
+    session = spark_session.session()
+    assert session.sparkContext is spark.sparkContext and SparkContext._active_spark_context is session.sparkContext
 
 
 # ---------------------------------------------------------------------------------------------
