@@ -183,6 +183,18 @@ def test_errors_are_raised_as_tfsconvert_errors_and_nothing_is_printed(call, err
         assert (result.exit_code, result.json()["error"]["code"]) == (raised.value.exit_code, code)
 
 
+def test_a_missing_optional_package_is_an_environment_problem_naming_its_extra(fixture_path, tmp_path, monkeypatch):
+    """What the CLI exits 3 with: here pandas is "not installed" (None in sys.modules fails its import), which
+    the conversion imports without checking first."""
+    from tfsconvert.errors import EnvironmentProblem
+
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(EnvironmentProblem) as raised:
+        tfsconvert.onnx(fixture_path("sklearn_pipeline"), tmp_path / "m")
+    assert raised.value.code == "missing-dependency" and "pip install 'tfsconvert[sklearn]'" in raised.value.hint
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_parity_failure_is_check_failed(pipeline, tmp_path, capfd):
     """Zero tolerances: ONNX's float32 probabilities are not scikit-learn's float64 ones. CheckFailed (exit 1 in
     the CLI), and nothing published."""

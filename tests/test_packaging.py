@@ -157,6 +157,13 @@ def test_the_light_core_inspects_and_checks_statically_and_names_the_extra_for_t
     _missing_extra(_tfsconvert(core, "validate", base, "--protocol", "rest", cwd=tmp_path), "tensorflow")
     _missing_extra(_tfsconvert(core, "saved-model", fixture_path("frozen_mlp_pb"), "--base-path",
                                tmp_path / "models" / "mlp", cwd=tmp_path), "tensorflow")
+    # The Python API raises what the CLI exits 3 with.
+    code = ("import sys, tfsconvert\nfrom tfsconvert.errors import EnvironmentProblem\n"
+            "try:\n    tfsconvert.saved_model(sys.argv[1], sys.argv[2])\n"
+            "except EnvironmentProblem as error:\n    print(error.code, error.hint)\n")
+    api = _run([core / "bin" / "python", "-c", code, fixture_path("frozen_mlp_pb"), tmp_path / "api"], cwd=tmp_path,
+               venv=core)
+    assert api.stdout.startswith("missing-dependency pip install 'tfsconvert[tensorflow]'"), api.stdout + api.stderr
 
 
 def test_onnx_serves_over_rest_and_grpc_without_tensorflow(venv, onnx_base, fixture_path, tmp_path):

@@ -6,7 +6,8 @@ with an error, and prints nothing. A source is a path, or a model in memory: it 
 a temporary directory with its framework's own saver (Keras `.keras`, `tf.saved_model.save`, joblib
 for scikit-learn, `PipelineModel.save` for Spark) and converted from there, so the parity reference
 is that saved file run by its own framework, as for the CLI. Heavy libraries load only when a
-function runs.
+function runs; an optional package that is not installed raises EnvironmentProblem with the
+`pip install 'tfsconvert[...]'` line, as the CLI exits 3 with it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from tfsconvert.errors import InputError
+from tfsconvert.errors import InputError, optional_packages_named
 from tfsconvert.naming import DEFAULT_SIGNATURE
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ Names = Union[Mapping[str, str], Sequence[str], None]  # {"alias": "tensor"} or 
 __all__ = ["inspect", "onnx", "pmml", "saved_model", "validate"]
 
 
+@optional_packages_named()
 def saved_model(source: Any, base_path: PathLike, *, version: int | str | None = None, name: str | None = None,
                 inputs: Names = None, outputs: Names = None, signature_name: str = DEFAULT_SIGNATURE,
                 source_signature: str | None = None, samples: int | None = None,
@@ -46,6 +48,7 @@ def saved_model(source: Any, base_path: PathLike, *, version: int | str | None =
                         atol=atol, rtol=rtol, force=force)
 
 
+@optional_packages_named()
 def onnx(source: Any, base_path: PathLike, *, version: int | str | None = None, name: str | None = None,
          inputs: Names = None, outputs: Names = None, opset: int | None = None, source_signature: str | None = None,
          samples: int | None = None, sample_inputs: PathLike | None = None, sample_data: Any = None,
@@ -65,6 +68,7 @@ def onnx(source: Any, base_path: PathLike, *, version: int | str | None = None, 
                         schema=_schema(schema), spark_master=spark_master)
 
 
+@optional_packages_named()
 def pmml(source: Any, base_path: PathLike, *, version: int | str | None = None, name: str | None = None,
          sample_data: Any = None, feature_names: Sequence[str] | str | None = None, target_name: str | None = None,
          samples: int | None = None, atol: float | None = None, rtol: float | None = None,
@@ -83,6 +87,7 @@ def pmml(source: Any, base_path: PathLike, *, version: int | str | None = None, 
                         schema=_schema(schema), spark_master=spark_master, pmml_evaluator=pmml_evaluator)
 
 
+@optional_packages_named()
 def inspect(path: PathLike, *, trust_pickle: bool = False) -> ModelDescription:
     """`tfsconvert inspect`: what the artifact at `path` is, its signatures and its findings."""
     from tfsconvert.inspect import inspect_path
@@ -90,6 +95,7 @@ def inspect(path: PathLike, *, trust_pickle: bool = False) -> ModelDescription:
     return inspect_path(Path(path), trust_pickle=trust_pickle)
 
 
+@optional_packages_named()
 def validate(path: PathLike, *, golden: PathLike | None = None, model_name: str | None = None,
              rtol: float | None = None, atol: float | None = None, static_only: bool = False,
              protocol: str = "both", timeout: float = 60.0, request_timeout: float | None = None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
+from collections.abc import Iterator
 
 
 class TfsConvertError(Exception):
@@ -67,6 +69,19 @@ def for_missing_module(error: ModuleNotFoundError) -> EnvironmentProblem | None:
     """`missing-dependency` naming the extra when `error` is an optional package that is not installed."""
     extra = _EXTRAS.get((error.name or "").partition(".")[0])
     return missing_dependency(error.name, extra) if extra else None
+
+
+@contextlib.contextmanager
+def optional_packages_named() -> Iterator[None]:
+    """Turn an optional package a code path imports without checking first into `missing-dependency`
+    (exit 3, the `pip install 'tfsconvert[...]'` line); any other ModuleNotFoundError passes through."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        problem = for_missing_module(error)
+        if problem is None:
+            raise
+        raise problem from error
 
 
 def unreadable(path, error: OSError) -> InputError:

@@ -11,7 +11,7 @@ from typing import Callable, NoReturn, TypeVar
 import typer
 
 from tfsconvert import __version__
-from tfsconvert.errors import TfsConvertError, for_missing_module
+from tfsconvert.errors import TfsConvertError, optional_packages_named
 from tfsconvert.quiet import DEBUG_ENV
 
 T = TypeVar("T")
@@ -52,13 +52,8 @@ def run(action: Callable[[], T], as_json: bool) -> T:
     from tfsconvert import output
 
     try:
-        try:
+        with optional_packages_named():
             return action()
-        except ModuleNotFoundError as error:  # an optional package a code path imports without checking first
-            problem = for_missing_module(error)
-            if problem is None:
-                raise
-            raise problem from error
     except TfsConvertError as error:
         if _state["debug"]:
             raise
