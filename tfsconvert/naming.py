@@ -1,5 +1,6 @@
 """The names tfsconvert and TF Serving agree on (files, signature key, tags, methods), each defined
-once, and the generic tensor names that make clients send the wrong names (deployment error 3)."""
+once, the generic tensor names that make clients send the wrong names (deployment error 3), and a
+tabular model's names: its response fields and its input columns."""
 
 from __future__ import annotations
 
