@@ -73,3 +73,14 @@ def test_a_source_without_the_artifacts_names_is_a_signature_mismatch(fixture_pa
     assert raised.value.code == "signature-mismatch"
     assert raised.value.message == ("the source's inputs/outputs (features -> probabilities) are not the "
                                     "artifact's (pixels -> probabilities)")
+
+
+def test_a_pickle_goes_through_the_gate_before_it_is_unpickled(fixture_path, tmp_path):
+    """The reference side unpickles with joblib; the driver's restricted unpickler refuses a pickle that runs
+    code first (before Spark starts), unless --trust-pickle."""
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "model.onnx").write_bytes(b"")
+    (tmp_path / "rows.csv").write_text("a,b\n1,2\n")
+    result = run_cli("parity", fixture_path("bad_malicious_pickle"), tmp_path / "m", "--data", tmp_path / "rows.csv")
+    assert result.exit_code == 2 and "error [untrusted-pickle]: " in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
