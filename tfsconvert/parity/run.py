@@ -90,7 +90,7 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
                    pmml_engine=options.pmml_evaluator, worst=options.worst,
                    golden=options.write_golden or 0, sample=options.write_golden or 0, seed=options.seed,
                    feature_names=names)
-    signature, source = None, None
+    signature = None
     if kind == "sklearn":
         progress(f"loading {src}")
         plan.tabular_source(src, job, names, options.trust_pickle)
