@@ -131,7 +131,6 @@ def loop(work: Path, model: str, path: Path) -> dict:
 
 def _job(work: Path, model: str):
     """The Job `tfsconvert parity` would build for `model` (plan's functions, no Spark)."""
-    from tfsconvert.convert import sklearn_source
     from tfsconvert.parity import plan
 
     source, base = MODELS[model]
@@ -140,9 +139,7 @@ def _job(work: Path, model: str):
     atol, rtol = plan.tolerances(kind, fmt, None, None)
     job = plan.Job(str(work / source), kind, str(version), fmt, [], {}, atol, rtol, worst=0)
     if kind == "sklearn":
-        loaded = sklearn_source.load(work / source, None)
-        job.columns, job.fields = plan.tabular_columns(loaded.features), loaded.output_dtypes()
-        job.label_fields = ("label",)
+        plan.tabular_source(work / source, job, None, False)
     else:
         job.columns, job.fields = plan.tf_columns(version, plan.tf_signature(version, fmt))
     return job

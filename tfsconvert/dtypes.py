@@ -51,3 +51,18 @@ def object_array(values: list) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def label_dtype(classes) -> str:
+    """The TF dtype of a classifier's labels, from its classes."""
+    kind = np.asarray(classes).dtype.kind
+    if kind in ("i", "u"):
+        return "DT_INT64"
+    return {"b": "DT_BOOL", "f": "DT_DOUBLE"}.get(kind, "DT_STRING")
+
+
+def label_array(values, dtype: str) -> np.ndarray:
+    """Labels as the array kind comparisons expect for `dtype` (strings as an object array)."""
+    if dtype == "DT_STRING":
+        return object_array([v if isinstance(v, str) else str(v) for v in values])
+    return np.asarray(values).astype(numpy_dtype(dtype))

@@ -16,20 +16,15 @@ from typing import Any
 import numpy as np
 
 from tfsconvert.convert.split_thresholds import add_thresholds, is_column_transformer, tree_ranges
+from tfsconvert.dtypes import label_array, label_dtype
 from tfsconvert.errors import InputError
 from tfsconvert.inspect import sklearn_model
+from tfsconvert.naming import LABEL, PREDICTION, feature_names, not_fitted, probability_field, response_fields
 
-LABEL = "label"
-PREDICTION = "prediction"
 NUMERIC = "numeric"
 STRING = "string"
 
 Row = dict[str, Any]  # feature name -> float or str
-
-
-def probability_field(cls) -> str:
-    """The response field of one class's probability: `probability(setosa)`, JPMML's own name."""
-    return f"probability({cls})"
 
 
 @dataclass
@@ -79,23 +74,11 @@ class SklearnSource:
         return last_step(self.model)
 
     def label_dtype(self) -> str:
-        kinds = {np.asarray(self.classes).dtype.kind}
-        if kinds <= {"i", "u"}:
-            return "DT_INT64"
-        if kinds == {"b"}:
-            return "DT_BOOL"
-        if kinds == {"f"}:
-            return "DT_DOUBLE"
-        return "DT_STRING"
+        return label_dtype(self.classes)
 
     def output_dtypes(self) -> dict[str, str]:
         """Response field -> TF dtype of the source's value (the golden and parity fields, in order)."""
-        if self.task == "regressor":
-            return {PREDICTION: "DT_DOUBLE"}
-        fields = {LABEL: self.label_dtype()}
-        if self.has_proba:
-            fields.update({probability_field(c): "DT_DOUBLE" for c in self.classes})
-        return fields
+        return response_fields(self.task, self.classes, self.has_proba)
 
     def frame(self, rows: list[Row]):
         """The rows as the model was fitted: a DataFrame with its column names, else a float matrix."""
@@ -144,17 +127,6 @@ def last_step(model):
     return model
 
 
-def label_array(values, dtype: str) -> np.ndarray:
-    """Labels as the array kind compare.compare expects for `dtype` (strings as an object array)."""
-    if dtype == "DT_STRING":
-        out = np.empty(len(values), dtype=object)
-        out[:] = [v if isinstance(v, str) else str(v) for v in values]
-        return out
-    from tfsconvert.dtypes import numpy_dtype
-
-    return np.asarray(values).astype(numpy_dtype(dtype))
-
-
 def _unsupported(path: Path, class_name: str, why: str) -> InputError:
     return InputError("unsupported-estimator", f"{path} holds a {class_name}: {why}",
                       "tfsconvert pmml / onnx convert fitted classifiers and single-output regressors "
@@ -201,7 +173,7 @@ def unsupported_estimator(source: SklearnSource, class_name: str, converter: str
                       f"or try the other format: tfsconvert {other} {source.path}")
 
 
-def load(path: Path, feature_names: list[str] | None, trust_pickle: bool = False) -> SklearnSource:
+def load(path: Path, given_names: list[str] | None, trust_pickle: bool = False) -> SklearnSource:
     """Load a pickled estimator and settle its feature names (never x1..xN)."""
     with warnings.catch_warnings():  # unpickling chatter (version warnings) stays off stderr
         warnings.simplefilter("ignore")
@@ -217,7 +189,7 @@ def load(path: Path, feature_names: list[str] | None, trust_pickle: bool = False
     classes = getattr(model, "classes_", None)
     if is_classifier(model):
         if classes is None:
-            raise _not_fitted(path, class_name)
+            raise not_fitted(path, class_name)
         if isinstance(classes, list) or np.asarray(classes).ndim != 1:
             raise _unsupported(path, class_name, "it is a multi-output classifier")
         task, has_proba = "classifier", hasattr(model, "predict_proba")
@@ -226,41 +198,8 @@ def load(path: Path, feature_names: list[str] | None, trust_pickle: bool = False
         task, has_proba, classes = "regressor", False, None
     else:
         raise _unsupported(path, class_name, "it is neither a classifier nor a regressor")
-    names, named = _feature_names(path, model, class_name, feature_names)
+    names, named = feature_names(path, model, class_name, given_names)
     return SklearnSource(path, model, describe_features(model, names), task, classes, named, has_proba)
-
-
-def _not_fitted(path: Path, class_name: str) -> InputError:
-    return InputError("not-fitted", f"{path} holds an unfitted {class_name}",
-                      "fit the model before saving it: joblib.dump(model.fit(X, y), 'model.joblib')")
-
-
-def _feature_names(path: Path, model, class_name: str, given: list[str] | None) -> tuple[list[str], bool]:
-    """(names, fitted with names): `feature_names_in_`, else `--feature-names`, else an error."""
-    fitted = getattr(model, "feature_names_in_", None)
-    count = getattr(model, "n_features_in_", None)
-    if fitted is not None:
-        names = [str(n) for n in fitted]
-        if given is not None and given != names:
-            raise InputError("feature-names-mismatch",
-                             f"{path} was fitted with named columns {','.join(names)}; --feature-names "
-                             f"{','.join(given)} would not match what the model reads",
-                             "leave out --feature-names (it is for models fitted on a plain array)")
-        return names, True
-    if count is None:
-        raise _not_fitted(path, class_name)
-    if given is None:
-        raise InputError(
-            "missing-feature-names",
-            f"{path} was fitted on a plain array, so its {count} inputs have no names; the converted model's "
-            f"fields would be called x1..x{count}, which is how clients end up sending the wrong fields",
-            f"name them in column order: --feature-names {','.join(f'name{i + 1}' for i in range(min(count, 3)))}"
-            f"{',...' if count > 3 else ''} ({count} names), or fit the model on a pandas DataFrame")
-    if len(given) != count:
-        raise InputError("bad-feature-names",
-                         f"--feature-names gives {len(given)} names but {path} takes {count} features",
-                         f"give exactly {count} comma-separated names, in the order of the training columns")
-    return list(given), False
 
 
 # ---------------------------------------------------------------------------------------------

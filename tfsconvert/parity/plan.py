@@ -11,7 +11,7 @@ from pathlib import Path
 from tfsconvert import layout
 from tfsconvert.errors import InputError
 from tfsconvert.inspect.detect import VERSION_CONTENT, detect
-from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.naming import DEFAULT_SIGNATURE, LABEL
 
 TABULAR_SOURCES = ("sklearn", "spark-pipeline")
 TF_SOURCES = ("frozen-graph", "keras", "tf1-checkpoint", "savedmodel")
@@ -56,7 +56,6 @@ class Job:
     atol: float
     rtol: float
     pmml_engine: str = "jpmml"
-    trust_pickle: bool = False
     feature_names: list[str] | None = None  # --feature-names, for a model fitted on a plain array
     label_fields: tuple[str, ...] = ()  # fields whose change is a label flip
     spark: dict = field(default_factory=dict)  # Spark source: task, classes, label_dtype, has_proba
@@ -149,5 +148,15 @@ def tf_columns(version: Path, signature) -> tuple[list[Column], dict[str, str]]:
     return columns, {alias: spec.dtype for alias, spec in signature.outputs.items()}
 
 
-def tabular_columns(features) -> list[Column]:
-    return [Column(f.name, f.dtype) for f in features]
+def tabular_source(src: Path, job: Job, names: list[str] | None, trust_pickle: bool) -> None:
+    """A pickle or booster file: the pickle gate (inspect's restricted unpickler, unless `trust_pickle`) and the
+    column types it reads, then the fields its own framework answers (tfsconvert.parity.oracle)."""
+    from tfsconvert.inspect import sklearn_model
+    from tfsconvert.parity import oracle
+
+    inputs = sklearn_model.describe(src, trust_pickle=trust_pickle).versions[0].details.get("inputs", {})
+    kinds = [spec["dtype"] for spec in inputs.values()]
+    source = oracle.load_tabular(src, names)
+    job.columns = [Column(name, kinds[i] if i < len(kinds) else "DT_DOUBLE") for i, name in enumerate(source.names)]
+    job.fields = source.fields()
+    job.label_fields = (LABEL,) if source.task == "classifier" else ()

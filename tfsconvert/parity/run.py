@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from tfsconvert.errors import InfrastructureError, InputError, TfsConvertError
-from tfsconvert.parity import data, golden_writer, plan, remote, scoring, stats
+from tfsconvert.naming import LABEL
+from tfsconvert.parity import data, golden_writer, oracle, plan, remote, scoring, stats
 from tfsconvert.parity.report import ParityReport, field_reports
 
 PROGRESS_SECONDS = 5.0
@@ -86,17 +87,13 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
 
         check_installed(options.pmml_evaluator)
     job = plan.Job(str(src.resolve()), kind, str(version.resolve()), fmt, [], {}, atol, rtol,
-                   pmml_engine=options.pmml_evaluator, trust_pickle=options.trust_pickle, worst=options.worst,
+                   pmml_engine=options.pmml_evaluator, worst=options.worst,
                    golden=options.write_golden or 0, sample=options.write_golden or 0, seed=options.seed,
                    feature_names=names)
-    signature, source = None, None
+    signature = None
     if kind == "sklearn":
-        from tfsconvert.convert import sklearn_source
-
         progress(f"loading {src}")
-        source = sklearn_source.load(src, names, options.trust_pickle)
-        job.columns, job.fields = plan.tabular_columns(source.features), source.output_dtypes()
-        job.label_fields = ("label",) if source.task == "classifier" else ()
+        plan.tabular_source(src, job, names, options.trust_pickle)
     elif kind != "spark-pipeline":
         signature = plan.tf_signature(version, fmt)
         job.columns, job.fields = plan.tf_columns(version, signature)
@@ -146,10 +143,8 @@ def _session(master: str | None, conf: dict, progress):
 def _spark_source_frame(spark, src: Path, job: plan.Job, options: ParityOptions, progress):
     """A Spark PipelineModel source is scored by Spark itself: its prediction (and probability vector) become
     two more columns of the data, next to the input columns the workers give the artifact."""
-    from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions
 
-    from tfsconvert.convert import spark_source
     from tfsconvert.inspect import spark_model
 
     inputs = spark_model.describe(src).versions[0].details["inputs"]
@@ -158,24 +153,18 @@ def _spark_source_frame(spark, src: Path, job: plan.Job, options: ParityOptions,
     frame = data.read(spark, options.data, guessed)
     data.check_columns(frame.schema, guessed, str(options.data))
     types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
-    schema = {c.name: types[c.name] if types[c.name] in spark_source.SCHEMA_TYPES else
+    schema = {c.name: types[c.name] if types[c.name] in oracle.SPARK_TYPES else
               ("string" if c.string else "double") for c in guessed}
-    prepared = spark_source.prepare(src, json.dumps(schema), None, None)
-    prepared.rows = []  # no sample rows: the data is the rows
-    source, _ = spark_source.load(prepared, None, options.spark_master, progress)
-    job.columns = plan.tabular_columns(source.features)
-    job.fields = source.output_dtypes()
-    job.label_fields = ("label",) if source.task == "classifier" else ()
+    progress(f"loading {src} in Spark")
+    source = oracle.load_pipeline(src)
+    job.columns = [plan.Column(name, "DT_STRING" if kind == "string" else "DT_DOUBLE") for name, kind in schema.items()]
+    job.fields = source.fields()
+    job.label_fields = (LABEL,) if source.task == "classifier" else ()
     job.spark = {"task": source.task, "classes": source.classes,
-                 "label_dtype": source.label_dtype() if source.task == "classifier" else None,
+                 "label_dtype": job.fields[LABEL] if source.task == "classifier" else None,
                  "has_proba": source.has_proba}
-    predictor = source.predictor
-    typed = frame.select(*[functions.col(n).cast(k).alias(n) for n, k in prepared.schema.items()])
-    answered = source.model.transform(typed)
-    extra = [functions.col(predictor.getPredictionCol()).alias(scoring.PREDICTION_COLUMN)]
-    if source.has_proba:
-        extra.append(vector_to_array(functions.col(predictor.getProbabilityCol())).alias(scoring.PROBABILITY_COLUMN))
-    return answered.select(*[c.name for c in job.columns], *extra)
+    typed = frame.select(*[functions.col(n).cast(k).alias(n) for n, k in schema.items()])
+    return source.answered(typed, scoring.PREDICTION_COLUMN, scoring.PROBABILITY_COLUMN)
 
 
 def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert import dtypes, rest_codec
+from tfsconvert.dtypes import label_array
 from tfsconvert.errors import InputError, TfsConvertError, one_line, root_cause
-from tfsconvert.parity import data, remote
+from tfsconvert.naming import LABEL, PREDICTION, probability_field
+from tfsconvert.parity import data, oracle, remote
 from tfsconvert.parity.plan import SIGNATURE, Job
 from tfsconvert.parity.stats import FieldErrors, FieldStats, PartitionStats, TopK, compare_field
 
@@ -75,9 +77,9 @@ class Scorer:
             if job.source_kind == "spark-pipeline":
                 expected = _spark_answers(job, frame)
             elif job.source_kind == "sklearn":
-                expected = _sklearn_answers(self.source, inputs)
+                expected = self.source.answers(inputs)
             else:
-                expected = self.source.run(inputs)
+                expected = self.source(inputs)
         except TfsConvertError:
             raise
         except Exception as error:  # noqa: BLE001
@@ -104,23 +106,14 @@ def _loaded(what: str, path: str, load):
 
 
 def _load_source(job: Job):
+    """The reference: the original source run by its own framework (tfsconvert.parity.oracle)."""
     if job.source_kind == "spark-pipeline":
         return None  # Spark scored it before the workers
     if job.source_kind == "sklearn":
-        from tfsconvert.convert import sklearn_source
+        return oracle.load_tabular(Path(job.source), job.feature_names)
+    from tfsconvert.parity import oracle_tf
 
-        return sklearn_source.load(Path(job.source), job.feature_names, job.trust_pickle)
-    from tfsconvert.convert.tf_convert import load_source
-
-    source = load_source(Path(job.source), job.source_kind)
-    signature = source.resolve({}, {})
-    wanted = {c.name for c in job.columns}
-    if set(signature.inputs) != wanted or not set(job.fields) <= set(signature.outputs):
-        raise InputError("signature-mismatch", f"the source's inputs/outputs ({', '.join(signature.inputs)} -> "
-                         f"{', '.join(signature.outputs)}) are not the artifact's ({', '.join(sorted(wanted))} -> "
-                         f"{', '.join(job.fields)})", "compare the artifact with the source it was converted from "
-                         "(renamed aliases are not mapped back)")
-    return source
+    return oracle_tf.load(Path(job.source), job.source_kind, [c.name for c in job.columns], list(job.fields))
 
 
 def _load_artifact(job: Job):
@@ -151,33 +144,8 @@ def _load_artifact(job: Job):
     return lambda feeds: session.run(SIGNATURE, feeds)
 
 
-def _sklearn_answers(source, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """SklearnSource.predict for a whole batch at once (field -> [n] array)."""
-    import warnings
-
-    import pandas as pd
-
-    from tfsconvert.convert.sklearn_source import LABEL, PREDICTION, label_array, probability_field
-
-    frame = pd.DataFrame({f.name: inputs[f.name] for f in source.features})
-    x = frame if source.named else frame.to_numpy(dtype=object if any(f.kind == "string" for f in source.features)
-                                                  else np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = np.asarray(source.model.predict(x)).reshape(len(frame))
-        proba = np.asarray(source.model.predict_proba(x), dtype=np.float64) if source.has_proba else None
-    if source.task == "regressor":
-        return {PREDICTION: values.astype(np.float64)}
-    out = {LABEL: label_array(list(values), source.label_dtype())}
-    if proba is not None:
-        out.update({probability_field(c): proba[:, j] for j, c in enumerate(source.classes)})
-    return out
-
-
 def _spark_answers(job: Job, frame) -> dict[str, np.ndarray]:
     """A Spark source's answers from the columns Spark added (prediction index, probability vector)."""
-    from tfsconvert.convert.sklearn_source import LABEL, PREDICTION, label_array, probability_field
-
     spark = job.spark
     prediction = frame[PREDICTION_COLUMN].to_numpy(dtype=np.float64)
     if spark["task"] == "regressor":

@@ -15,17 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from tfsconvert.errors import missing_dependency
+from tfsconvert.naming import LABEL, PREDICTION, probability_field
 
 TASK_KEY = "tfsconvert.task"
 CLASSES_KEY = "tfsconvert.classes"
 PROBABILITIES = "probabilities"
-LABEL = "label"  # the response fields of sklearn_source, repeated to keep this module light
-PREDICTION = "prediction"
-
-
-def probability_field(cls) -> str:
-    """The response field of one class's probability: `probability(setosa)`, JPMML's own name."""
-    return f"probability({cls})"
 
 
 class OnnxModel:

@@ -27,11 +27,10 @@ import numpy as np
 
 from tfsconvert import pmml_document
 from tfsconvert.errors import CheckFailed, EnvironmentProblem
+from tfsconvert.naming import LABEL, PREDICTION
 
 ENGINES = ("jpmml", "pypmml")
 CHOICES = (*ENGINES, "both")
-LABEL = "label"  # the response fields of sklearn_source, repeated to keep this module light
-PREDICTION = "prediction"
 EVALUATE_TIMEOUT = 600.0
 _PACKAGES = {"jpmml": ("jpmml_evaluator", "jpmml-evaluator==0.16.0 jpype1==1.7.1"),
              "pypmml": ("pypmml", "pypmml==1.5.8")}
