@@ -26,7 +26,8 @@ import pytest
 import tfsconvert
 from conftest import converted
 
-pytestmark = pytest.mark.slow
+# Slow, and on one test worker: the wheel is built and each venv made once for the module.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
 REPO = Path(__file__).resolve().parents[1]
 
 
