@@ -90,10 +90,18 @@ def _loader(options: Options, batching: Batching | None):
     return load
 
 
+def _read_if_there(path: Path) -> str:
+    """A /proc file of a thread, or "" once that thread has ended."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def _stop_children(grace: float = 5.0) -> None:
     """Stop the processes this one started (pypmml's JVM gateway outlives Model.close())."""
     children = [int(pid) for task in Path(f"/proc/{os.getpid()}/task").glob("*/children")
-                for pid in task.read_text().split()]
+                for pid in _read_if_there(task).split()]
     for pid in children:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
