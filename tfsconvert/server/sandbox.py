@@ -212,13 +212,25 @@ class Sandbox:
         return f"127.0.0.1:{self.grpc_port}"
 
     def __enter__(self) -> "Sandbox":
+        self.start()
+        self.wait_ready()
+        return self
+
+    def start(self) -> None:
+        """Launch the server without waiting for it (several can then load at once); stopped if this fails."""
         try:
             self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self) -> None:
+        """Until the server's ports are open; stopped, and ServerStartFailed raised, if it does not come up."""
+        try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
-        return self
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -213,10 +213,12 @@ def _bench_path(path: Path, options: BenchOptions, progress: Progress) -> BenchR
     protocol = options.protocol or "rest"
     with contextlib.ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tfsconvert-bench-")))
-        boxes = []
-        for index, mode in enumerate(modes):
-            progress(f"starting a sandboxed server ({_label(mode, options)})", 0, None)
-            boxes.append(stack.enter_context(sandboxed_server(served, model, mode, work / f"batching{index}.txt", options)))
+        progress(f"starting {len(modes)} sandboxed server{'s' if len(modes) > 1 else ''} at once", 0, None)
+        boxes = [stack.enter_context(sandboxed_server(served, model, mode, work / f"batching{index}.txt", options,
+                                                      wait=False)) for index, mode in enumerate(modes)]
+        for mode, box in zip(modes, boxes):
+            with _start_failures(mode, options):
+                box.wait_ready()
         first = Target(protocol, "127.0.0.1", boxes[0].grpc_port if protocol == "grpc" else boxes[0].rest_port,
                        model, None)
         signatures = rest_signatures(replace(first, protocol="rest", port=boxes[0].rest_port), options.timeout)
@@ -257,8 +259,8 @@ def served_version(path: Path, model_name: str | None):
 
 
 @contextlib.contextmanager
-def sandboxed_server(served, model: str, mode: Mode, params_file: Path, options: BenchOptions):
-    """The server of one mode, with every --server-flag."""
+def sandboxed_server(served, model: str, mode: Mode, params_file: Path, options: BenchOptions, wait: bool = True):
+    """The server of one mode, with every --server-flag; started (and, unless `wait` is False, loaded)."""
     _, params, parallelism = mode
     flags: tuple[str, ...] = options.server_flags
     if params is not None:
@@ -266,10 +268,23 @@ def sandboxed_server(served, model: str, mode: Mode, params_file: Path, options:
         flags += ("--enable_batching", f"--batching_parameters_file={params_file}")
     if parallelism is not None:
         flags += (f"{SESSION_FLAG}={parallelism}",)
+    box = Sandbox(Path(served.path), model, served.version, limits=options.limits, extra_flags=flags,
+                  isolate=False)  # limits only: relays would distort the throughput measured
     try:
-        with Sandbox(Path(served.path), model, served.version, limits=options.limits, extra_flags=flags,
-                     isolate=False) as box:  # limits only: relays would distort the throughput measured
-            yield box
+        with _start_failures(mode, options):
+            box.start()
+            if wait:
+                box.wait_ready()
+        yield box
+    finally:
+        box.stop()
+
+
+@contextlib.contextmanager
+def _start_failures(mode: Mode, options: BenchOptions):
+    """A server of `mode` that did not come up, as the error bench exits with."""
+    try:
+        yield
     except ServerStartFailed as failure:
         if failure.kind in ("crashed", "server-timeout"):
             raise InfrastructureError(failure.kind, f"the sandboxed server ({_label(mode, options)}) did not "
