@@ -1,9 +1,11 @@
 """The validator's sandbox against hostile models: each attack is contained and reported, fast.
 
 The models (tests/validate/hostile_models.py) are real SavedModels; the server is ours in its
-bubblewrap namespaces; the host file, the written path and the listener are the test's own. Each
-attack runs twice (`layout`): the model alone in its server, and in a repository beside a harmless
-model, the two loaded by one shared server process first (as validate serves a repository).
+bubblewrap namespaces; the host file, the written path and the listener are the test's own. The
+attacks that take the server down (memory, a spinning request) run twice (`layout`): the model alone
+in its server, and in a repository beside a harmless model, the two loaded by one shared server
+process first (as validate serves a repository), whose result must survive. Reading, writing and
+connecting meet the same namespaces in both, so they run alone (the first test reads from a shared one).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from conftest import REPO, run_cli, write_warmup
 pytestmark = pytest.mark.slow  # every test here starts TensorFlow in a sandboxed server
 SECRET = b"tfsconvert-host-secret-5f1d"
 # Seconds an attack may take to be contained: one server start alone, one start of two models shared.
-QUICK = {"alone": 60, "shared": 120}
+QUICK = {"alone": 90, "shared": 150}  # on a busy 2-core machine; TF Serving's retries alone take 5 min
 
 
 @pytest.fixture(params=["alone", "shared"])
@@ -102,20 +104,20 @@ def test_the_server_runs_as_nobody_without_network_or_host_files(tmp_path, secre
         assert not answers[path].ok and "No such file or directory" in answers[path].error, answers[path]
 
 
-def test_a_model_reading_a_host_file_gets_nothing(tmp_path, secret, layout):
+def test_a_model_reading_a_host_file_gets_nothing(tmp_path, secret):
     started = time.monotonic()
-    code, report, output = _validate(hostile_models.reads(tmp_path / "reads", secret), layout=layout)
+    code, report, output = _validate(hostile_models.reads(tmp_path / "reads", secret))
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["golden-mismatch", "golden-mismatch", "values-not-checked"]
     assert all("No such file or directory" in f["message"] for f in found[:2])
     assert SECRET.decode() not in output
-    assert time.monotonic() - started < QUICK[layout]
+    assert time.monotonic() - started < QUICK["alone"]
 
 
-def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path, layout):
+def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path):
     target = tmp_path / "outside" / "written.txt"
-    code, report, _ = _validate(hostile_models.writes(tmp_path / "writes", target), layout=layout)
+    code, report, _ = _validate(hostile_models.writes(tmp_path / "writes", target))
     assert code == 1
     found = _findings(report)
     assert [f["code"] for f in found] == ["golden-mismatch", "golden-mismatch", "values-not-checked"]
@@ -123,13 +125,13 @@ def test_a_model_writing_outside_its_dir_writes_nothing(tmp_path, layout):
     assert not target.exists() and not target.parent.exists()
 
 
-def test_a_model_connecting_to_a_host_listener_never_reaches_it(tmp_path, layout):
+def test_a_model_connecting_to_a_host_listener_never_reaches_it(tmp_path):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         listener.setblocking(False)
         base = hostile_models.connects(tmp_path / "connects", listener.getsockname()[1])
-        code, report, _ = _validate(base, "--request-timeout", "3", layout=layout)
+        code, report, _ = _validate(base, "--request-timeout", "3")
         with pytest.raises(BlockingIOError):
             listener.accept()
     assert code == 1
@@ -159,7 +161,7 @@ def test_a_model_asking_for_50_gb_in_its_warmup_is_a_memory_limit(tmp_path, layo
     assert code == 1
     assert [f["code"] for f in _findings(report)] == ["sandbox-limit"]
     assert "ran out of memory under its 8192 MB address-space limit while loading" in _findings(report)[0]["message"]
-    assert time.monotonic() - started < {"alone": 60, "shared": 180}[layout]  # shared: 3 starts (together,
+    assert time.monotonic() - started < {"alone": QUICK["alone"], "shared": 240}[layout]  # shared: 3 starts (together,
     # the model alone, the companion again)
 
 
