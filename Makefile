@@ -41,14 +41,19 @@ sandbox:
 demo: setup
 	@scripts/demo.sh
 
+# Tests run in TEST_WORKERS processes, a test file's tests in one (its module fixtures are made once):
+# most tests wait on servers, JVMs and child processes, so two workers halve the time on 2 cores.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
 	$(PY) -m fixtures build
-	$(PY) -m pytest
+	$(PYTEST)
 
 # The suite without the slow tests (JVM conversions, Spark, installs into fresh venvs).
 test-fast: setup
 	$(PY) -m fixtures build
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # An sdist and a wheel in dist/ (the C sources and headers in the sdist, compiled modules in the wheel);
 # `uv build` is `python -m build` (the wheel built from the sdist) with uv's cached build environment.

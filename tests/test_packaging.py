@@ -26,8 +26,7 @@ import pytest
 import tfsconvert
 from conftest import converted
 
-# Slow, and on one test worker: the wheel is built and each venv made once for the module.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
