@@ -19,6 +19,14 @@ from tfsconvert.cli import app
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_collection_modifyitems(items):
+    """Files with slow tests first (each file whole, in collection order otherwise): with the test workers of
+    `make test` taking a file at a time, the longest files start early and the short ones fill the end,
+    instead of one worker finishing a Spark file alone."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def fixture_path():
     """`fixture_path(name)` -> Path of a built fixture (built once, cached across runs)."""
