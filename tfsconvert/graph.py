@@ -7,10 +7,9 @@ from collections import Counter
 
 from google.protobuf.message import Message
 
-from tfsconvert import tensor_codec, tfproto
+from tfsconvert import tfproto
 from tfsconvert.errors import InputError
 from tfsconvert.model import TensorSpec
-from tfsconvert.rest_codec import encode_tensor
 
 REQUIRED_INPUT_OPS = {"Placeholder", "PlaceholderV2"}
 OPTIONAL_INPUT_OPS = {"PlaceholderWithDefault"}  # fed or not: unfed, it passes its default through
@@ -84,6 +83,8 @@ def _small_constant(node: Message | None):
     """A Const's value as JSON (as TF Serving writes tensors), when it has at most _DEFAULT_SHOWN elements."""
     if node is None or node.op != "Const" or "value" not in node.attr:
         return None
+    from tfsconvert import tensor_codec  # numpy: only for graphs that have defaults
+    from tfsconvert.rest_codec import encode_tensor
     value = tensor_codec.from_proto(node.attr["value"].tensor)
     if value.size > _DEFAULT_SHOWN:
         return None
