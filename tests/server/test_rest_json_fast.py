@@ -311,8 +311,8 @@ def test_number_literals_match_the_json_module():
 
 
 # ---------------------------------------------------------------------------------------------
-# Responses: the JSON text written in C for float tensors against the Python writer (decimal_text
-# for each float, json.dumps for the rest)
+# Responses: the JSON text written in C against the Python writer (decimal_text for each float,
+# json.dumps for the rest)
 
 
 def _dump(value, single: bool) -> str:
@@ -327,9 +327,9 @@ def _dump(value, single: bool) -> str:
 
 def _old_response(arrays: dict, dtypes: dict, rows: bool) -> bytes:
     def encode(array, alias):
-        text = _dump(np.asarray(array).tolist(), dtypes[alias] == "DT_FLOAT")
-        return text if dtypes[alias] in ("DT_FLOAT", "DT_DOUBLE") else json.dumps(
-            encode_tensor(np.asarray(array), dtypes[alias], alias))
+        if dtypes[alias] in ("DT_FLOAT", "DT_DOUBLE"):
+            return _dump(np.asarray(array).tolist(), dtypes[alias] == "DT_FLOAT")
+        return json.dumps(encode_tensor(np.asarray(array), dtypes[alias], alias))
 
     def whole(texts: dict) -> str:
         return next(iter(texts.values())) if len(texts) == 1 else (
@@ -369,6 +369,38 @@ def test_float_responses_equal_the_python_writers(seed):
             else:
                 arrays[alias] = _floats(rng, numpy_dtype(kind), shape)
             dtypes[alias] = str(kind)
+        assert rest_outputs.columnar_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=False)
+        assert rest_outputs.row_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=True)
+
+
+def _strings(rng: np.random.Generator, shape) -> np.ndarray:
+    """What string tensors hold, as bytes (from TensorFlow) or str (ONNX, PMML): quotes, backslashes,
+    control characters and DEL, accents, CJK, beyond the BMP, empty, and bytes that are not UTF-8."""
+    texts = ["", "plain", 'q"uote', "back\\slash", "tab\tnew\nline\r", "\x00\x01\x1f\x7f", "caf\u00e9",
+             "\u4e2d\u6587", "\U0001f600 smile", "\u2028sep", "/<>&'"]
+    raw = [b"\xff\xfe", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", bytes(range(256))]
+    values = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        pick = int(rng.integers(0, len(texts) + len(raw)))
+        if pick >= len(texts):
+            values[index] = raw[pick - len(texts)]
+        else:
+            values[index] = texts[pick] if rng.random() < 0.3 else texts[pick].encode()
+    return values
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_string_responses_equal_the_python_writer(seed):
+    """Text escaped as json.dumps does, base64 for `_bytes` aliases and for bytes that are not UTF-8."""
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        batch = int(rng.integers(0, 4))
+        aliases = ["label", "image_bytes", "score"][:int(rng.integers(1, 4))]
+        shapes = {alias: (batch, *rng.integers(0, 3, int(rng.integers(0, 3)))) for alias in aliases}
+        arrays = {alias: _strings(rng, shape) for alias, shape in shapes.items()}
+        dtypes = dict.fromkeys(arrays, "DT_STRING")
+        if "score" in arrays:
+            arrays["score"], dtypes["score"] = _floats(rng, np.float32, shapes["score"]), "DT_FLOAT"
         assert rest_outputs.columnar_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=False)
         assert rest_outputs.row_response(arrays, dtypes) == _old_response(arrays, dtypes, rows=True)
 

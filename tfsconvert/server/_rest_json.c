@@ -1,7 +1,7 @@
 /* The loops of rest_json's fast path that cost most per request in Python (~30 us of a
  * 600-value request here, ~25 ms of a 300-row request with 22 named int64 inputs): scanning a body
  * before orjson reads it, turning dense nested lists of JSON numbers, bools and strings into
- * tensor bytes, taking row-format objects apart into columns, and writing numeric outputs as JSON.
+ * tensor bytes, taking row-format objects apart into columns, and writing outputs as JSON.
  * They only measure or convert; rest_json and rest_json_fast decide.
  */
 #define PY_SSIZE_T_CLEAN
@@ -293,9 +293,93 @@ static int add_decimal(Buffer *t, double value, int single) {
     return buffer_add(t, text, strlen(text));
 }
 
+/* `text` as json.dumps writes a str (ensure_ascii): printable ASCII as it is, `"` `\` and the
+ * usual control characters escaped by name, every other code point as \uXXXX (a surrogate pair
+ * beyond the BMP). */
+static int add_text(Buffer *t, PyObject *text) {
+    static const char hex[] = "0123456789abcdef";
+    int kind = PyUnicode_KIND(text);
+    const void *chars = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (buffer_reserve(t, 2 + (size_t)n * 12)) return -1;
+    char *out = t->data + t->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, chars, i);
+        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" :
+                            c == '\t' ? "\\t" : c == '\b' ? "\\b" : c == '\f' ? "\\f" : NULL;
+        if (named) {
+            memcpy(out, named, 2);
+            out += 2;
+        } else if (c >= ' ' && c <= '~') {
+            *out++ = (char)c;
+        } else {
+            Py_UCS4 units[2] = {c, 0};
+            int count = 1;
+            if (c >= 0x10000) units[0] = 0xd800 | ((c - 0x10000) >> 10), units[1] = 0xdc00 | ((c - 0x10000) & 0x3ff),
+                              count = 2;
+            for (int u = 0; u < count; u++) {
+                memcpy(out, "\\u", 2);
+                for (int shift = 12, k = 2; shift >= 0; shift -= 4, k++) out[k] = hex[(units[u] >> shift) & 0xf];
+                out += 6;
+            }
+        }
+    }
+    *out++ = '"';
+    t->len = out - t->data;
+    return 0;
+}
+
+/* {"b64": "<standard base64 of the bytes, padded>"} */
+static int add_base64(Buffer *t, const unsigned char *data, Py_ssize_t len) {
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (buffer_add(t, "{\"b64\": \"", 9) < 0 || buffer_reserve(t, (size_t)(len + 2) / 3 * 4 + 2)) return -1;
+    char *out = t->data + t->len;
+    for (Py_ssize_t i = 0; i < len; i += 3) {
+        unsigned long chunk = (unsigned long)data[i] << 16 | (i + 1 < len ? (unsigned long)data[i + 1] << 8 : 0) |
+                              (i + 2 < len ? data[i + 2] : 0);
+        out[0] = alphabet[chunk >> 18 & 63];
+        out[1] = alphabet[chunk >> 12 & 63];
+        out[2] = i + 1 < len ? alphabet[chunk >> 6 & 63] : '=';
+        out[3] = i + 2 < len ? alphabet[chunk & 63] : '=';
+        out += 4;
+    }
+    memcpy(out, "\"}", 2);
+    t->len = out + 2 - t->data;
+    return 0;
+}
+
+/* A string tensor's value as json.dumps writes rest_codec.encode_tensor's: the text when the bytes
+ * (or a str's UTF-8) are UTF-8 and `b64` is 0 (the alias does not end in `_bytes`), else base64. */
+static int add_string(Buffer *t, PyObject *value, int b64) {
+    const char *data;
+    Py_ssize_t len;
+    if (PyBytes_Check(value)) {
+        data = PyBytes_AS_STRING(value);
+        len = PyBytes_GET_SIZE(value);
+    } else if (PyUnicode_Check(value)) {
+        if (!(data = PyUnicode_AsUTF8AndSize(value, &len))) return -1;
+    } else {
+        PyErr_Format(PyExc_TypeError, "a string tensor holds a %.100s", Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    if (!b64) {
+        PyObject *text = PyUnicode_DecodeUTF8(data, len, "strict");
+        if (text) {
+            int done = add_text(t, text);
+            Py_DECREF(text);
+            return done;
+        }
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -1;
+        PyErr_Clear();
+    }
+    return add_base64(t, (const unsigned char *)data, len);
+}
+
 /* One value of buffer format `format` at `data` as JSON: floats as add_decimal writes them, ints
- * in decimal, bools as true/false (what json.dumps writes for the Python values). */
-static int add_value(Buffer *t, const char *data, char format) {
+ * in decimal, bools as true/false (what json.dumps writes for the Python values), objects as
+ * add_string writes strings. */
+static int add_value(Buffer *t, const char *data, char format, int b64) {
     char text[32];
     long long number = 0;
     unsigned long long unsigned_number = 0;
@@ -303,6 +387,7 @@ static int add_value(Buffer *t, const char *data, char format) {
     case 'f': { float v; memcpy(&v, data, sizeof v); return add_decimal(t, v, 1); }
     case 'd': { double v; memcpy(&v, data, sizeof v); return add_decimal(t, v, 0); }
     case '?': return *data ? buffer_add(t, "true", 4) : buffer_add(t, "false", 5);
+    case 'O': { PyObject *v; memcpy(&v, data, sizeof v); return add_string(t, v, b64); }
     case 'b': number = *(const int8_t *)data; break;
     case 'h': { int16_t v; memcpy(&v, data, sizeof v); number = v; break; }
     case 'i': { int32_t v; memcpy(&v, data, sizeof v); number = v; break; }
@@ -321,13 +406,15 @@ unsigned_value:
 }
 
 /* The nested lists of dims[0] x dims[1] x ... values at `data`, with json.dumps's separators. */
-static int add_nested(Buffer *t, const char *data, const Py_ssize_t *dims, int ndim, char format, Py_ssize_t size) {
-    if (ndim == 0) return add_value(t, data, format);
+static int add_nested(Buffer *t, const char *data, const Py_ssize_t *dims, int ndim, char format, Py_ssize_t size,
+                      int b64) {
+    if (ndim == 0) return add_value(t, data, format, b64);
     Py_ssize_t step = size;
     for (int i = 1; i < ndim; i++) step *= dims[i];
     if (buffer_add(t, "[", 1) < 0) return -1;
     for (Py_ssize_t i = 0; i < dims[0]; i++)
-        if ((i && buffer_add(t, ", ", 2) < 0) || add_nested(t, data + i * step, dims + 1, ndim - 1, format, size) < 0)
+        if ((i && buffer_add(t, ", ", 2) < 0) ||
+            add_nested(t, data + i * step, dims + 1, ndim - 1, format, size, b64) < 0)
             return -1;
     return buffer_add(t, "]", 1);
 }
@@ -346,7 +433,7 @@ static PyObject *decimals(PyObject *module, PyObject *arg) {
     Buffer text = {0};
     if (strcmp(view.format, "f") && strcmp(view.format, "d"))
         PyErr_Format(PyExc_TypeError, "decimals() takes float32 or float64, not '%s'", view.format);
-    else if (add_nested(&text, view.buf, view.shape, view.ndim, format, view.itemsize) == 0)
+    else if (add_nested(&text, view.buf, view.shape, view.ndim, format, view.itemsize, 0) == 0)
         result = ascii_text(&text, 0);
     else if (!PyErr_Occurred())
         PyErr_NoMemory();
@@ -355,17 +442,23 @@ static PyObject *decimals(PyObject *module, PyObject *arg) {
     return result;
 }
 
-/* texts(array) -> [str, ...]: the JSON of each slice along dimension 0 of a C-contiguous array of
- * floats (as decimals() writes them), ints or bools (as json.dumps writes their Python values). */
-static PyObject *texts(PyObject *module, PyObject *arg) {
+#define TEXT_FORMATS "fd?bhilqBHILQO"  /* numbers, bools and (string tensors') objects */
+
+/* texts(array, b64=False) -> [str, ...]: the JSON of each slice along dimension 0 of a C-contiguous
+ * array of floats (as decimals() writes them), ints or bools (as json.dumps writes their Python
+ * values) or strings (as add_string writes them, base64 if `b64`). */
+static PyObject *texts(PyObject *module, PyObject *args) {
+    PyObject *arg;
+    int b64 = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &arg, &b64)) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     const char *format = view.format;
     if (*format == '=' || *format == '@') format++;
     PyObject *result = NULL;
     Buffer text = {0};
-    if (view.ndim < 1 || strlen(format) != 1 || !strchr("fd?bhilqBHILQ", *format)) {
-        PyErr_Format(PyExc_TypeError, "texts() takes an array of numbers or bools, not '%s' of %d dimensions",
+    if (view.ndim < 1 || strlen(format) != 1 || !strchr(TEXT_FORMATS, *format)) {
+        PyErr_Format(PyExc_TypeError, "texts() takes an array of numbers, bools or strings, not '%s' of %d dimensions",
                      view.format, view.ndim);
     } else if ((result = PyList_New(view.shape[0])) != NULL) {
         Py_ssize_t step = view.shape[0] ? view.len / view.shape[0] : 0;
@@ -373,7 +466,7 @@ static PyObject *texts(PyObject *module, PyObject *arg) {
             size_t from = text.len;
             PyObject *item = NULL;
             if (add_nested(&text, (const char *)view.buf + i * step, view.shape + 1, view.ndim - 1, *format,
-                           view.itemsize) == 0)
+                           view.itemsize, b64) == 0)
                 item = ascii_text(&text, from);
             else if (!PyErr_Occurred())
                 PyErr_NoMemory();
@@ -389,16 +482,17 @@ static PyObject *texts(PyObject *module, PyObject *arg) {
     return result;
 }
 
-/* predictions(arrays, keys) -> str: the `predictions` list of a row-format answer, "[row, ...]",
- * from C-contiguous arrays of numbers or bools with one first dimension: each row the slice of the
- * one array, or for several "{" key0 slice0 ", " key1 slice1 ... "}" with `keys` the texts before
- * each slice (`"alias": `), as rest_outputs writes it. */
+/* predictions(arrays, keys, b64s) -> str: the `predictions` list of a row-format answer, "[row, ...]",
+ * from C-contiguous arrays of numbers, bools or strings with one first dimension: each row the slice
+ * of the one array, or for several "{" key0 slice0 ", " key1 slice1 ... "}" with `keys` the texts
+ * before each slice (`"alias": `), as rest_outputs writes it; strings base64 where `b64s` is true. */
 static PyObject *predictions(PyObject *module, PyObject *args) {
-    PyObject *arrays, *keys;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &arrays, &PyList_Type, &keys)) return NULL;
+    PyObject *arrays, *keys, *b64s;
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyList_Type, &arrays, &PyList_Type, &keys, &PyList_Type, &b64s))
+        return NULL;
     Py_ssize_t count = PyList_GET_SIZE(arrays);
-    if (count < 1 || PyList_GET_SIZE(keys) != count) return PyErr_Format(PyExc_ValueError, "predictions() takes "
-                                                                         "one key per array, at least one");
+    if (count < 1 || PyList_GET_SIZE(keys) != count || PyList_GET_SIZE(b64s) != count)
+        return PyErr_Format(PyExc_ValueError, "predictions() takes one key and flag per array, at least one");
     Py_buffer *views = PyMem_Calloc(count, sizeof *views);
     if (!views) return PyErr_NoMemory();
     Py_ssize_t got = 0, rows = 0;
@@ -409,9 +503,10 @@ static PyObject *predictions(PyObject *module, PyObject *args) {
             goto done;
         const char *format = views[got].format;
         if (*format == '=' || *format == '@') format++;
-        if (views[got].ndim < 1 || strlen(format) != 1 || !strchr("fd?bhilqBHILQ", *format) ||
+        if (views[got].ndim < 1 || strlen(format) != 1 || !strchr(TEXT_FORMATS, *format) ||
             (got && views[got].shape[0] != rows) || !PyUnicode_Check(PyList_GET_ITEM(keys, got))) {
-            PyErr_SetString(PyExc_TypeError, "predictions() takes arrays of numbers or bools of one batch size");
+            PyErr_SetString(PyExc_TypeError, "predictions() takes arrays of numbers, bools or strings of one "
+                            "batch size");
             got++;
             goto done;
         }
@@ -427,7 +522,7 @@ static PyObject *predictions(PyObject *module, PyObject *args) {
             const char *format = v->format + (*v->format == '=' || *v->format == '@');
             if (!key || (a && buffer_add(&text, ", ", 2) < 0) || buffer_add(&text, key, key_len) < 0 ||
                 add_nested(&text, (const char *)v->buf + i * (v->len / rows), v->shape + 1, v->ndim - 1, *format,
-                           v->itemsize) < 0)
+                           v->itemsize, PyObject_IsTrue(PyList_GET_ITEM(b64s, a))) < 0)
                 goto done;
         }
         if (count > 1 && buffer_add(&text, "}", 1) < 0) goto done;
@@ -452,8 +547,8 @@ static PyMethodDef methods[] = {
     {"strings", strings, METH_VARARGS, "strings(value, shape, decode) -> flat list of bytes, or None"},
     {"transpose", transpose, METH_VARARGS, "transpose(rows, aliases) -> a list per alias of the rows' values, or None"},
     {"decimals", decimals, METH_O, "decimals(array) -> the JSON text of a float32/float64 array"},
-    {"texts", texts, METH_O, "texts(array) -> the JSON text of each slice along dimension 0"},
-    {"predictions", predictions, METH_VARARGS, "predictions(arrays, keys) -> the JSON list of a row answer"},
+    {"texts", texts, METH_VARARGS, "texts(array, b64=False) -> the JSON text of each slice along dimension 0"},
+    {"predictions", predictions, METH_VARARGS, "predictions(arrays, keys, b64s) -> the JSON list of a row answer"},
     {"predict_body", predict_body, METH_O, "predict_body(data) -> a predict body's named numeric tensors, or None"},
     {NULL},
 };

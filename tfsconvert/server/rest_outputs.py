@@ -1,6 +1,6 @@
 """TF Serving's JSON for responses (util/json_tensor.cc, docs/tf-serving.md §4.6): output tensors in
-row (`predictions`) or columnar (`outputs`) form, classify and regress results. Numbers and bools are
-written in C (_rest_json.c) when the module has it; the Python writers here give the same text."""
+row (`predictions`) or columnar (`outputs`) form, classify and regress results. Numbers, bools and strings
+are written in C (_rest_json.c) when the module has it; the Python writers here give the same text."""
 
 from __future__ import annotations
 
@@ -60,22 +60,27 @@ def _tensor_json(array, dtype: str, alias: str) -> str:
     if dtype not in JSON_DTYPES:
         raise invalid(f"Failed to write JSON value for tensor type: {type_name(dtype)}")
     if np.ndim(array) and _in_c(dtype):
-        return "[" + ", ".join(_rest_json.texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))) + "]"
+        return "[" + ", ".join(_c_texts(array, dtype, alias)) + "]"
     return json.dumps(encode_tensor(np.asarray(array), dtype, alias), allow_nan=True)
 
 
-def _numeric(dtype: str) -> bool:
-    return dtype in JSON_DTYPES and dtype != "DT_STRING"
-
-
 def _in_c(dtype: str) -> bool:
-    return hasattr(_rest_json, "texts") and _numeric(dtype)
+    return hasattr(_rest_json, "texts") and dtype in JSON_DTYPES
+
+
+def _b64(dtype: str, alias: str) -> bool:
+    """Strings of an alias ending in `_bytes` are written as base64 (rest_codec.encode_tensor)."""
+    return dtype == "DT_STRING" and alias.endswith("_bytes")
+
+
+def _c_texts(array, dtype: str, alias: str) -> list[str]:
+    return _rest_json.texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"), _b64(dtype, alias))
 
 
 def _row_texts(array: np.ndarray, dtype: str, alias: str) -> list[str]:
     """The JSON text of each slice along dimension 0."""
     if _in_c(dtype):
-        return _rest_json.texts(np.asarray(array, dtype=numpy_dtype(dtype), order="C"))
+        return _c_texts(array, dtype, alias)
     return [_tensor_json(array[i], dtype, alias) for i in range(array.shape[0])]
 
 
@@ -99,10 +104,11 @@ def row_response(arrays: dict[str, np.ndarray], dtypes: dict[str, str]) -> bytes
         if batch is not None and array.shape[0] != batch:
             raise invalid(f"Tensor name: {alias} has inconsistent batch size: {array.shape[0]} expecting: {batch}")
         batch = array.shape[0]
-    if hasattr(_rest_json, "predictions") and arrays and all(_numeric(dtypes[alias]) for alias in arrays):
+    if hasattr(_rest_json, "predictions") and arrays and all(_in_c(dtypes[alias]) for alias in arrays):
         keys = [""] if len(arrays) == 1 else [f"{json.dumps(alias)}: " for alias in arrays]
         listed = _rest_json.predictions([np.asarray(array, dtype=numpy_dtype(dtypes[alias]), order="C")
-                               for alias, array in arrays.items()], keys)
+                                         for alias, array in arrays.items()], keys,
+                                        [_b64(dtypes[alias], alias) for alias in arrays])
         return f'{{"predictions": {listed}}}'.encode()
     columns = [_row_texts(np.asarray(array), dtypes[alias], alias) for alias, array in arrays.items()]
     if len(arrays) == 1:
