@@ -84,3 +84,21 @@ def test_a_pickle_goes_through_the_gate_before_it_is_unpickled(fixture_path, tmp
     result = run_cli("parity", fixture_path("bad_malicious_pickle"), tmp_path / "m", "--data", tmp_path / "rows.csv")
     assert result.exit_code == 2 and "error [untrusted-pickle]: " in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_savedmodel_saved_for_training_and_serving_answers_with_its_serve_graph(fixture_path):
+    """TensorFlow's `load` refuses a SavedModel of several meta graphs without tags; the oracle takes the one TF
+    Serving serves (its {train} graph here answers through dropout)."""
+    import tensorflow as tf
+
+    from tfsconvert.parity import oracle_tf
+
+    version = fixture_path("savedmodel_serve_and_train") / "1"
+    features = np.random.default_rng(5).normal(0, 1, (50, 4)).astype(np.float32)
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version))
+        signature = meta.signature_def["serving_default"]
+        expected = session.run(signature.outputs["probabilities"].name,
+                               {signature.inputs["features"].name: features})
+    run = oracle_tf.load(version, "savedmodel", ["features"], ["probabilities"])
+    np.testing.assert_allclose(run({"features": features})["probabilities"], expected, rtol=1e-6, atol=1e-7)

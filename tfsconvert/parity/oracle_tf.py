@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from tfsconvert.errors import InputError
-from tfsconvert.naming import DEFAULT_SIGNATURE
+from tfsconvert.naming import DEFAULT_SIGNATURE, SERVE_TAGS
 from tfsconvert.runtimes.tf import quiet_tf
 
 Runner = Callable[[dict], dict]  # feeds by alias -> outputs by alias
@@ -173,8 +173,9 @@ def _needed(fetches: list, fed: set[str]) -> list[str]:
 
 
 def _savedmodel(path: Path, inputs: list[str], outputs: list[str]) -> Runner:
+    directory = path if path.is_dir() else path.parent
     with quiet_tf() as tf:
-        loaded = tf.saved_model.load(str(path if path.is_dir() else path.parent))
+        loaded = tf.saved_model.load(str(directory), tags=_tags(directory))
     signatures = dict(loaded.signatures)
     key = DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(signatures), None)
     if key is None or (key != DEFAULT_SIGNATURE and len(signatures) > 1):
@@ -188,3 +189,14 @@ def _savedmodel(path: Path, inputs: list[str], outputs: list[str]) -> Runner:
         return {alias: values[alias].numpy() for alias in outputs}
 
     return run
+
+
+def _tags(directory: Path) -> list[str] | None:
+    """None for a SavedModel of one meta graph (TensorFlow takes it); of several, the served one's tags, as the
+    conversion and TF Serving choose."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    file = directory / "saved_model.pb"
+    if not file.is_file() or len(saved_model_pb2.SavedModel.FromString(file.read_bytes()).meta_graphs) < 2:
+        return None
+    return list(SERVE_TAGS)
