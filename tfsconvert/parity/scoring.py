@@ -136,7 +136,7 @@ def _load_artifact(job: Job):
     if job.artifact_format == "onnx":
         from tfsconvert.runtimes.onnx import OnnxModel
 
-        model = OnnxModel(path)
+        model = OnnxModel(path, threads=1)  # Spark runs one worker per core already
         return model.predict if model.task else model.run
     from tfsconvert.runtimes.tf import ServingSession
 

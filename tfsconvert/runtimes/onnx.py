@@ -25,13 +25,15 @@ PROBABILITIES = "probabilities"
 class OnnxModel:
     """An ONNX Runtime CPU session; `task`/`classes` from the tfsconvert metadata (None/[] for other models)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int = 0) -> None:
+        """`threads`: ONNX Runtime's intra- and inter-op pool sizes, 0 for its choice (one per core)."""
         try:
             import onnxruntime
         except ImportError:
             raise missing_dependency("onnxruntime", "onnx") from None
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: ORT's warnings are not the user's concern here
+        options.intra_op_num_threads = options.inter_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_types = {i.name: i.type for i in self._session.get_inputs()}
         self.output_names = [o.name for o in self._session.get_outputs()]
