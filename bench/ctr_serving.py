@@ -5,10 +5,11 @@ Serves the fixture `keras_wide_deep_candidates` (22 named inputs: c00..c19 int64
 float32[-1,60], wide_ids int64[-1,80]; outputs ctr, logit float32[-1,1]) with `tfsconvert serve` on
 free loopback ports. For each request size (candidates = rows per request) it sends the same seeded
 batch as a REST columnar body (`inputs`), a REST row body (`instances`, one object per candidate)
-and a gRPC PredictRequest (the official stub), one client sending requests one by one and then 8
-clients at once, each on its own keep-alive connection / channel. Bodies are encoded before the
-clock starts; every answer is checked (status, and once per size and API the values against the
-floor's outputs).
+and a gRPC PredictRequest (TF Serving's own messages), one client sending requests one by one and
+then 8 clients at once, each on its own keep-alive connection / channel. Bodies are encoded before
+the clock starts (the PredictRequest is serialized once and sent as bytes) and answers are read as
+bytes; every answer's status is checked, and once per size and API its values against the floor's
+outputs.
 
 The floor, measured in the same run: a separate process loads the SavedModel with
 tfsconvert.runtimes.tf.ServingSession (TF's session loader, as the server does) and runs the same
@@ -184,18 +185,22 @@ def grpc_run(server: Server, arrays: dict[str, np.ndarray], expected: np.ndarray
         request.inputs[alias].CopyFrom(tf.make_tensor_proto(array))
     options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
 
-    def make_client():
+    def make_channel():
         channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", options=options)
         grpc.channel_ready_future(channel).result(timeout=30)
-        return prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return channel
 
-    response = make_client().Predict(request, timeout=120)
+    response = prediction_service_pb2_grpc.PredictionServiceStub(make_channel()).Predict(request, timeout=120)
     got = np.concatenate([tf.make_ndarray(response.outputs["ctr"]), tf.make_ndarray(response.outputs["logit"])], 1)
     if not np.allclose(got, expected, rtol=1e-5, atol=1e-6):
         return Run(name, 0, 1, [0.0], ["wrong gRPC answer"])
+    body = request.SerializeToString()  # encoded before the clock starts, as the REST bodies are
 
-    def send(stub, _: int):
-        stub.Predict(request, timeout=120)
+    def make_client():  # the stub's method path, sending and receiving the messages' bytes
+        return make_channel().unary_unary("/tensorflow.serving.PredictionService/Predict")
+
+    def send(predict, _: int):
+        predict(body, timeout=120)
         return None
 
     return drive(name, total, clients, make_client, send)
