@@ -25,8 +25,8 @@ from tfsconvert.validate.replay import (GoldenResult, Replayer, Tolerance, servi
                                         synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
 from tfsconvert.server.status import finding_code
-from tfsconvert.server.sandbox import (EMBEDDED, Limits, Sandbox, Served, ServerStartFailed, UnsafeFile,
-                                       server_program)
+from tfsconvert.server.sandbox import EMBEDDED, Limits, Sandbox, Served, ServerStartFailed, server_program
+from tfsconvert.server.staging import UnsafeFile
 
 PROTOCOLS = {"rest": ("rest",), "grpc": ("grpc",), "both": ("rest", "grpc")}
 # The package our server loads each format with, and the extra that installs it (PMML: runtimes.pmml, per engine).
