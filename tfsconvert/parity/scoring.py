@@ -132,7 +132,7 @@ def _load_artifact(job: Job):
             del sys.modules["org"]
         importlib.invalidate_caches()
 
-        return PmmlModel(path, job.pmml_engine).predict
+        return PmmlModel(path, job.pmml_engine, threads=1).predict  # Spark runs one worker per core already
     if job.artifact_format == "onnx":
         from tfsconvert.runtimes.onnx import OnnxModel
 

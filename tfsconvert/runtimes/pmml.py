@@ -59,12 +59,13 @@ def check_installed(engine: str) -> None:
 class PmmlModel:
     """One PMML document loaded in one engine."""
 
-    def __init__(self, path: Path, engine: str) -> None:
+    def __init__(self, path: Path, engine: str, threads: int = 0) -> None:
+        """`threads`: JPMML-Evaluator's threads per batch, 0 for one per core (pypmml uses one)."""
         document = pmml_document.read(path)
         self.inputs = document.inputs  # active fields, TensorSpecs
         fields = {field["name"]: field for field in document.dictionary}
         self._target = (document.targets or [""])[0]
-        self._engine = _Jpmml(path) if engine == "jpmml" else _Pypmml(path)
+        self._engine = _Jpmml(path, threads) if engine == "jpmml" else _Pypmml(path)
         declared = _output_fields(document.root)
         outputs = self._engine.output_names
         # A model whose predicted value is an OutputField of its own (JPMML-SparkML regressors) may get no
@@ -153,10 +154,11 @@ def _output_fields(root) -> dict[str, str]:
 class _Jpmml:
     """JPMML-Evaluator through JPype (the JVM lives in this process)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         import jpype
         from jpmml_evaluator import _classpath, make_evaluator
 
+        self._parallelism = threads or -1  # -1: the JVM's common pool, one thread per core
         if not jpype.isJVMStarted():
             # as jpmml_evaluator starts it, but the JVM leaves SIGTERM/SIGINT to Python (-Xrs), so the
             # server's own handlers stop it cleanly
@@ -168,7 +170,7 @@ class _Jpmml:
         import pandas as pd
 
         frame = pd.DataFrame(rows, columns=names, dtype=object)
-        results, errors = self._evaluator.evaluateAll(frame, error_col=None)
+        results, errors = self._evaluator.evaluateAll(frame, error_col=None, parallelism=self._parallelism)
         if errors is not None and any(e is not None for e in errors):
             first = next(e for e in errors if e is not None)
             raise RuntimeError(f"JPMML-Evaluator: {first}")
