@@ -7,10 +7,14 @@ converted to a SavedModel. Data: generated Parquet with x0..x7 and a `features` 
 groups of 65,536 rows). For each size and model:
   - loop: one Python process reads the Parquet in 10,000-row Arrow batches and scores each with the
     same loaders and runtimes as the Spark workers (tfsconvert.parity.scoring.Scorer), comparing
-    with the same statistics (the work of one Spark task, without Spark);
+    with the same statistics (the work of one Spark task, without Spark); its time counts loading
+    the models (their imports included), as a Spark worker's does;
   - local[1] and local[2]: `tfsconvert parity` in a fresh process per (size, master), scoring time
-    from its report (Spark's start and the driver's set-up are printed apart), peak RSS of the driver's
-    Python process (getrusage) and of the Spark JVM (VmHWM), which in local mode also runs the executors.
+    from its report, peak RSS of the driver's Python process (getrusage) and of the Spark JVM (VmHWM),
+    which in local mode also runs the executors. Printed apart: Spark's start, and its first job (a
+    no-op mapInPandas over the same columns: the JVM's warm-up and the Python workers' start, which
+    the first model of a session would otherwise carry alone), and the cores the machine kept busy
+    while each model was scored (/proc/stat).
 Targets: local[2] >= 1.6x local[1]; local[2] >= the loop at 1M rows; driver RSS flat from 1M to 10M.
 
 Usage: python bench/parity_scale.py [--rows 1000000,10000000] [--models gbt-onnx,gbt-pmml,mlp]
@@ -105,7 +109,7 @@ def loop(work: Path, model: str, path: Path) -> dict:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from tfsconvert.parity import data as parity_data, plan
+    from tfsconvert.parity import data as parity_data
     from tfsconvert.parity.scoring import Scorer
     from tfsconvert.parity.stats import FieldStats, compare_field
 
@@ -123,9 +127,8 @@ def loop(work: Path, model: str, path: Path) -> dict:
             fields[name].add(compare_field(np.asarray(expected[name]), np.asarray(actual[name]), job.atol, job.rtol,
                                            name in job.label_fields))
         rows += len(frame)
-    seconds = time.monotonic() - loaded
+    seconds = time.monotonic() - started
     assert all(f.rows_over == 0 for f in fields.values()), {n: f.to_json() for n, f in fields.items()}
-    del plan
     return {"rows": rows, "seconds": seconds, "load_seconds": loaded - started, "rows_per_second": rows / seconds}
 
 
@@ -150,16 +153,22 @@ def spark_child(work: Path, path: Path, master: str, models: list[str]) -> dict:
     from tfsconvert.convert import spark_session
     from tfsconvert.parity.run import ParityOptions, parity
 
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as `tfsconvert parity` sets it for its workers
     started = time.monotonic()
-    spark_session.session(master)
+    spark = spark_session.session(master)
     out = {"spark_start_seconds": time.monotonic() - started, "models": {}}
+    started = time.monotonic()
+    spark.read.parquet(str(path)).select(*FEATURES).mapInPandas(_count_rows, "rows long").collect()
+    out["first_job_seconds"] = time.monotonic() - started
     for model in models:
         source, base = MODELS[model]
-        began = time.monotonic()
+        began, busy = time.monotonic(), _busy_seconds()
         report = parity(work / source, work / "models" / base, ParityOptions(path, spark_master=master))
         assert report.ok, report.lines()
-        out["models"][model] = {"rows": report.rows, "seconds": report.seconds, "wall": time.monotonic() - began,
-                                "rows_per_second": report.rows_per_second, "partitions": report.partitions}
+        wall = time.monotonic() - began
+        out["models"][model] = {"rows": report.rows, "seconds": report.seconds, "wall": wall,
+                                "rows_per_second": report.rows_per_second, "partitions": report.partitions,
+                                "cores_busy": (_busy_seconds() - busy) / wall}
     from pyspark import SparkContext
 
     out["driver_python_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -167,6 +176,19 @@ def spark_child(work: Path, path: Path, master: str, models: list[str]) -> dict:
     out["jvm_peak_rss_mb"] = int(next(line.split()[1] for line in status.splitlines()
                                       if line.startswith("VmHWM"))) / 1024
     return out
+
+
+def _busy_seconds() -> float:
+    """CPU time of the whole machine so far (every core, every process), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _count_rows(batches):
+    import pandas as pd
+
+    yield pd.DataFrame({"rows": [sum(len(batch) for batch in batches)]})
 
 
 def main() -> None:
@@ -204,16 +226,20 @@ def main() -> None:
             result[master] = json.loads(proc.stdout.strip().splitlines()[-1])
             print(rows, master, result[master], flush=True)
         results[rows] = result
-    print("\nrows/s (scoring; loop = one process, same work)")
+    print("\nrows/s (scoring, loading the models included; loop = one process, same work)")
     for rows, result in results.items():
         for model in models:
             one, two = result["local[1]"]["models"][model], result["local[2]"]["models"][model]
             base = result["loop"][model]["rows_per_second"]
             print(f"{rows:>11,} {model:9} loop {base:>9,.0f}  local[1] {one['rows_per_second']:>9,.0f}  local[2] "
                   f"{two['rows_per_second']:>9,.0f}  local[2]/local[1] {two['rows_per_second'] / one['rows_per_second']:.2f}"
-                  f"  local[2]/loop {two['rows_per_second'] / base:.2f}")
+                  f"  local[2]/loop {two['rows_per_second'] / base:.2f}  cores busy {one['cores_busy']:.2f} / "
+                  f"{two['cores_busy']:.2f}")
         print(f"{rows:>11,} driver peak RSS: python {result['local[2]']['driver_python_rss_mb']:.0f} MB, "
               f"Spark JVM {result['local[2]']['jvm_peak_rss_mb']:.0f} MB (local[2])")
+        for master in ("local[1]", "local[2]"):
+            print(f"{rows:>11,} {master}: Spark start {result[master]['spark_start_seconds']:.1f} s, first job "
+                  f"(no-op over the data) {result[master]['first_job_seconds']:.1f} s")
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
 
 
