@@ -13,15 +13,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from tfsconvert.errors import InfrastructureError, InputError, missing_dependency
+from tfsconvert.errors import InfrastructureError, InputError
 from tfsconvert.findings import finding
 from tfsconvert.golden import read_golden
 from tfsconvert.model import Finding
 from tfsconvert.naming import GOLDEN_FILE
 from tfsconvert.validate.checks import ServedModel, ServedVersion, static_check
-from tfsconvert.validate import plan
+from tfsconvert.validate import engines, plan
 from tfsconvert.validate.client import GrpcClient, RestClient, model_path
-from tfsconvert.validate.replay import (GoldenResult, Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
+from tfsconvert.validate.replay import (Replayer, Tolerance, serving_graph_def, signatures_from_metadata,
                                         synthesized_records)
 from tfsconvert.validate.report import ValidationReport, VersionReport
 from tfsconvert.server.status import finding_code
@@ -29,8 +29,6 @@ from tfsconvert.server.sandbox import EMBEDDED, Limits, Sandbox, Served, ServerS
 from tfsconvert.server.staging import UnsafeFile
 
 PROTOCOLS = {"rest": ("rest",), "grpc": ("grpc",), "both": ("rest", "grpc")}
-# The package our server loads each format with, and the extra that installs it (PMML: runtimes.pmml, per engine).
-_RUNTIMES = {"onnx": ("onnxruntime", "onnx"), "savedmodel": ("tensorflow", "tensorflow")}
 # The fix for each cause of a load failure (the cause from server.status.finding_code).
 _LOAD_HINTS = {
     "unknown-op": "the server's TensorFlow lacks this op: export without custom ops, or serve with a build that "
@@ -101,14 +99,15 @@ def validate(path: Path, options: ValidateOptions, progress: Callable[[str], Non
             elif served.errors:
                 version.not_served_because = "static errors"
             else:
-                work += [Work(version, served, engine) for engine in _pmml_engines(served, options)]
+                work += [Work(version, served, engine) for engine in
+                         engines.for_version(served.format, options.server, options.pmml_evaluator)]
     if work:
         report.servers, report.jobs = _serve_all(work, options, program, progress)
     for item in work:
         item.merge()
     for version in report.versions:
         if sum(item.version is version for item in work) > 1:  # a PMML version served by both engines
-            version.findings += _engine_disagreement(version)
+            version.findings += engines.disagreement(version)
     report.findings = [f for i, f in enumerate(static.findings) if i not in placed]
     report.seconds = time.monotonic() - started
     return report
@@ -124,54 +123,6 @@ def _version_report(model: ServedModel, served: ServedVersion, findings: list[Fi
             version.findings.append(found)
             placed.add(index)
     return version
-
-
-def _pmml_engines(served: ServedVersion, options: ValidateOptions) -> tuple[str | None, ...]:
-    """The PMML engines a PMML version is served with on our server (each checked installed); (None,) otherwise,
-    once the package our server loads that format with is checked installed (else exit 3 with its extra)."""
-    if options.server != EMBEDDED:
-        return (None,)
-    if served.format != "pmml":
-        _check_runtime(served.format)
-        return (None,)
-    from tfsconvert.runtimes.pmml import check_installed
-
-    chosen = _pmml_engines_chosen(options)
-    for engine in chosen:
-        check_installed(engine)
-    return chosen
-
-
-def _check_runtime(kind: str) -> None:
-    """`missing-dependency` (exit 3, `pip install 'tfsconvert[extra]'`) before a server is started for nothing."""
-    import importlib.util
-
-    if kind in _RUNTIMES and importlib.util.find_spec(_RUNTIMES[kind][0]) is None:
-        raise missing_dependency(*_RUNTIMES[kind])
-
-
-def _pmml_engines_chosen(options: ValidateOptions) -> tuple[str, ...]:
-    from tfsconvert.runtimes.pmml import engines
-
-    return engines(options.pmml_evaluator)
-
-
-def _engine_disagreement(version: VersionReport) -> list[Finding]:
-    """`pmml-evaluators-disagree` (a warning: the first engine's misses are errors already) naming the golden
-    requests, and outputs, one engine answers right and the other wrong."""
-    by_request: dict[tuple, dict[str, GoldenResult]] = {}
-    for result in version.golden:
-        by_request.setdefault((result.id, result.protocol), {})[result.engine] = result
-    split = {key: runs for key, runs in by_request.items() if len({r.ok for r in runs.values()}) > 1}
-    if not split:
-        return []
-    shown = "; ".join(f"{request} ({protocol}): " + ", ".join(
-        f"{engine} {'ok' if r.ok else 'differs in ' + ', '.join(d.alias for d in r.outputs if not d.ok)}"
-        for engine, r in runs.items()) for (request, protocol), runs in list(split.items())[:5])
-    return [finding("pmml-evaluators-disagree", f"{version.name}: JPMML-Evaluator and pypmml disagree on "
-                    f"{len(split)} golden request(s): {shown}",
-                    "serve with the engine that matches the golden answers (tfsconvert serve --pmml-evaluator), "
-                    "and check the model on the engine your production server embeds", version.path)]
 
 
 @dataclass
@@ -378,7 +329,7 @@ def _replay(version: VersionReport, box: Sandbox, options: ValidateOptions, prog
                 result.finding.message = f"[{engine}] {result.finding.message}"
         version.golden += results
         # The first PMML engine is the gate; the second's misses are one pmml-evaluators-disagree warning.
-        if engine in (None, _pmml_engines_chosen(options)[0]):
+        if engine in (None, engines.chosen(options.pmml_evaluator)[0]):
             version.findings += [r.finding for r in results if r.finding is not None]
         if synthesized:
             version.findings.append(finding("values-not-checked", f"{version.name} has no golden file: one "
