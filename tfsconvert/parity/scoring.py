@@ -23,6 +23,7 @@ from tfsconvert.parity.stats import FieldErrors, FieldStats, PartitionStats, Top
 PREDICTION_COLUMN = "__tfsconvert_prediction"  # a Spark source's answers, computed by Spark before the workers
 PROBABILITY_COLUMN = "__tfsconvert_probability"
 _CACHE: dict = {}
+THREADS = 1  # per runtime in a worker: Spark runs one worker per core already
 
 
 def partition_scorer(job: Job, rows_done=None):
@@ -54,9 +55,8 @@ def scorer(job: Job) -> "Scorer":
     """This process's Scorer for `job` (loaded on first use)."""
     key = (job.source, job.artifact, job.pmml_engine)
     if key not in _CACHE:
-        # One thread per worker: Spark runs one worker per core already.
         for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
-            os.environ.setdefault(name, "1")
+            os.environ.setdefault(name, str(THREADS))
         _CACHE.clear()
         _CACHE[key] = Scorer(job)
     return _CACHE[key]
@@ -132,15 +132,15 @@ def _load_artifact(job: Job):
             del sys.modules["org"]
         importlib.invalidate_caches()
 
-        return PmmlModel(path, job.pmml_engine, threads=1).predict  # Spark runs one worker per core already
+        return PmmlModel(path, job.pmml_engine, threads=THREADS).predict
     if job.artifact_format == "onnx":
         from tfsconvert.runtimes.onnx import OnnxModel
 
-        model = OnnxModel(path, threads=1)  # Spark runs one worker per core already
+        model = OnnxModel(path, threads=THREADS)
         return model.predict if model.task else model.run
     from tfsconvert.runtimes.tf import ServingSession
 
-    session = ServingSession(Path(job.artifact), threads=(1, 1))
+    session = ServingSession(Path(job.artifact), threads=(THREADS, THREADS))
     return lambda feeds: session.run(SIGNATURE, feeds)
 
 
