@@ -5,10 +5,10 @@ Models (built here, seeded): a scikit-learn Pipeline(SimpleImputer, GradientBoos
 trees) on 8 numeric columns converted to ONNX and to PMML, and a Keras MLP (8 -> 64 -> 64 -> 3)
 converted to a SavedModel. Data: generated Parquet with x0..x7 and a `features` list column (row
 groups of 65,536 rows). For each size and model:
-  - loop: one Python process reads the Parquet in 10,000-row Arrow batches and scores each with the
-    same loaders and runtimes as the Spark workers (tfsconvert.parity.scoring.Scorer), comparing
-    with the same statistics (the work of one Spark task, without Spark); its time counts loading
-    the models (their imports included), as a Spark worker's does;
+  - loop: one fresh Python process reads the Parquet in 10,000-row Arrow batches and does one Spark
+    task's work on all of them (tfsconvert.parity.scoring: the same loaders, runtimes and statistics),
+    without Spark; it is timed from before its first import, as a Spark worker's imports and model
+    loads count in Spark's time;
   - local[1] and local[2]: `tfsconvert parity` in a fresh process per (size, master), scoring time
     from its report, peak RSS of the driver's Python process (getrusage) and of the Spark JVM (VmHWM),
     which in local mode also runs the executors. Printed apart: Spark's start, and its first job (a
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import resource
 import subprocess
 import sys
@@ -104,32 +105,26 @@ def data(work: Path, rows: int) -> Path:
     return path
 
 
-def loop(work: Path, model: str, path: Path) -> dict:
-    """One process, the Spark task's work on every batch: read, score both sides, compare."""
-    import numpy as np
+def loop(job_file: Path, path: Path) -> dict:
+    """One fresh process doing one Spark task's work over the whole file (read, score both sides, compare,
+    keep the worst rows); timed from before its first import, as a Spark worker's imports count."""
+    started = time.monotonic()
+    import pickle
+
     import pyarrow.parquet as pq
 
-    from tfsconvert.parity import data as parity_data
-    from tfsconvert.parity.scoring import Scorer
-    from tfsconvert.parity.stats import FieldStats, compare_field
+    from tfsconvert.parity import scoring
 
-    job = _job(work, model)
-    started = time.monotonic()
-    scorer = Scorer(job)
+    job = pickle.loads(job_file.read_bytes())
+    scoring.scorer(job)
     loaded = time.monotonic()
-    fields = {name: FieldStats() for name in job.fields}
-    rows = 0
-    for batch in pq.ParquetFile(path).iter_batches(10_000, columns=[c.name for c in job.columns]):
-        frame = batch.to_pandas()
-        inputs = parity_data.arrays(frame, job.columns)
-        expected, actual = scorer.score(frame, inputs)
-        for name in job.fields:
-            fields[name].add(compare_field(np.asarray(expected[name]), np.asarray(actual[name]), job.atol, job.rtol,
-                                           name in job.label_fields))
-        rows += len(frame)
+    frames = (batch.to_pandas() for batch in pq.ParquetFile(path).iter_batches(
+        10_000, columns=[c.name for c in job.columns], use_threads=False))
+    result = scoring._score_partition(job, frames, None)
     seconds = time.monotonic() - started
-    assert all(f.rows_over == 0 for f in fields.values()), {n: f.to_json() for n, f in fields.items()}
-    return {"rows": rows, "seconds": seconds, "load_seconds": loaded - started, "rows_per_second": rows / seconds}
+    assert all(f.rows_over == 0 for f in result.fields.values()), result.to_json()
+    return {"rows": result.rows, "seconds": seconds, "load_seconds": loaded - started,
+            "rows_per_second": result.rows / seconds}
 
 
 def _job(work: Path, model: str):
@@ -140,7 +135,7 @@ def _job(work: Path, model: str):
     version, fmt = plan.artifact_version(work / "models" / base)
     kind = plan.source_kind(work / source)
     atol, rtol = plan.tolerances(kind, fmt, None, None)
-    job = plan.Job(str(work / source), kind, str(version), fmt, [], {}, atol, rtol, worst=0)
+    job = plan.Job(str(work / source), kind, str(version), fmt, [], {}, atol, rtol)
     if kind == "sklearn":
         plan.tabular_source(work / source, job, None, False)
     else:
@@ -209,9 +204,11 @@ def main() -> None:
         path = data(args.work, rows)
         result = {"loop": {}}
         for model in models:
+            job_file = args.work / f"job-{model}.pickle"
+            job_file.write_bytes(pickle.dumps(_job(args.work, model)))
             proc = subprocess.run([sys.executable, "-c", f"import json, sys; sys.path.insert(0, {str(REPO)!r}); "
                                    f"from bench.parity_scale import loop; from pathlib import Path; print(json.dumps("
-                                   f"loop(Path({str(args.work)!r}), {model!r}, Path({str(path)!r}))))"],
+                                   f"loop(Path({str(job_file)!r}), Path({str(path)!r}))))"],
                                   env=env(), capture_output=True, text=True, cwd=REPO)
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr)

@@ -24,7 +24,7 @@ class TFRecordError(ValueError):
         # TensorFlow adds this reminder at offset 0: TFRecord files have no magic number.
         suffix = " (Is this even a TFRecord file?)" if offset == 0 and problem == "corrupted record" else ""
         super().__init__(f"{problem} at {offset}{suffix}")
-        self.offset = offset
+        self.problem, self.offset = problem, offset
 
 
 def _make_table() -> list[int]:
@@ -73,7 +73,11 @@ def read_records(path: Path) -> Iterator[bytes]:
     its data 12 bytes in); data cut short is a `truncated record` at the record's start.
     Fewer than 12 bytes after the last record read as end of file, as in TensorFlow.
     """
-    data = Path(path).read_bytes()
+    yield from records_in(Path(path).read_bytes())
+
+
+def records_in(data: bytes) -> Iterator[bytes]:
+    """The records of TFRecord bytes, checked as read_records checks a file (offsets into `data`)."""
     offset = 0
     while len(data) - offset >= _HEADER:
         length = struct.unpack("<Q", _checksummed(data, offset, 8))[0]

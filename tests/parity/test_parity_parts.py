@@ -97,10 +97,10 @@ def test_worker_errors_reach_the_driver_as_one_line():
 def test_columns_are_checked_by_name_and_type(tmp_path):
     from pyspark.sql import types
 
-    from tfsconvert.parity.data import check_columns
+    from tfsconvert.parity.data import check_columns, spark_types
 
-    schema = types.StructType([types.StructField("a", types.StringType()), types.StructField("v", types.ArrayType(
-        types.FloatType())), types.StructField("extra", types.DoubleType())])
+    schema = spark_types(types.StructType([types.StructField("a", types.StringType()), types.StructField(
+        "v", types.ArrayType(types.FloatType())), types.StructField("extra", types.DoubleType())]))
     check_columns(schema, [Column("v", "DT_FLOAT", (3,)), Column("a", "DT_STRING")], "rows.parquet")
     with pytest.raises(InputError) as bad:
         check_columns(schema, [Column("a", "DT_DOUBLE"), Column("b", "DT_DOUBLE"), Column("v", "DT_FLOAT")], "x")
@@ -108,7 +108,104 @@ def test_columns_are_checked_by_name_and_type(tmp_path):
                                         "'v' is array<float>, the model reads a number")
 
 
+def test_arrow_columns_are_checked_and_named_as_spark_columns():
+    import pyarrow as pa
+
+    from tfsconvert.parity.data import arrow_types, check_columns
+
+    schema = arrow_types(pa.schema([("a", pa.dictionary(pa.int32(), pa.string())), ("n", pa.decimal128(10, 2)),
+                                    ("v", pa.large_list(pa.float32())), ("m", pa.list_(pa.list_(pa.int64(), 2))),
+                                    ("t", pa.timestamp("ms")), ("b", pa.bool_())]))
+    assert [(t.depth, t.element) for t in schema.values()] == [
+        (0, "text"), (0, "number"), (1, "number"), (2, "number"), (0, "other"), (0, "number")]
+    check_columns(schema, [Column("a", "DT_STRING"), Column("n", "DT_DOUBLE"), Column("v", "DT_FLOAT", (3,)),
+                           Column("m", "DT_INT64", (2, 2)), Column("b", "DT_DOUBLE")], "rows.parquet")
+    with pytest.raises(InputError) as bad:
+        check_columns(schema, [Column("t", "DT_DOUBLE"), Column("v", "DT_FLOAT"), Column("a", "DT_FLOAT")], "x")
+    assert bad.value.message.startswith("--data x: 't' is timestamp[ms], the model reads a number; 'v' is "
+                                        "array<float>, the model reads a number; 'a' is string, the model reads a "
+                                        "number")
+
+
 def test_spark_conf_needs_key_value():
     assert parse_conf(["spark.a=1", "spark.b=x=y"]) == {"spark.a": "1", "spark.b": "x=y"}
     with pytest.raises(InputError):
         parse_conf(["spark.a"])
+
+
+def test_parquet_pieces_cover_every_row_once_in_tasks_of_equal_size(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tfsconvert.parity import data, pieces
+
+    ids = np.arange(53_007, dtype=np.float64)
+    cities = pa.array((["a", None, "b"] * 17_669)[:len(ids)]).dictionary_encode()
+    table = pa.table({"id": ids, "city": cities, "unused": ids})
+    pq.write_table(table, tmp_path / "a.parquet", row_group_size=25_000)
+    pq.write_table(table.slice(0, 7), tmp_path / "b.parquet")
+    a, b = str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet")
+    columns = [Column("id", "DT_DOUBLE"), Column("city", "DT_STRING")]
+    groups = pieces.parquet_groups([tmp_path / "a.parquet", tmp_path / "b.parquet"], columns)
+    assert groups == [(a, 0, 25_000), (a, 1, 25_000), (a, 2, 3_007), (b, 0, 7)]
+    tasks = pieces.parquet_tasks(groups, 4)
+    assert [sum(p.stop - p.start for p in task) for task in tasks] == [13_254, 13_254, 13_254, 13_252]
+    assert tasks[1] == [pieces.Piece(a, "parquet", 0, 13_254, 25_000), pieces.Piece(a, "parquet", 1, 0, 1_508)]
+    frames = [frame for task in tasks for piece in task for frame in pieces.frames(piece, columns)]
+    assert max(len(f) for f in frames) == pieces.BATCH_ROWS and list(frames[0].columns) == ["id", "city"]
+    rows = pd.concat(frames)
+    assert rows["id"].tolist() == ids.tolist() + ids[:7].tolist()
+    assert data.arrays(rows.head(4), columns)["city"].tolist() == ["a", None, "b", "a"]  # decoded, a null is None
+    assert pieces.parquet_tasks(groups[-1:], 4) == [[pieces.Piece(b, "parquet", 0, 0, 7)]]  # >= BATCH_ROWS per task
+
+
+def test_parquet_files_are_checked_one_by_one(tmp_path):
+    import pandas as pd
+
+    from tfsconvert.parity import pieces
+
+    pd.DataFrame({"x": [1.0]}).to_parquet(tmp_path / "good.parquet")
+    pd.DataFrame({"x": ["one"]}).to_parquet(tmp_path / "text.parquet")
+    (tmp_path / "cut.parquet").write_bytes((tmp_path / "good.parquet").read_bytes()[:-9])
+    with pytest.raises(InputError) as mistyped:
+        pieces.parquet_groups([tmp_path / "good.parquet", tmp_path / "text.parquet"], [Column("x", "DT_DOUBLE")])
+    assert mistyped.value.message.startswith(f"--data {tmp_path / 'text.parquet'}: 'x' is string, the model reads")
+    with pytest.raises(InputError) as cut:
+        pieces.parquet_groups([tmp_path / "cut.parquet"], [Column("x", "DT_DOUBLE")])
+    assert cut.value.code == "bad-data" and cut.value.message.startswith(
+        f"--data {tmp_path / 'cut.parquet'} cannot be read as parquet: ")
+
+
+def test_tfrecord_pieces_hold_whole_records_and_a_bad_one_is_named_where_the_file_has_it(tmp_path):
+    import pandas as pd
+
+    from tfsconvert import tfproto
+    from tfsconvert.parity import pieces
+    from tfsconvert.tfrecord import write_records
+
+    example = tfproto.message_class("Example")
+    records = []
+    for i in range(2_500):
+        record = example()
+        record.features.feature["x"].float_list.value.append(i)
+        record.features.feature["v"].int64_list.value.extend([i, -i])
+        records.append(record.SerializeToString())
+    path = tmp_path / "rows.tfrecord"
+    write_records(path, records)
+    columns = [Column("x", "DT_DOUBLE"), Column("v", "DT_INT64", (2,)), Column("absent", "DT_STRING")]
+    tasks = pieces.tfrecord_tasks([path], 4)
+    starts = [task[0].start for task in tasks]
+    assert len(tasks) == 4 and starts[0] == 0 and tasks[-1][0].stop == path.stat().st_size
+    assert [task[0].stop for task in tasks[:-1]] == starts[1:]
+    rows = pd.concat([frame for task in tasks for frame in pieces.frames(task[0], columns)])
+    assert rows["x"].tolist() == list(range(2_500)) and rows["v"].iloc[7] == [7, -7]
+    assert rows["absent"].isna().all()
+    damaged = bytearray(path.read_bytes())
+    damaged[starts[2] + 12 + 3] ^= 0xFF  # inside the first record of the third piece
+    path.write_bytes(bytes(damaged))
+    assert sum(len(frame) for frame in pieces.frames(tasks[1][0], columns)) > 0
+    with pytest.raises(InputError) as bad:
+        list(pieces.frames(tasks[2][0], columns))
+    assert bad.value.message == (f"--data {path} cannot be read as tfrecord: TFRecordError: corrupted record at "
+                                 f"{starts[2] + 12}")

@@ -1,12 +1,14 @@
-"""`--data`: Parquet (a file or a directory of them), CSV or TFRecord files of tf.Example read as a
-Spark DataFrame, checked against the model's input columns, and each Arrow batch turned into the
-arrays the models take. Nothing here collects rows on the driver.
+"""`--data`: Parquet (a file or a directory of them), CSV or TFRecord files of tf.Example. Here: which
+format, Spark's reader (CSV, and Parquet to be scored beside a Spark source's answers), the model's
+columns checked against Spark's or Arrow's schema, and each batch of rows turned into the arrays the
+models take. Otherwise the workers read Parquet and TFRecord files themselves
+(tfsconvert.parity.pieces). Nothing here collects rows on the driver.
 """
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,13 +36,11 @@ def data_format(path: Path) -> tuple[str, list[Path]]:
 
 
 def read(spark, path: Path, columns: list[Column]):
-    """The data as a DataFrame (lazy: only the schema and file sizes are read here), in at least
+    """Parquet or CSV data as a Spark DataFrame (lazy: only the schema and file sizes are read here), in at least
     TASKS_PER_CORE partitions per core where the files allow it."""
     kind, files = data_format(path)
     cores = spark.sparkContext.defaultParallelism
     total = sum(f.stat().st_size for f in files)
-    if kind == "tfrecord":
-        return _tfrecords(spark, files, columns, cores * TASKS_PER_CORE)
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(1 << 20, total // (cores * TASKS_PER_CORE))))
     try:
         if kind == "parquet":
@@ -74,24 +74,56 @@ def _csv_schema(first: Path, columns: list[Column]):
     return types.StructType(fields)
 
 
-def check_columns(schema, columns: list[Column], where: str) -> None:
-    """InputError `bad-data` naming every missing or mistyped column (exit 2)."""
+class ColumnType(NamedTuple):
+    """A data column's type as the checks see it: as shown to the user, list depth, and element kind."""
+
+    shown: str
+    depth: int  # 0 scalar, 1 list, 2 list of lists...
+    element: str  # "text" | "number" | "other"
+
+
+def spark_types(schema) -> dict[str, ColumnType]:
+    """A Spark DataFrame's columns."""
     from pyspark.sql import types
 
-    found = {f.name: f.dataType for f in schema.fields}
-    missing = [c.name for c in columns if c.name not in found]
-    wrong = []
-    for column in columns:
-        kind = found.get(column.name)
-        if kind is None:
-            continue
-        depth, element = 0, kind
+    out = {}
+    for field in schema.fields:
+        depth, element = 0, field.dataType
         while isinstance(element, types.ArrayType):
             depth, element = depth + 1, element.elementType
-        text = isinstance(element, (types.StringType, types.BinaryType))
-        number = isinstance(element, (types.NumericType, types.BooleanType))
-        if (column.string and not text) or (not column.string and not number) or (depth > 0) != bool(column.dims):
-            wrong.append(f"'{column.name}' is {kind.simpleString()}, the model reads {column.describe()}")
+        kind = ("text" if isinstance(element, (types.StringType, types.BinaryType)) else
+                "number" if isinstance(element, (types.NumericType, types.BooleanType)) else "other")
+        out[field.name] = ColumnType(field.dataType.simpleString(), depth, kind)
+    return out
+
+
+def arrow_types(schema) -> dict[str, ColumnType]:
+    """An Arrow schema's columns, named as Spark names them (a dictionary-encoded column counts as its values)."""
+    import pyarrow as pa
+
+    lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    texts = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    numbers = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_decimal)
+
+    def named(kind) -> tuple[str, int, str]:
+        if pa.types.is_dictionary(kind):
+            return named(kind.value_type)
+        if any(test(kind) for test in lists):
+            shown, depth, element = named(kind.value_type)
+            return f"array<{shown}>", depth + 1, element
+        if any(test(kind) for test in texts):
+            return ("string" if "string" in str(kind) else "binary"), 0, "text"
+        return str(kind), 0, "number" if any(test(kind) for test in numbers) else "other"
+
+    return {field.name: ColumnType(*named(field.type)) for field in schema}
+
+
+def check_columns(found: dict[str, ColumnType], columns: list[Column], where: str) -> None:
+    """InputError `bad-data` naming every missing or mistyped column (exit 2)."""
+    missing = [c.name for c in columns if c.name not in found]
+    wrong = [f"'{c.name}' is {found[c.name].shown}, the model reads {c.describe()}" for c in columns
+             if c.name in found and (found[c.name].element != ("text" if c.string else "number")
+                                     or (found[c.name].depth > 0) != bool(c.dims))]
     if not missing and not wrong:
         return
     problems = ([f"no column(s) {', '.join(missing)}"] if missing else []) + wrong
@@ -116,9 +148,9 @@ def arrays(frame, columns: list[Column]) -> dict[str, np.ndarray]:
                                  f"model reads {column.width} per row", "give every row a full list")
             values = np.stack(flat) if flat else np.empty((0, column.width), dtype=object)
             out[column.name] = _typed(values, column.dtype, numpy_dtype).reshape((len(flat), *column.dims))
-        elif column.string:
-            out[column.name] = np.asarray([None if v is None else v.decode("utf-8", "replace")
-                                           if isinstance(v, bytes) else str(v) for v in series.tolist()],
+        elif column.string:  # a blank is None, whether pandas holds it as None, NaN or NA
+            out[column.name] = np.asarray([None if blank else v.decode("utf-8", "replace") if isinstance(v, bytes)
+                                           else str(v) for v, blank in zip(series.tolist(), series.isna().tolist())],
                                           dtype=object)
         else:
             out[column.name] = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -140,74 +172,3 @@ def _typed(values: np.ndarray, dtype: str, numpy_dtype) -> np.ndarray:
         return np.asarray([v if isinstance(v, bytes) else str(v).encode() for v in values.ravel()],
                           dtype=object).reshape(values.shape)
     return values.astype(numpy_dtype(dtype))
-
-
-# ---------------------------------------------------------------------------------------------
-# TFRecord of tf.Example: byte ranges found on the driver from the record headers, parsed in the workers
-
-
-def _tfrecords(spark, files: list[Path], columns: list[Column], parts: int):
-    from pyspark.sql import types
-
-    chunks = [chunk for f in files for chunk in _chunks(f, parts)]
-    spark_types = {True: types.StringType(), False: types.DoubleType()}
-    fields = [types.StructField(c.name, types.ArrayType(spark_types[c.string]) if c.dims else spark_types[c.string],
-                                True) for c in columns]
-    rdd = spark.sparkContext.parallelize(chunks, max(1, len(chunks))).flatMap(
-        lambda chunk: _examples(chunk, columns))
-    return spark.createDataFrame(rdd, types.StructType(fields))
-
-
-def _chunks(path: Path, parts: int) -> list[tuple[str, int, int]]:
-    """(file, start, end) ranges of whole records, about `parts` of them per file (only headers are read)."""
-    size = path.stat().st_size
-    step = max(1, size // parts)
-    chunks, start, offset = [], 0, 0
-    with path.open("rb") as stream:
-        while offset + 12 <= size:
-            stream.seek(offset)
-            header = stream.read(8)
-            offset += 12 + struct.unpack("<Q", header)[0] + 4
-            if offset - start >= step:
-                chunks.append((str(path), start, offset))
-                start = offset
-    if offset > start:
-        chunks.append((str(path), start, offset))
-    return chunks
-
-
-def _examples(chunk: tuple[str, int, int], columns: list[Column]):
-    """The rows of one byte range: each record a tf.Example, its features read by the columns' names."""
-    import tempfile
-
-    from tfsconvert import tfproto
-    from tfsconvert.tfrecord import read_records
-
-    path, start, end = chunk
-    with open(path, "rb") as stream:
-        stream.seek(start)
-        data = stream.read(end - start)
-    with tempfile.NamedTemporaryFile(suffix=".tfrecord") as part:  # read_records checks the CRCs
-        part.write(data)
-        part.flush()
-        for number, record in enumerate(read_records(Path(part.name))):
-            example = tfproto.parse_binary("Example", record)
-            yield tuple(_feature(example, c, f"{path} record at byte {start} + {number}") for c in columns)
-
-
-def _feature(example, column: Column, where: str):
-    feature = example.features.feature.get(column.name)
-    if feature is None:
-        return None
-    kind = feature.WhichOneof("kind")
-    values = list(getattr(feature, kind).value) if kind else []
-    if column.string:
-        values = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
-    else:
-        if kind == "bytes_list":
-            raise InputError("bad-data", f"{where}: feature '{column.name}' is bytes_list, the model reads numbers",
-                             "write the feature as float_list or int64_list")
-        values = [float(v) for v in values]
-    if column.dims:
-        return values
-    return values[0] if values else None

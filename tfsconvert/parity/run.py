@@ -1,5 +1,6 @@
-"""`tfsconvert parity`, on the driver: settle the job, start Spark, read the data lazily, score every
-partition in the Python workers, merge their statistics, report, and write golden requests."""
+"""`tfsconvert parity`, on the driver: settle the job, start Spark, cut the data into tasks (the workers read
+Parquet and TFRecord files themselves, Spark reads CSV), score every partition in the Python workers,
+merge their statistics, report, and write golden requests."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import urlparse
 
 from tfsconvert.errors import InfrastructureError, InputError, TfsConvertError
 from tfsconvert.naming import LABEL
-from tfsconvert.parity import data, golden_writer, oracle, plan, remote, scoring, stats
+from tfsconvert.parity import data, golden_writer, oracle, pieces, plan, remote, scoring, stats
 from tfsconvert.parity.report import ParityReport, field_reports
 
 PROGRESS_SECONDS = 5.0
@@ -80,7 +81,7 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
         raise InputError("bad-option", f"--write-golden {options.write_golden}: give at least 1 row",
                          "e.g. --write-golden 16")
     golden_path = golden_writer.target(version, options.force) if options.write_golden else None
-    data.data_format(options.data)  # a missing or unknown --data before Spark starts
+    data_kind, files = data.data_format(options.data)  # a missing or unknown --data before Spark starts
     check_master(options.spark_master)
     if fmt == "pmml":
         from tfsconvert.runtimes.pmml import check_installed
@@ -98,16 +99,13 @@ def parity(src: Path, artifact: Path, options: ParityOptions, progress=lambda _:
         signature = plan.tf_signature(version, fmt)
         job.columns, job.fields = plan.tf_columns(version, signature)
 
+    groups = pieces.parquet_groups(files, job.columns) if kind != "spark-pipeline" and data_kind == "parquet" else []
+
     spark = _session(options.spark_master, conf, progress)
     master = spark.sparkContext.master
-    if kind == "spark-pipeline":
-        frame = _spark_source_frame(spark, src, job, options, progress)
-    else:
-        frame = data.read(spark, options.data, job.columns)
-        data.check_columns(frame.schema, job.columns, str(options.data))
-        frame = frame.select(*[c.name for c in job.columns])
+    frame, work = _rows(spark, src, job, options, (data_kind, files, groups), progress)
     started = time.monotonic()
-    parts = _score(spark, frame, job, progress)
+    parts = _score(spark, job, progress, frame, work)
     seconds = time.monotonic() - started
     total = stats.merge(parts, job.worst, job.golden, job.sample)
     report = ParityReport(str(src), kind, str(version), fmt, str(options.data), master, atol, rtol, allow_flips,
@@ -140,6 +138,22 @@ def _session(master: str | None, conf: dict, progress):
     return session
 
 
+def _rows(spark, src: Path, job: plan.Job, options: ParityOptions, found: tuple, progress):
+    """(a Spark DataFrame, None) for Spark to read the rows (CSV; any data beside a Spark source), or (None,
+    the tasks' pieces) for the workers to read Parquet or TFRecord files themselves."""
+    data_kind, files, groups = found
+    tasks = spark.sparkContext.defaultParallelism * data.TASKS_PER_CORE
+    if job.source_kind == "spark-pipeline":
+        return _spark_source_frame(spark, src, job, options, progress), None
+    if data_kind == "parquet":
+        return None, pieces.parquet_tasks(groups, tasks)
+    if data_kind == "tfrecord":
+        return None, pieces.tfrecord_tasks(files, tasks)
+    frame = data.read(spark, options.data, job.columns)
+    data.check_columns(data.spark_types(frame.schema), job.columns, str(options.data))
+    return frame.select(*[c.name for c in job.columns]), None
+
+
 def _spark_source_frame(spark, src: Path, job: plan.Job, options: ParityOptions, progress):
     """A Spark PipelineModel source is scored by Spark itself: its prediction (and probability vector) become
     two more columns of the data, next to the input columns the workers give the artifact."""
@@ -151,7 +165,7 @@ def _spark_source_frame(spark, src: Path, job: plan.Job, options: ParityOptions,
     guessed = [plan.Column(name, "DT_STRING" if spec["dtype"] == "DT_STRING" else "DT_DOUBLE")
                for name, spec in inputs.items()]
     frame = data.read(spark, options.data, guessed)
-    data.check_columns(frame.schema, guessed, str(options.data))
+    data.check_columns(data.spark_types(frame.schema), guessed, str(options.data))
     types = {f.name: f.dataType.simpleString() for f in frame.schema.fields}
     schema = {c.name: types[c.name] if types[c.name] in oracle.SPARK_TYPES else
               ("string" if c.string else "double") for c in guessed}
@@ -167,13 +181,14 @@ def _spark_source_frame(spark, src: Path, job: plan.Job, options: ParityOptions,
     return source.answered(typed, scoring.PREDICTION_COLUMN, scoring.PROBABILITY_COLUMN)
 
 
-def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:
-    """mapInPandas over every partition; one JSON row of statistics per partition comes back."""
+def _score(spark, job: plan.Job, progress, frame=None, work=None) -> list[stats.PartitionStats]:
+    """Every partition scored in the Python workers, one JSON line of statistics back from each: mapInPandas
+    over Spark's rows (`frame`), or mapPartitions over the workers' own pieces of the files (`work`)."""
     from tfsconvert.convert.spark_session import quiet
 
     context = spark.sparkContext
     rows_done = context.accumulator(0)
-    partitions = frame.rdd.getNumPartitions()
+    partitions = len(work) if work is not None else frame.rdd.getNumPartitions()
     progress(f"scoring {partitions} partitions")
     done, started = threading.Event(), time.monotonic()
     reporter = threading.Thread(target=_report_progress, args=(context, rows_done, partitions, done, progress),
@@ -181,7 +196,12 @@ def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:
     reporter.start()
     try:
         with quiet():
-            collected = frame.mapInPandas(scoring.partition_scorer(job, rows_done), "stats string").collect()
+            if work is not None:
+                collected = context.parallelize(work, max(1, partitions)).mapPartitions(
+                    scoring.piece_scorer(job, rows_done)).collect()
+            else:
+                collected = [row["stats"] for row in frame.mapInPandas(
+                    scoring.partition_scorer(job, rows_done), "stats string").collect()]
     except TfsConvertError:
         raise
     except Exception as error:  # noqa: BLE001 - Py4J/Spark wrap the worker's error in their own
@@ -195,7 +215,7 @@ def _score(spark, frame, job: plan.Job, progress) -> list[stats.PartitionStats]:
     finally:
         done.set()
         reporter.join()
-    parts = [stats.PartitionStats.from_json(json.loads(row["stats"])) for row in collected]
+    parts = [stats.PartitionStats.from_json(json.loads(line)) for line in collected]
     _rate(progress, sum(p.rows for p in parts), started, f"all {partitions} partitions done")
     return parts
 

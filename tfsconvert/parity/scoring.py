@@ -16,7 +16,7 @@ from tfsconvert import dtypes, rest_codec
 from tfsconvert.dtypes import label_array
 from tfsconvert.errors import InputError, TfsConvertError, one_line, root_cause
 from tfsconvert.naming import LABEL, PREDICTION, probability_field
-from tfsconvert.parity import data, oracle, remote
+from tfsconvert.parity import data, oracle, pieces, remote
 from tfsconvert.parity.plan import SIGNATURE, Job
 from tfsconvert.parity.stats import FieldErrors, FieldStats, PartitionStats, TopK, compare_field
 
@@ -27,21 +27,32 @@ THREADS = 1  # per runtime in a worker: Spark runs one worker per core already
 
 
 def partition_scorer(job: Job, rows_done=None):
-    """The function `mapInPandas` runs on each partition: one row of JSON statistics out."""
+    """The function `mapInPandas` runs on each partition of Spark's rows: one row of JSON statistics out."""
 
     def score(batches):
-        try:
-            yield _frame(_score_partition(job, batches, rows_done))
-        except Exception as error:  # noqa: BLE001 - every failure reaches the driver as one marked line
-            raise remote.wrap(error) from None
+        import pandas as pd
+
+        yield pd.DataFrame({"stats": [_scored(job, batches, rows_done)]})
 
     return score
 
 
-def _frame(stats: PartitionStats):
-    import pandas as pd
+def piece_scorer(job: Job, rows_done=None):
+    """The function `mapPartitions` runs on a task's pieces of the files (tfsconvert.parity.pieces): the
+    worker reads them itself, and sends back one line of JSON statistics."""
 
-    return pd.DataFrame({"stats": [json.dumps(stats.to_json())]})
+    def score(tasks):
+        yield _scored(job, (frame for task in tasks for piece in task for frame in pieces.frames(piece, job.columns)),
+                      rows_done)
+
+    return score
+
+
+def _scored(job: Job, frames, rows_done) -> str:
+    try:
+        return json.dumps(_score_partition(job, frames, rows_done).to_json())
+    except Exception as error:  # noqa: BLE001 - every failure reaches the driver as one marked line
+        raise remote.wrap(error) from None
 
 
 def _where() -> str:
