@@ -9,16 +9,17 @@ groups of 65,536 rows). For each size and model:
     task's work on all of them (tfsconvert.parity.scoring: the same loaders, runtimes and statistics),
     without Spark; it is timed from before its first import, as a Spark worker's imports and model
     loads count in Spark's time;
-  - local[1] and local[2]: `tfsconvert parity` in a fresh process per (size, master), scoring time
-    from its report, peak RSS of the driver's Python process (getrusage) and of the Spark JVM (VmHWM),
-    which in local mode also runs the executors. Printed apart: Spark's start, and its first job (a
-    no-op mapInPandas over the same columns: the JVM's warm-up and the Python workers' start, which
-    the first model of a session would otherwise carry alone), and the cores the machine kept busy
-    while each model was scored (/proc/stat).
+  - local[1] and local[2]: `tfsconvert parity` in a fresh process and Spark session per (size, master,
+    model), so that no model finds a worker another model warmed; scoring time from its report, peak
+    RSS of the driver's Python process (getrusage) and of the Spark JVM (VmHWM), which in local mode
+    also runs the executors. Printed apart: Spark's start, its first job (an empty task per core: the
+    JVM's warm-up and the Python workers' start, no import of ours), a job after the model that only
+    reads every row as parity's workers do (the reading floor), and the cores the machine kept busy
+    while the model was scored (/proc/stat).
 Targets: local[2] >= 1.6x local[1]; local[2] >= the loop at 1M rows; driver RSS flat from 1M to 10M.
 
 Usage: python bench/parity_scale.py [--rows 1000000,10000000] [--models gbt-onnx,gbt-pmml,mlp]
-                                    [--work DIR]
+                                    [--repeat N] [--work DIR]
 """
 
 from __future__ import annotations
@@ -143,27 +144,31 @@ def _job(work: Path, model: str):
     return job
 
 
-def spark_child(work: Path, path: Path, master: str, models: list[str]) -> dict:
-    """In a fresh process: `parity` for each model on `master`; scoring rows/s and the driver's memory."""
+def spark_child(work: Path, path: Path, master: str, model: str) -> dict:
+    """In a fresh process and Spark session: `parity` for `model` on `master`; its scoring rows/s, then a job
+    that only reads the rows (parity's reading floor), and the driver's memory."""
     from tfsconvert.convert import spark_session
     from tfsconvert.parity.run import ParityOptions, parity
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # as `tfsconvert parity` sets it for its workers
     started = time.monotonic()
     spark = spark_session.session(master)
-    out = {"spark_start_seconds": time.monotonic() - started, "models": {}}
+    out = {"spark_start_seconds": time.monotonic() - started}
     started = time.monotonic()
-    spark.read.parquet(str(path)).select(*FEATURES).mapInPandas(_count_rows, "rows long").collect()
+    cores = spark.sparkContext.defaultParallelism
+    assert len(set(spark.sparkContext.parallelize(range(cores), cores).mapPartitions(_worker_pid).collect())) == cores
     out["first_job_seconds"] = time.monotonic() - started
-    for model in models:
-        source, base = MODELS[model]
-        began, busy = time.monotonic(), _busy_seconds()
-        report = parity(work / source, work / "models" / base, ParityOptions(path, spark_master=master))
-        assert report.ok, report.lines()
-        wall = time.monotonic() - began
-        out["models"][model] = {"rows": report.rows, "seconds": report.seconds, "wall": wall,
-                                "rows_per_second": report.rows_per_second, "partitions": report.partitions,
-                                "cores_busy": (_busy_seconds() - busy) / wall}
+    source, base = MODELS[model]
+    began, busy = time.monotonic(), _busy_seconds()
+    report = parity(work / source, work / "models" / base, ParityOptions(path, spark_master=master))
+    assert report.ok, report.lines()
+    wall = time.monotonic() - began
+    out.update({"rows": report.rows, "seconds": report.seconds, "wall": wall,
+                "rows_per_second": report.rows_per_second, "partitions": report.partitions,
+                "cores_busy": (_busy_seconds() - busy) / wall})
+    started = time.monotonic()
+    assert _read_only(spark, path) == report.rows
+    out["read_seconds"] = time.monotonic() - started
     from pyspark import SparkContext
 
     out["driver_python_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -173,6 +178,12 @@ def spark_child(work: Path, path: Path, master: str, models: list[str]) -> dict:
     return out
 
 
+def _worker_pid(_) -> list[int]:
+    """An empty task that lasts long enough for every core's Python worker to start."""
+    time.sleep(0.5)
+    return [os.getpid()]
+
+
 def _busy_seconds() -> float:
     """CPU time of the whole machine so far (every core, every process), from /proc/stat."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -180,10 +191,29 @@ def _busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def _count_rows(batches):
-    import pandas as pd
+def _read_only(spark, path: Path) -> int:
+    """A job that reads every row as parity's workers do (their pieces of the file, as pandas frames), and
+    scores nothing."""
+    from tfsconvert.parity import pieces
+    from tfsconvert.parity.plan import Column
 
-    yield pd.DataFrame({"rows": [sum(len(batch) for batch in batches)]})
+    columns = [Column(name, "DT_DOUBLE") for name in FEATURES]
+    tasks = pieces.parquet_tasks(pieces.parquet_groups([path], columns), spark.sparkContext.defaultParallelism * 4)
+    return sum(spark.sparkContext.parallelize(tasks, len(tasks)).mapPartitions(
+        lambda mine: [sum(len(frame) for task in mine for piece in task for frame in pieces.frames(piece, columns))]
+    ).collect())
+
+
+def median_run(repeat: int, command: list[str]) -> dict:
+    """The run of median scoring time among `repeat` fresh runs of a child printing its result as JSON."""
+    runs = []
+    for _ in range(repeat):
+        proc = subprocess.run(command, env=env(), capture_output=True, text=True, cwd=REPO)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr[-3000:])
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda run: run["seconds"])
+    return {**runs[len(runs) // 2], "all_seconds": [round(run["seconds"], 2) for run in runs]}
 
 
 def main() -> None:
@@ -191,11 +221,12 @@ def main() -> None:
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--models", default="gbt-onnx,gbt-pmml,mlp")
     parser.add_argument("--work", type=Path, default=Path("/tmp/tfsconvert-parity-bench"))
+    parser.add_argument("--repeat", type=int, default=1, help="fresh runs of each measurement; the median is kept")
     parser.add_argument("--child", nargs=2, metavar=("DATA", "MASTER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     models = args.models.split(",")
     if args.child:
-        print(json.dumps(spark_child(args.work, Path(args.child[0]), args.child[1], models)))
+        print(json.dumps(spark_child(args.work, Path(args.child[0]), args.child[1], args.models)))
         return
     args.work.mkdir(parents=True, exist_ok=True)
     build(args.work)
@@ -206,37 +237,40 @@ def main() -> None:
         for model in models:
             job_file = args.work / f"job-{model}.pickle"
             job_file.write_bytes(pickle.dumps(_job(args.work, model)))
-            proc = subprocess.run([sys.executable, "-c", f"import json, sys; sys.path.insert(0, {str(REPO)!r}); "
-                                   f"from bench.parity_scale import loop; from pathlib import Path; print(json.dumps("
-                                   f"loop(Path({str(job_file)!r}), Path({str(path)!r}))))"],
-                                  env=env(), capture_output=True, text=True, cwd=REPO)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr)
-            result["loop"][model] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result["loop"][model] = median_run(args.repeat, [
+                sys.executable, "-c", f"import json, sys; sys.path.insert(0, {str(REPO)!r}); from bench.parity_scale "
+                f"import loop; from pathlib import Path; print(json.dumps(loop(Path({str(job_file)!r}), "
+                f"Path({str(path)!r}))))"])
             print(rows, "loop", model, result["loop"][model], flush=True)
         for master in ("local[1]", "local[2]"):
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--work", str(args.work),
-                                   "--models", args.models, "--child", str(path), master],
-                                  env=env(), capture_output=True, text=True, cwd=REPO)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr[-3000:])
-            result[master] = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(rows, master, result[master], flush=True)
+            result[master] = {}
+            for model in models:
+                result[master][model] = median_run(args.repeat, [
+                    sys.executable, str(Path(__file__).resolve()), "--work", str(args.work), "--models", model,
+                    "--child", str(path), master])
+                print(rows, master, model, result[master][model], flush=True)
         results[rows] = result
     print("\nrows/s (scoring, loading the models included; loop = one process, same work)")
     for rows, result in results.items():
         for model in models:
-            one, two = result["local[1]"]["models"][model], result["local[2]"]["models"][model]
+            one, two = result["local[1]"][model], result["local[2]"][model]
             base = result["loop"][model]["rows_per_second"]
             print(f"{rows:>11,} {model:9} loop {base:>9,.0f}  local[1] {one['rows_per_second']:>9,.0f}  local[2] "
                   f"{two['rows_per_second']:>9,.0f}  local[2]/local[1] {two['rows_per_second'] / one['rows_per_second']:.2f}"
                   f"  local[2]/loop {two['rows_per_second'] / base:.2f}  cores busy {one['cores_busy']:.2f} / "
                   f"{two['cores_busy']:.2f}")
-        print(f"{rows:>11,} driver peak RSS: python {result['local[2]']['driver_python_rss_mb']:.0f} MB, "
-              f"Spark JVM {result['local[2]']['jvm_peak_rss_mb']:.0f} MB (local[2])")
+            if args.repeat > 1:
+                print(f"{'':>21} runs' seconds: loop {result['loop'][model]['all_seconds']}  local[1] "
+                      f"{one['all_seconds']}  local[2] {two['all_seconds']}")
         for master in ("local[1]", "local[2]"):
-            print(f"{rows:>11,} {master}: Spark start {result[master]['spark_start_seconds']:.1f} s, first job "
-                  f"(no-op over the data) {result[master]['first_job_seconds']:.1f} s")
+            runs = result[master].values()
+            print(f"{rows:>11,} {master}: Spark start {min(r['spark_start_seconds'] for r in runs):.1f}-"
+                  f"{max(r['spark_start_seconds'] for r in runs):.1f} s, first job (starts the workers) "
+                  f"{min(r['first_job_seconds'] for r in runs):.1f}-{max(r['first_job_seconds'] for r in runs):.1f} s, "
+                  f"reading every row (no scoring) {min(r['read_seconds'] for r in runs):.1f}-"
+                  f"{max(r['read_seconds'] for r in runs):.1f} s; driver peak RSS: python "
+                  f"{max(r['driver_python_rss_mb'] for r in runs):.0f} MB, Spark JVM "
+                  f"{max(r['jvm_peak_rss_mb'] for r in runs):.0f} MB")
     (args.work / "results.json").write_text(json.dumps(results, indent=2))
 
 

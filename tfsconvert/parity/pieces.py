@@ -1,8 +1,9 @@
 """Parquet and TFRecord `--data` read by the Python workers themselves. The driver cuts the files into
 pieces from their footers and record headers: row ranges of Parquet row groups, byte ranges of whole
 TFRecord records. Spark hands each task its pieces, and the worker reads them into pandas frames of
-BATCH_ROWS rows. No row passes through the JVM: in local mode, its Parquet-to-Arrow conversion kept
-most of a core busy beside the scoring. CSV data and Spark sources keep Spark's own reader.
+BATCH_ROWS rows. No row passes through the JVM: in local mode, its Parquet-to-Arrow conversion kept a
+quarter to a third of a core busy beside the scoring. CSV data, and data beside a Spark source, keep
+Spark's own reader.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfsconvert.errors import InputError, TfsConvertError, one_line
+from tfsconvert.parity.data import arrow_types, check_columns
 from tfsconvert.parity.plan import Column
 
 BATCH_ROWS = 10_000  # rows per frame a worker scores, as Spark's default Arrow batch
@@ -34,8 +36,6 @@ def parquet_groups(files: list[Path], columns: list[Column]) -> list[tuple[str, 
     """(file, row group, rows) of every file, read from the footers; each file's columns are checked against
     the model's (InputError `bad-data`, exit 2, naming the file)."""
     import pyarrow.parquet as pq
-
-    from tfsconvert.parity.data import arrow_types, check_columns
 
     groups = []
     for path in files:
