@@ -13,9 +13,9 @@ groups of 65,536 rows). For each size and model:
     model), so that no model finds a worker another model warmed; scoring time from its report, peak
     RSS of the driver's Python process (getrusage) and of the Spark JVM (VmHWM), which in local mode
     also runs the executors. Printed apart: Spark's start, its first job (an empty task per core: the
-    JVM's warm-up and the Python workers' start, no import of ours), a job after the model that only
-    reads every row as parity's workers do (the reading floor), and the cores the machine kept busy
-    while the model was scored (/proc/stat).
+    JVM's warm-up and the workers' start, nothing imported beyond the standard library), a job after
+    the model that only reads every row as parity's workers do (the reading floor), and the cores the
+    machine kept busy while the model was scored (/proc/stat).
 Targets: local[2] >= 1.6x local[1]; local[2] >= the loop at 1M rows; driver RSS flat from 1M to 10M.
 
 Usage: python bench/parity_scale.py [--rows 1000000,10000000] [--models gbt-onnx,gbt-pmml,mlp]
